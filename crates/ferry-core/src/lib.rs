@@ -1,0 +1,1 @@
+//! Everything a headless Ferry client needs: service clients, metering, supervisor, store, secrets.

@@ -1,0 +1,1 @@
+//! A local stand-in for OrbNET, tunnelbyte and NeoSC with a real WireGuard exit node.

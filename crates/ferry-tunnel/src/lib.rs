@@ -1,0 +1,1 @@
+//! Ferry's WireGuard data plane on boringtun: peer loop, system mode, app mode, exit node.
