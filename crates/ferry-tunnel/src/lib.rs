@@ -1,1 +1,3 @@
 //! Ferry's WireGuard data plane on boringtun: peer loop, system mode, app mode, exit node.
+
+pub mod pipe;
