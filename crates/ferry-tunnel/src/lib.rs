@@ -1,3 +1,5 @@
 //! Ferry's WireGuard data plane on boringtun: peer loop, system mode, app mode, exit node.
 
 pub mod pipe;
+pub mod keys;
+pub mod wgconf;
