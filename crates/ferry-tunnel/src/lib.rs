@@ -3,3 +3,4 @@
 pub mod pipe;
 pub mod keys;
 pub mod wgconf;
+pub mod netstack;

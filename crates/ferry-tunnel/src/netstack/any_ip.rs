@@ -1,0 +1,281 @@
+//! Any-IP mode: sockets created on demand for each new flow's destination, behind a policy.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use smoltcp::iface::{SocketHandle, SocketSet};
+use smoltcp::socket::tcp as stcp;
+use smoltcp::wire::{IpListenEndpoint, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket};
+use tokio::sync::mpsc;
+
+use super::{endpoint_to_socket_addr, new_tcp_socket, udp, PendingTcp, Shared, UdpSocket};
+
+/// Transport protocol of a new flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowProto {
+    /// A TCP connection (its first SYN).
+    Tcp,
+    /// A UDP datagram to an endpoint with no socket yet.
+    Udp,
+}
+
+/// Decides whether a new flow to a destination may be terminated and relayed. It runs inside
+/// the stack's lock: keep it cheap and never block.
+pub type FlowPolicy = Arc<dyn Fn(FlowProto, SocketAddr) -> bool + Send + Sync>;
+
+/// New flows of an any-IP stack.
+#[derive(Debug)]
+pub struct Incoming {
+    /// TCP connections whose SYN arrived; accept or reject each.
+    pub tcp: mpsc::Receiver<PendingTcp>,
+    /// UDP sockets bound to a destination endpoint that just received its first datagram.
+    pub udp: mpsc::Receiver<UdpSocket>,
+}
+
+/// A flow key: (remote endpoint, local endpoint) as seen by the stack.
+type FlowKey = (SocketAddr, SocketAddr);
+
+/// How long a listener created for a SYN may wait for it before it is dropped.
+const LISTENER_WAIT: Duration = Duration::from_secs(10);
+
+pub(crate) struct AnyIpState {
+    policy: FlowPolicy,
+    tcp_tx: mpsc::Sender<PendingTcp>,
+    udp_tx: mpsc::Sender<UdpSocket>,
+    tcp_flows: HashMap<FlowKey, SocketHandle>,
+    tcp_keys: HashMap<SocketHandle, FlowKey>,
+    listeners: Vec<(SocketHandle, Instant)>,
+    pub(crate) udp_binds: HashMap<SocketAddr, SocketHandle>,
+}
+
+/// What `parse` found in an IP packet.
+struct Flow {
+    proto: IpProtocol,
+    src: SocketAddr,
+    dst: SocketAddr,
+    /// A TCP SYN without ACK: the start of a connection.
+    syn: bool,
+}
+
+fn parse(packet: &[u8]) -> Option<Flow> {
+    let (src_ip, dst_ip, proto, payload): (IpAddr, IpAddr, IpProtocol, &[u8]) =
+        match packet.first()? >> 4 {
+            4 => {
+                let ip = Ipv4Packet::new_checked(packet).ok()?;
+                if ip.more_frags() || ip.frag_offset() != 0 {
+                    return None;
+                }
+                let header = usize::from(ip.header_len());
+                let total = usize::from(ip.total_len()).min(packet.len());
+                (
+                    ip.src_addr().into(),
+                    ip.dst_addr().into(),
+                    ip.next_header(),
+                    packet.get(header..total)?,
+                )
+            }
+            6 => {
+                let ip = Ipv6Packet::new_checked(packet).ok()?;
+                (
+                    ip.src_addr().into(),
+                    ip.dst_addr().into(),
+                    ip.next_header(),
+                    packet.get(40..40 + usize::from(ip.payload_len()))?,
+                )
+            }
+            _ => return None,
+        };
+    match proto {
+        IpProtocol::Tcp => {
+            let tcp = TcpPacket::new_checked(payload).ok()?;
+            Some(Flow {
+                proto,
+                src: SocketAddr::new(src_ip, tcp.src_port()),
+                dst: SocketAddr::new(dst_ip, tcp.dst_port()),
+                syn: tcp.syn() && !tcp.ack(),
+            })
+        }
+        IpProtocol::Udp => {
+            let udp = UdpPacket::new_checked(payload).ok()?;
+            Some(Flow {
+                proto,
+                src: SocketAddr::new(src_ip, udp.src_port()),
+                dst: SocketAddr::new(dst_ip, udp.dst_port()),
+                syn: false,
+            })
+        }
+        _ => None,
+    }
+}
+
+impl AnyIpState {
+    pub(crate) fn new(
+        policy: FlowPolicy,
+        tcp_tx: mpsc::Sender<PendingTcp>,
+        udp_tx: mpsc::Sender<UdpSocket>,
+    ) -> Self {
+        Self {
+            policy,
+            tcp_tx,
+            udp_tx,
+            tcp_flows: HashMap::new(),
+            tcp_keys: HashMap::new(),
+            listeners: Vec::new(),
+            udp_binds: HashMap::new(),
+        }
+    }
+
+    /// Looks at a packet before the interface does; creates a socket for a new allowed flow.
+    /// Returns whether the packet goes on to the interface.
+    pub(crate) fn admit(
+        &mut self,
+        shared: &Arc<Shared>,
+        packet: &[u8],
+        sockets: &mut SocketSet<'static>,
+        tcp_buffer: usize,
+    ) -> bool {
+        let Some(flow) = parse(packet) else {
+            return true;
+        };
+        if flow.dst.port() == 0 || flow.src.port() == 0 {
+            return false;
+        }
+        match flow.proto {
+            IpProtocol::Tcp if flow.syn => {
+                let key = (flow.src, flow.dst);
+                if self.tcp_flows.contains_key(&key) || !(self.policy)(FlowProto::Tcp, flow.dst) {
+                    // A retransmitted SYN, or a refused flow that the interface answers with RST.
+                    return true;
+                }
+                let mut socket = new_tcp_socket(tcp_buffer);
+                socket.pause_synack(true);
+                let endpoint = IpListenEndpoint {
+                    addr: Some(flow.dst.ip().into()),
+                    port: flow.dst.port(),
+                };
+                if socket.listen(endpoint).is_err() {
+                    return true;
+                }
+                let handle = sockets.add(socket);
+                self.tcp_flows.insert(key, handle);
+                self.tcp_keys.insert(handle, key);
+                self.listeners.push((handle, Instant::now()));
+                true
+            }
+            IpProtocol::Udp => {
+                let wildcard = SocketAddr::new(
+                    match flow.dst {
+                        SocketAddr::V4(_) => IpAddr::from([0u8; 4]),
+                        SocketAddr::V6(_) => IpAddr::from([0u16; 8]),
+                    },
+                    flow.dst.port(),
+                );
+                if self.udp_binds.contains_key(&flow.dst) || self.udp_binds.contains_key(&wildcard)
+                {
+                    return true;
+                }
+                if !(self.policy)(FlowProto::Udp, flow.dst) {
+                    return true;
+                }
+                match udp::bind_parts(shared, sockets, Some(&mut self.udp_binds), flow.dst) {
+                    Ok(socket) => {
+                        if let Err(e) = self.udp_tx.try_send(socket) {
+                            let socket = match e {
+                                mpsc::error::TrySendError::Full(s)
+                                | mpsc::error::TrySendError::Closed(s) => s,
+                            };
+                            let handle = socket.disarm();
+                            sockets.remove(handle);
+                            self.udp_binds.remove(&flow.dst);
+                        }
+                    }
+                    Err(e) => tracing::debug!(error = %e, "no UDP socket for new flow"),
+                }
+                true
+            }
+            _ => true,
+        }
+    }
+
+    /// Hands out listeners that received their SYN; drops those that waited too long.
+    pub(crate) fn after_poll(&mut self, shared: &Arc<Shared>, sockets: &mut SocketSet<'static>) {
+        if self.listeners.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let mut i = 0;
+        while i < self.listeners.len() {
+            let (handle, created) = self.listeners[i];
+            let socket = sockets.get_mut::<stcp::Socket>(handle);
+            match socket.state() {
+                stcp::State::Listen if now.duration_since(created) < LISTENER_WAIT => {
+                    i += 1;
+                    continue;
+                }
+                stcp::State::SynReceived => {
+                    let (Some(remote), Some(local)) =
+                        (socket.remote_endpoint(), socket.local_endpoint())
+                    else {
+                        i += 1;
+                        continue;
+                    };
+                    let key = (
+                        endpoint_to_socket_addr(remote),
+                        endpoint_to_socket_addr(local),
+                    );
+                    // Identical listeners may have picked up each other's SYN: key by what
+                    // the socket actually holds.
+                    if let Some(old) = self.tcp_keys.insert(handle, key) {
+                        if self.tcp_flows.get(&old) == Some(&handle) {
+                            self.tcp_flows.remove(&old);
+                        }
+                    }
+                    self.tcp_flows.insert(key, handle);
+                    let pending = PendingTcp::new(shared.clone(), handle, key.1, key.0);
+                    if let Err(e) = self.tcp_tx.try_send(pending) {
+                        let pending = match e {
+                            mpsc::error::TrySendError::Full(p)
+                            | mpsc::error::TrySendError::Closed(p) => p,
+                        };
+                        let handle = pending.disarm();
+                        self.drop_tcp(sockets, handle);
+                    }
+                }
+                _ => {
+                    self.drop_tcp(sockets, handle);
+                }
+            }
+            self.listeners.swap_remove(i);
+        }
+    }
+
+    fn drop_tcp(&mut self, sockets: &mut SocketSet<'static>, handle: SocketHandle) {
+        sockets.get_mut::<stcp::Socket>(handle).abort();
+        sockets.remove(handle);
+        self.forget_tcp(handle);
+    }
+
+    /// Forgets a removed TCP socket's flow.
+    pub(crate) fn forget_tcp(&mut self, handle: SocketHandle) {
+        if let Some(key) = self.tcp_keys.remove(&handle) {
+            if self.tcp_flows.get(&key) == Some(&handle) {
+                self.tcp_flows.remove(&key);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = parse(&bytes);
+        }
+    }
+}
