@@ -1,0 +1,415 @@
+//! The connection state machine: `step(state, input, now) -> (state, actions)`. Pure; the
+//! supervisor executes the actions and feeds their results back as inputs.
+
+use serde::Serialize;
+
+use crate::clock::BootInstant;
+use crate::meter::credits_driver::DisconnectReason;
+
+/// How many times a lost connection is re-established before giving up.
+pub const MAX_RECONNECTS: u32 = 3;
+
+/// Why a session failed or was ended, typed so the CLI can map it to an exit code and the UI to
+/// a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
+pub enum ErrorCause {
+    /// Not enough OrbNET credits to connect.
+    #[error("not enough credits to connect: {0}")]
+    CreditsExhausted(String),
+    /// A tunnelbyte quota window is used up.
+    #[error("quota exhausted: {0}")]
+    QuotaExhausted(String),
+    /// The region has no node; the message lists the alternatives.
+    #[error("region unavailable: {0}")]
+    RegionUnavailable(String),
+    /// Another session is active on the account and is not ours to end.
+    #[error("{0}")]
+    SessionConflict(String),
+    /// Credits ran out while connected.
+    #[error("credits depleted: the server ended the session")]
+    CreditsDepleted,
+    /// The server ended the session while connected.
+    #[error("the server ended the session: {0}")]
+    TerminatedByServer(String),
+    /// The tunnel could not be brought up or died.
+    #[error("tunnel failed: {0}")]
+    Tunnel(String),
+    /// A service call failed.
+    #[error("service error: {0}")]
+    Service(String),
+}
+
+impl ErrorCause {
+    /// Whether retrying may help (network and tunnel trouble, not money or conflicts).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Tunnel(_) | Self::Service(_))
+    }
+
+    /// The `ferry connect` exit code: 2 exhausted at start, 3 ended by the server or depleted
+    /// credits while running, 1 any other error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::CreditsExhausted(_) | Self::QuotaExhausted(_) => 2,
+            Self::CreditsDepleted | Self::TerminatedByServer(_) => 3,
+            _ => 1,
+        }
+    }
+
+    /// The OrbNET `disconnect_reason` to end a session with for this cause.
+    pub fn disconnect_reason(&self) -> DisconnectReason {
+        match self {
+            Self::CreditsDepleted | Self::CreditsExhausted(_) => DisconnectReason::CreditsDepleted,
+            Self::TerminatedByServer(_) => DisconnectReason::Timeout,
+            _ => DisconnectReason::Error,
+        }
+    }
+}
+
+/// Where the connection is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum State {
+    /// Nothing running.
+    Disconnected,
+    /// Bringing the tunnel up and starting the server session.
+    Connecting,
+    /// Tunnel up, server session started, meter running.
+    Connected {
+        /// Boot-clock time of the connection (ms).
+        #[serde(skip)]
+        since: BootInstant,
+    },
+    /// The connection was lost; establishing it again.
+    Reconnecting {
+        /// Attempt number, from 1.
+        attempt: u32,
+    },
+    /// Tearing down; then `Disconnected`, or `Error` when a cause is kept.
+    Disconnecting {
+        /// The error state to settle in after the teardown, if any.
+        then: Option<ErrorCause>,
+    },
+    /// Stopped because of this cause.
+    Error {
+        /// The cause.
+        cause: ErrorCause,
+    },
+}
+
+/// What happened: a user command or the result of an action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// The user asked to connect.
+    Connect,
+    /// The tunnel had its first handshake and the server session started.
+    Established,
+    /// Bringing the connection up failed.
+    ConnectFailed(ErrorCause),
+    /// The connection was lost but may come back (tunnel died, server forgot the session).
+    Lost(String),
+    /// The server ended the session for good (credits depleted, terminated, quota).
+    Ended(ErrorCause),
+    /// The user asked to disconnect.
+    Disconnect,
+    /// The teardown finished.
+    TornDown,
+}
+
+/// What the supervisor must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Bring the tunnel up and start the server session; answer with `Established` or
+    /// `ConnectFailed`.
+    BringUp,
+    /// Start metering the established session.
+    StartMeter,
+    /// Stop metering and end the server session with this reason.
+    StopMeter(DisconnectReason),
+    /// Tear down whatever is up (also aborts a connection in progress); answer `TornDown`.
+    TearDown,
+    /// Re-establish after a loss: tear down, then bring up again.
+    Reconnect {
+        /// Attempt number, from 1.
+        attempt: u32,
+    },
+}
+
+impl State {
+    /// Whether the meter runs in this state (only when connected).
+    pub fn meters(&self) -> bool {
+        matches!(self, State::Connected { .. })
+    }
+
+    /// A short name for status lines and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            State::Disconnected => "disconnected",
+            State::Connecting => "connecting",
+            State::Connected { .. } => "connected",
+            State::Reconnecting { .. } => "reconnecting",
+            State::Disconnecting { .. } => "disconnecting",
+            State::Error { .. } => "error",
+        }
+    }
+}
+
+/// One transition. Inputs that do not apply to a state leave it unchanged with no actions.
+pub fn step(state: &State, input: Input, now: BootInstant) -> (State, Vec<Action>) {
+    use Action as A;
+    use Input as I;
+    use State as S;
+    let unchanged = || (state.clone(), Vec::new());
+    match (state, input) {
+        (S::Disconnected | S::Error { .. }, I::Connect) => (S::Connecting, vec![A::BringUp]),
+        (S::Connecting | S::Reconnecting { .. }, I::Established) => {
+            (S::Connected { since: now }, vec![A::StartMeter])
+        }
+        (S::Connecting, I::ConnectFailed(cause)) => {
+            (S::Disconnecting { then: Some(cause) }, vec![A::TearDown])
+        }
+        (S::Reconnecting { attempt }, I::ConnectFailed(cause)) => {
+            if cause.is_transient() && *attempt < MAX_RECONNECTS {
+                let attempt = attempt + 1;
+                (S::Reconnecting { attempt }, vec![A::Reconnect { attempt }])
+            } else {
+                (S::Disconnecting { then: Some(cause) }, vec![A::TearDown])
+            }
+        }
+        (S::Connected { .. }, I::Lost(_)) => (
+            S::Reconnecting { attempt: 1 },
+            vec![
+                A::StopMeter(DisconnectReason::Error),
+                A::Reconnect { attempt: 1 },
+            ],
+        ),
+        (S::Connected { .. }, I::Ended(cause)) => {
+            let reason = cause.disconnect_reason();
+            (
+                S::Disconnecting { then: Some(cause) },
+                vec![A::StopMeter(reason), A::TearDown],
+            )
+        }
+        (S::Connecting | S::Reconnecting { .. }, I::Ended(cause)) => {
+            (S::Disconnecting { then: Some(cause) }, vec![A::TearDown])
+        }
+        (S::Connected { .. }, I::Disconnect) => (
+            S::Disconnecting { then: None },
+            vec![A::StopMeter(DisconnectReason::UserInitiated), A::TearDown],
+        ),
+        (S::Connecting | S::Reconnecting { .. }, I::Disconnect) => {
+            (S::Disconnecting { then: None }, vec![A::TearDown])
+        }
+        (S::Disconnecting { .. }, I::Disconnect) => (S::Disconnecting { then: None }, vec![]),
+        (S::Disconnecting { then }, I::TornDown) => match then {
+            Some(cause) => (
+                S::Error {
+                    cause: cause.clone(),
+                },
+                vec![],
+            ),
+            None => (S::Disconnected, vec![]),
+        },
+        (S::Error { .. }, I::Disconnect) => (S::Disconnected, vec![]),
+        _ => unchanged(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const T: BootInstant = BootInstant::from_millis(42);
+
+    fn connected() -> State {
+        State::Connected { since: T }
+    }
+
+    #[test]
+    fn transition_table() {
+        use Action as A;
+        use Input as I;
+        use State as S;
+        let tunnel = ErrorCause::Tunnel("no handshake".into());
+        let depleted = ErrorCause::CreditsDepleted;
+        let cases: Vec<(S, I, S, Vec<A>)> = vec![
+            (S::Disconnected, I::Connect, S::Connecting, vec![A::BringUp]),
+            (
+                S::Connecting,
+                I::Established,
+                connected(),
+                vec![A::StartMeter],
+            ),
+            (
+                S::Connecting,
+                I::ConnectFailed(tunnel.clone()),
+                S::Disconnecting {
+                    then: Some(tunnel.clone()),
+                },
+                vec![A::TearDown],
+            ),
+            (
+                connected(),
+                I::Disconnect,
+                S::Disconnecting { then: None },
+                vec![A::StopMeter(DisconnectReason::UserInitiated), A::TearDown],
+            ),
+            (
+                connected(),
+                I::Ended(depleted.clone()),
+                S::Disconnecting {
+                    then: Some(depleted.clone()),
+                },
+                vec![A::StopMeter(DisconnectReason::CreditsDepleted), A::TearDown],
+            ),
+            (
+                connected(),
+                I::Lost("tunnel died".into()),
+                S::Reconnecting { attempt: 1 },
+                vec![
+                    A::StopMeter(DisconnectReason::Error),
+                    A::Reconnect { attempt: 1 },
+                ],
+            ),
+            (
+                S::Reconnecting { attempt: 1 },
+                I::ConnectFailed(tunnel.clone()),
+                S::Reconnecting { attempt: 2 },
+                vec![A::Reconnect { attempt: 2 }],
+            ),
+            (
+                S::Reconnecting {
+                    attempt: MAX_RECONNECTS,
+                },
+                I::ConnectFailed(tunnel.clone()),
+                S::Disconnecting {
+                    then: Some(tunnel.clone()),
+                },
+                vec![A::TearDown],
+            ),
+            (
+                S::Reconnecting { attempt: 1 },
+                I::ConnectFailed(ErrorCause::CreditsExhausted("0".into())),
+                S::Disconnecting {
+                    then: Some(ErrorCause::CreditsExhausted("0".into())),
+                },
+                vec![A::TearDown],
+            ),
+            (
+                S::Reconnecting { attempt: 2 },
+                I::Established,
+                connected(),
+                vec![A::StartMeter],
+            ),
+            (
+                S::Disconnecting {
+                    then: Some(depleted.clone()),
+                },
+                I::TornDown,
+                S::Error {
+                    cause: depleted.clone(),
+                },
+                vec![],
+            ),
+            (
+                S::Disconnecting { then: None },
+                I::TornDown,
+                S::Disconnected,
+                vec![],
+            ),
+            (
+                S::Error {
+                    cause: depleted.clone(),
+                },
+                I::Connect,
+                S::Connecting,
+                vec![A::BringUp],
+            ),
+            (
+                S::Error {
+                    cause: depleted.clone(),
+                },
+                I::Disconnect,
+                S::Disconnected,
+                vec![],
+            ),
+            (S::Disconnected, I::Established, S::Disconnected, vec![]),
+            (connected(), I::Connect, connected(), vec![]),
+        ];
+        for (from, input, to, actions) in cases {
+            let (s, a) = step(&from, input.clone(), T);
+            assert_eq!((&s, &a), (&to, &actions), "{from:?} + {input:?}");
+        }
+    }
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(ErrorCause::QuotaExhausted("x".into()).exit_code(), 2);
+        assert_eq!(ErrorCause::CreditsExhausted("x".into()).exit_code(), 2);
+        assert_eq!(ErrorCause::CreditsDepleted.exit_code(), 3);
+        assert_eq!(ErrorCause::TerminatedByServer("idle".into()).exit_code(), 3);
+        assert_eq!(ErrorCause::Tunnel("x".into()).exit_code(), 1);
+    }
+
+    fn cause() -> impl Strategy<Value = ErrorCause> {
+        prop_oneof![
+            Just(ErrorCause::CreditsDepleted),
+            Just(ErrorCause::Tunnel("t".into())),
+            Just(ErrorCause::Service("s".into())),
+            Just(ErrorCause::QuotaExhausted("q".into())),
+            Just(ErrorCause::TerminatedByServer("idle".into())),
+        ]
+    }
+
+    fn input() -> impl Strategy<Value = Input> {
+        prop_oneof![
+            Just(Input::Connect),
+            Just(Input::Established),
+            cause().prop_map(Input::ConnectFailed),
+            Just(Input::Lost("x".into())),
+            cause().prop_map(Input::Ended),
+            Just(Input::Disconnect),
+            Just(Input::TornDown),
+        ]
+    }
+
+    proptest! {
+        /// Whatever happened before: Disconnect, then the teardown's completion, ends in
+        /// Disconnected; and the meter runs exactly while the state is Connected.
+        #[test]
+        fn disconnect_always_reaches_disconnected_and_meter_only_in_connected(
+            inputs in proptest::collection::vec(input(), 0..60)
+        ) {
+            let mut state = State::Disconnected;
+            let mut meter_running = false;
+            let apply = |state: &State, input: Input, meter_running: &mut bool| {
+                let (next, actions) = step(state, input, T);
+                for a in &actions {
+                    match a {
+                        Action::StartMeter => {
+                            assert!(!*meter_running, "meter started twice");
+                            *meter_running = true;
+                        }
+                        Action::StopMeter(_) => {
+                            assert!(*meter_running, "meter stopped while not running");
+                            *meter_running = false;
+                        }
+                        _ => {}
+                    }
+                }
+                next
+            };
+            for i in inputs {
+                state = apply(&state, i, &mut meter_running);
+                prop_assert_eq!(meter_running, state.meters(), "state {:?}", state);
+            }
+            let s1 = apply(&state, Input::Disconnect, &mut meter_running);
+            prop_assert!(!meter_running);
+            let s2 = if s1 == State::Disconnected { s1 } else {
+                apply(&s1, Input::TornDown, &mut meter_running)
+            };
+            prop_assert_eq!(s2, State::Disconnected);
+        }
+    }
+}

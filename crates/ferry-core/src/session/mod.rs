@@ -1,0 +1,4 @@
+//! The session supervisor: a pure state machine ([`machine`]) and the task that executes its
+//! actions and publishes one [`event::SessionEvent`] stream.
+
+pub mod machine;
