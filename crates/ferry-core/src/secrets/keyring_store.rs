@@ -1,0 +1,208 @@
+//! The OS keyring through the `keyring` crate, every call on a blocking thread under a timeout.
+
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+
+use super::{keyring_user, Secret, SecretStore, SecretsError, KEYRING_SERVICE};
+use crate::services::ServiceKind;
+
+/// Which keyring backend to use; chosen explicitly, never keyring's compile-time default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyringBackend {
+    /// The platform's persistent store: the freedesktop Secret Service on Linux/BSD (GNOME
+    /// Keyring, KWallet), the Keychain on macOS, Credential Manager on Windows (when the build
+    /// enables those features).
+    Platform,
+    /// Linux kernel keyutils (session keyring): no daemon needed, but not persistent across
+    /// logout or reboot. Only on request.
+    KernelKeyutils,
+}
+
+/// Tokens in the OS keyring under service `ferry`, user `<service>-token`.
+#[derive(Debug, Clone)]
+pub struct KeyringStore {
+    backend: KeyringBackend,
+    timeout: Duration,
+    service_name: String,
+}
+
+impl KeyringStore {
+    /// A store on `backend` whose calls give up after `timeout` (5 s is a good default).
+    pub fn new(backend: KeyringBackend, timeout: Duration) -> Self {
+        Self {
+            backend,
+            timeout,
+            service_name: KEYRING_SERVICE.to_string(),
+        }
+    }
+
+    /// Uses another keyring service name (tests use a unique one so they never touch real entries).
+    pub fn with_service_name(mut self, name: impl Into<String>) -> Self {
+        self.service_name = name.into();
+        self
+    }
+
+    fn store_name(&self) -> &'static str {
+        match self.backend {
+            KeyringBackend::Platform => platform_name(),
+            KeyringBackend::KernelKeyutils => "kernel keyutils keyring",
+        }
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        service: ServiceKind,
+        op: impl FnOnce(&keyring::Entry) -> Result<T, keyring::Error> + Send + 'static,
+    ) -> Result<T, SecretsError> {
+        let store = self.store_name();
+        let backend = self.backend;
+        let svc = self.service_name.clone();
+        let user = keyring_user(service);
+        let task = tokio::task::spawn_blocking(move || {
+            let entry = make_entry(backend, &svc, &user)?;
+            op(&entry)
+        });
+        match tokio::time::timeout(self.timeout, task).await {
+            Err(_) => Err(SecretsError::Timeout {
+                store,
+                secs: self.timeout.as_secs().max(1),
+            }),
+            Ok(Err(join)) => Err(SecretsError::Failed {
+                store,
+                message: format!("keyring task failed: {join}"),
+            }),
+            Ok(Ok(r)) => r.map_err(|e| map_error(store, e)),
+        }
+    }
+}
+
+fn platform_name() -> &'static str {
+    if cfg!(any(
+        target_os = "linux",
+        target_os = "freebsd",
+        target_os = "openbsd"
+    )) {
+        "Secret Service keyring"
+    } else if cfg!(target_os = "macos") {
+        "macOS Keychain"
+    } else if cfg!(target_os = "windows") {
+        "Windows Credential Manager"
+    } else {
+        "platform keyring"
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd"))]
+fn platform_entry(service: &str, user: &str) -> Result<keyring::Entry, keyring::Error> {
+    let cred = keyring::secret_service::SsCredential::new_with_target(None, service, user)?;
+    Ok(keyring::Entry::new_with_credential(Box::new(cred)))
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd")))]
+fn platform_entry(service: &str, user: &str) -> Result<keyring::Entry, keyring::Error> {
+    keyring::Entry::new(service, user)
+}
+
+#[cfg(target_os = "linux")]
+fn keyutils_entry(service: &str, user: &str) -> Result<keyring::Entry, keyring::Error> {
+    let cred = keyring::keyutils::KeyutilsCredential::new_with_target(None, service, user)?;
+    Ok(keyring::Entry::new_with_credential(Box::new(cred)))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn keyutils_entry(_service: &str, _user: &str) -> Result<keyring::Entry, keyring::Error> {
+    Err(keyring::Error::NoStorageAccess(
+        "kernel keyutils exists only on Linux".into(),
+    ))
+}
+
+fn make_entry(
+    backend: KeyringBackend,
+    service: &str,
+    user: &str,
+) -> Result<keyring::Entry, keyring::Error> {
+    match backend {
+        KeyringBackend::Platform => platform_entry(service, user),
+        KeyringBackend::KernelKeyutils => keyutils_entry(service, user),
+    }
+}
+
+fn map_error(store: &'static str, e: keyring::Error) -> SecretsError {
+    match e {
+        keyring::Error::NoStorageAccess(inner) => SecretsError::Unavailable {
+            store,
+            message: inner.to_string(),
+        },
+        keyring::Error::PlatformFailure(inner) => SecretsError::Unavailable {
+            store,
+            message: inner.to_string(),
+        },
+        keyring::Error::TooLong(attr, limit) => SecretsError::Rejected {
+            store,
+            message: format!("{attr} longer than {limit}"),
+        },
+        keyring::Error::Invalid(attr, why) => SecretsError::Rejected {
+            store,
+            message: format!("{attr}: {why}"),
+        },
+        keyring::Error::BadEncoding(_) => SecretsError::Failed {
+            store,
+            message: "stored value is not UTF-8".into(),
+        },
+        other => SecretsError::Failed {
+            store,
+            message: other.to_string(),
+        },
+    }
+}
+
+impl SecretStore for KeyringStore {
+    fn name(&self) -> &'static str {
+        self.store_name()
+    }
+
+    fn get(&self, service: ServiceKind) -> BoxFuture<'_, Result<Option<Secret>, SecretsError>> {
+        async move {
+            self.run(service, |e| match e.get_password() {
+                Ok(v) => Ok(Some(Secret::new(v))),
+                Err(keyring::Error::NoEntry) => Ok(None),
+                Err(e) => Err(e),
+            })
+            .await
+        }
+        .boxed()
+    }
+
+    fn set(&self, service: ServiceKind, value: Secret) -> BoxFuture<'_, Result<(), SecretsError>> {
+        async move {
+            // gnome-keyring drops collections whose secrets contain raw newlines: refuse them.
+            if value.expose().contains(['\n', '\r']) {
+                return Err(SecretsError::Rejected {
+                    store: self.store_name(),
+                    message: "a token must be a single line".into(),
+                });
+            }
+            self.run(service, move |e| e.set_password(value.expose()))
+                .await
+        }
+        .boxed()
+    }
+
+    fn delete(&self, service: ServiceKind) -> BoxFuture<'_, Result<bool, SecretsError>> {
+        async move {
+            self.run(service, |e| match e.delete_credential() {
+                Ok(()) => Ok(true),
+                Err(keyring::Error::NoEntry) => Ok(false),
+                Err(e) => Err(e),
+            })
+            .await
+        }
+        .boxed()
+    }
+
+    fn persistent(&self) -> bool {
+        self.backend == KeyringBackend::Platform
+    }
+}
