@@ -4,3 +4,4 @@ pub mod pipe;
 pub mod keys;
 pub mod wgconf;
 pub mod netstack;
+pub mod exit;

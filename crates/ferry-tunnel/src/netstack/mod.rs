@@ -24,7 +24,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use ipnet::IpNet;
+/// The address-with-prefix type of [`NetstackConfig::addrs`] (re-exported from `ipnet`).
+pub use ipnet::IpNet;
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp as stcp;
 use smoltcp::time::Instant as SmolInstant;

@@ -1,0 +1,202 @@
+//! Shared by the exit-node and app-mode tests: a minimal in-process WireGuard client peer (a
+//! boringtun `Tunn` on a UDP socket, joined by a pipe to a userspace stack) and small servers.
+
+#![allow(dead_code)]
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use boringtun::noise::{Tunn, TunnResult};
+use boringtun::x25519::{PublicKey, StaticSecret};
+use bytes::Bytes;
+use ferry_tunnel::exit::{Egress, ExitNode};
+use ferry_tunnel::netstack::{Netstack, NetstackConfig};
+use ferry_tunnel::pipe::{pipe, PipeEnd};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UdpSocket;
+use tokio::task::JoinHandle;
+
+/// A client peer loop: encrypts what the pipe end gives it, decrypts what the exit node sends.
+pub struct ClientPeer {
+    pub task: JoinHandle<()>,
+}
+
+impl Drop for ClientPeer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts a client peer loop towards `server` on `end`.
+pub async fn client_peer(
+    server: SocketAddr,
+    server_key: PublicKey,
+    key: StaticSecret,
+    end: PipeEnd,
+) -> ClientPeer {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    socket.connect(server).await.unwrap();
+    let mut tunn = Tunn::new(
+        key,
+        server_key,
+        None,
+        None,
+        rand::random::<u32>() >> 8,
+        None,
+    );
+    let task = tokio::spawn(async move {
+        let PipeEnd { tx, mut rx } = end;
+        let mut buf = vec![0u8; 65_600];
+        let mut out = vec![0u8; 65_600];
+        let mut timers = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tokio::select! {
+                received = socket.recv(&mut buf) => {
+                    let Ok(n) = received else { continue };
+                    let mut input = &buf[..n];
+                    loop {
+                        match tunn.decapsulate(None, input, &mut out) {
+                            TunnResult::WriteToNetwork(data) => {
+                                let _ = socket.send(data).await;
+                                input = &[];
+                            }
+                            TunnResult::WriteToTunnelV4(p, _) | TunnResult::WriteToTunnelV6(p, _) => {
+                                if !p.is_empty() && tx.send(Bytes::copy_from_slice(p)).await.is_err() {
+                                    return;
+                                }
+                                break;
+                            }
+                            _ => break,
+                        }
+                    }
+                }
+                packet = rx.recv() => {
+                    let Some(packet) = packet else { return };
+                    if let TunnResult::WriteToNetwork(data) = tunn.encapsulate(&packet, &mut out) {
+                        let _ = socket.send(data).await;
+                    }
+                }
+                _ = timers.tick() => {
+                    if let TunnResult::WriteToNetwork(data) = tunn.update_timers(&mut out) {
+                        let _ = socket.send(data).await;
+                    }
+                }
+            }
+        }
+    });
+    ClientPeer { task }
+}
+
+/// A client: its stack, its peer loop and its key.
+pub struct Client {
+    pub stack: Netstack,
+    pub peer: ClientPeer,
+    pub public_key: PublicKey,
+}
+
+/// A client with tunnel address `tunnel_ip`, registered at `exit` as `registered_ip` (or not at
+/// all when `None`).
+pub async fn client_of(
+    exit: &ExitNode,
+    tunnel_ip: IpAddr,
+    registered_ip: Option<IpAddr>,
+    connect_timeout: Duration,
+) -> Client {
+    let key = StaticSecret::random_from_rng(rand::rngs::OsRng);
+    let public_key = PublicKey::from(&key);
+    if let Some(ip) = registered_ip {
+        exit.add_peer(public_key, ip);
+    }
+    let (stack_end, peer_end) = pipe(1024);
+    let prefix = if tunnel_ip.is_ipv4() { 32 } else { 128 };
+    let mut config = NetstackConfig::new(vec![ipnet_of(tunnel_ip, prefix)]);
+    config.connect_timeout = connect_timeout;
+    let stack = Netstack::start(stack_end, config).unwrap();
+    let peer = client_peer(exit.local_addr(), exit.public_key(), key, peer_end).await;
+    Client {
+        stack,
+        peer,
+        public_key,
+    }
+}
+
+fn ipnet_of(ip: IpAddr, prefix: u8) -> ferry_tunnel::netstack::IpNet {
+    ferry_tunnel::netstack::IpNet::new(ip, prefix).unwrap()
+}
+
+/// An exit node on 127.0.0.1 with loopback egress.
+pub async fn loopback_exit() -> ExitNode {
+    let key = StaticSecret::random_from_rng(rand::rngs::OsRng);
+    ExitNode::bind("127.0.0.1:0".parse().unwrap(), key, Egress::Loopback)
+        .await
+        .unwrap()
+}
+
+/// A TCP echo server on 127.0.0.1.
+pub async fn tcp_echo_server() -> (SocketAddr, JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = stream.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+                let _ = w.shutdown().await;
+            });
+        }
+    });
+    (addr, task)
+}
+
+/// A UDP echo server on 127.0.0.1.
+pub async fn udp_echo_server() -> (SocketAddr, JoinHandle<()>) {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut buf = vec![0u8; 65_535];
+        while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+            let _ = socket.send_to(&buf[..n], from).await;
+        }
+    });
+    (addr, task)
+}
+
+/// An HTTP/1.1 server on 127.0.0.1 answering every GET with `body`.
+pub async fn http_server(body: &'static str) -> (SocketAddr, JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{}",
+                    body.len(),
+                    body
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    (addr, task)
+}
+
+/// Polls `f` every 20 ms until it returns true or `limit` passes.
+pub async fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    f()
+}
