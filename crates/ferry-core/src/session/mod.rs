@@ -1,4 +1,10 @@
 //! The session supervisor: a pure state machine ([`machine`]) and the task that executes its
 //! actions and publishes one [`event::SessionEvent`] stream.
 
+pub mod event;
 pub mod machine;
+pub mod orbnet;
+pub mod ports;
+pub mod recover;
+pub mod supervisor;
+pub mod tunnelbyte;

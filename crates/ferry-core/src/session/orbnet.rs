@@ -1,0 +1,665 @@
+//! The OrbNET provider: authorize and fetch the WireGuard config, bring the tunnel up, start the
+//! credits session only after the first handshake (row written first, fresh UUID), meter it by
+//! heartbeats, end it.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use super::event::SessionEvent;
+use super::machine::ErrorCause;
+use super::ports::{Ledger, NewRow, TunnelFactory, TunnelHandle, UsageRow};
+use super::supervisor::{EventSink, MeterEnd, Provider};
+use crate::clock::{BootInstant, SharedClock};
+use crate::meter::credits::{CreditsConfig, CreditsMeter, CreditsNote, StartInfo, StopCause};
+use crate::meter::credits_driver::{
+    run_credits, CreditsApi, CreditsApiError, CreditsEvent, Delivery, DisconnectReason,
+    DriverTimeouts,
+};
+
+/// What is needed to bring a tunnel up to an OrbNET server.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The server.
+    pub server_id: i64,
+    /// Its name for display and history.
+    pub location: String,
+    /// A wg-quick config with the (server-generated) private key.
+    pub wg_quick: String,
+}
+
+/// OrbNET calls beyond the session ones: authorize and the WireGuard config.
+pub trait OrbnetApi: CreditsApi {
+    /// Authorizes `server` (or lets the server pick) and fetches its WireGuard config.
+    /// 403 `INSUFFICIENT_CREDITS` maps to [`ErrorCause::CreditsExhausted`].
+    fn prepare(
+        &self,
+        server: Option<i64>,
+    ) -> impl Future<Output = Result<Prepared, ErrorCause>> + Send;
+}
+
+/// Settings of an OrbNET connection.
+#[derive(Debug, Clone)]
+pub struct OrbnetSettings {
+    /// The server to use; `None` lets OrbNET pick.
+    pub server: Option<i64>,
+    /// Meter settings (heartbeat override, warnings).
+    pub credits: CreditsConfig,
+    /// Request and end timeouts.
+    pub timeouts: DriverTimeouts,
+    /// How long to wait for the tunnel's first handshake.
+    pub handshake_timeout: Duration,
+    /// How often to publish local traffic figures.
+    pub traffic_every: Duration,
+}
+
+impl Default for OrbnetSettings {
+    fn default() -> Self {
+        Self {
+            server: None,
+            credits: CreditsConfig::default(),
+            timeouts: DriverTimeouts::default(),
+            handshake_timeout: Duration::from_secs(15),
+            traffic_every: Duration::from_secs(2),
+        }
+    }
+}
+
+/// The OrbNET side of the supervisor.
+pub struct OrbnetProvider<A, T, L> {
+    api: Arc<A>,
+    tunnels: T,
+    ledger: Arc<L>,
+    clock: SharedClock,
+    settings: OrbnetSettings,
+}
+
+impl<A, T, L> OrbnetProvider<A, T, L> {
+    /// A provider over these parts.
+    pub fn new(
+        api: Arc<A>,
+        tunnels: T,
+        ledger: Arc<L>,
+        clock: SharedClock,
+        settings: OrbnetSettings,
+    ) -> Self {
+        Self {
+            api,
+            tunnels,
+            ledger,
+            clock,
+            settings,
+        }
+    }
+}
+
+/// A live OrbNET connection.
+pub struct OrbnetLive<H> {
+    tunnel: H,
+    session_id: String,
+    row: i64,
+    start: StartInfo,
+    started_at: BootInstant,
+}
+
+impl<H> OrbnetLive<H> {
+    /// The client-chosen session id.
+    pub fn session_id(&self) -> &str {
+        &self.session_id
+    }
+}
+
+fn service_error(e: CreditsApiError) -> ErrorCause {
+    match e {
+        CreditsApiError::CreditsDepleted => ErrorCause::CreditsExhausted(
+            "your OrbNET credits are used up; top up to connect".into(),
+        ),
+        other => ErrorCause::Service(other.to_string()),
+    }
+}
+
+impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> OrbnetProvider<A, T, L> {
+    /// Starts the server session: writes the row, then `start`; on 409 ends a stale session of
+    /// ours (none of our tunnels is up: we are the one connecting) and tries once more.
+    async fn start_session(
+        &self,
+        prep: &Prepared,
+    ) -> Result<(String, i64, StartInfo, BootInstant), ErrorCause> {
+        for attempt in 0..2 {
+            let session_id = uuid::Uuid::new_v4().to_string();
+            let row = self
+                .ledger
+                .open(NewRow {
+                    client_session_id: session_id.clone(),
+                    service: "orbnet",
+                    location: prep.location.clone(),
+                    started_at: self.clock.wall(),
+                })
+                .await
+                .map_err(|e| ErrorCause::Service(format!("cannot record the session: {e}")))?;
+            let res = self
+                .api
+                .start(&session_id, prep.server_id, "wireguard")
+                .await;
+            let now = self.clock.now();
+            match res {
+                Ok(info) => return Ok((session_id, row, info, now)),
+                Err(CreditsApiError::SessionAlreadyActive) if attempt == 0 => {
+                    self.ledger
+                        .close(row, "not_started".into(), UsageRow::default())
+                        .await;
+                    self.end_stale_session().await?;
+                }
+                Err(CreditsApiError::Unconfirmed(e)) => {
+                    // It may have started: end it so it does not bill in the background.
+                    let _ = self.api.end(&session_id, 1, DisconnectReason::Error).await;
+                    self.ledger
+                        .close(row, "error".into(), UsageRow::default())
+                        .await;
+                    return Err(ErrorCause::Service(format!(
+                        "OrbNET did not answer the session start: {e}"
+                    )));
+                }
+                Err(e) => {
+                    let reason = if e == CreditsApiError::CreditsDepleted {
+                        "credits_depleted"
+                    } else {
+                        "error"
+                    };
+                    self.ledger
+                        .close(row, reason.into(), UsageRow::default())
+                        .await;
+                    return Err(service_error(e));
+                }
+            }
+        }
+        Err(ErrorCause::SessionConflict(
+            "OrbNET still reports an active session after ending ours; try again in a minute"
+                .into(),
+        ))
+    }
+
+    /// After a 409: ends the active session if it is ours, else explains whose it may be.
+    async fn end_stale_session(&self) -> Result<(), ErrorCause> {
+        let active = self.api.active().await.map_err(service_error)?;
+        let Some(active) = active else {
+            return Ok(()); // it ended in the meantime
+        };
+        let Some(ours) = self.ledger.find(active.session_id.clone()).await else {
+            return Err(ErrorCause::SessionConflict(format!(
+                "another OrbNET session ({}) is active on this account, not started by Ferry on \
+                 this device; end it where it runs, or wait until OrbNET times it out \
+                 (5 minutes without heartbeats)",
+                active.session_id
+            )));
+        };
+        let secs = stale_secs(ours.last_ack_at, self.clock.wall());
+        info!(session = %active.session_id, secs, "ending a stale session of ours");
+        match self
+            .api
+            .end(&active.session_id, secs, DisconnectReason::Error)
+            .await
+        {
+            Ok(_) | Err(CreditsApiError::SessionNotFound) => {}
+            Err(e) => warn!(error = %e, "could not end the stale session"),
+        }
+        self.ledger
+            .close(ours.id, "recovered".into(), UsageRow::default())
+            .await;
+        Ok(())
+    }
+}
+
+/// Seconds to report when ending a session left over from an earlier run: the wall time since
+/// its last acknowledged heartbeat, clamped to the API's 1..=300 (the boot clock does not
+/// survive a restart; anything beyond 300 s the server's watchdog would have cut anyway).
+pub fn stale_secs(
+    last_ack: Option<chrono::DateTime<chrono::Utc>>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> u32 {
+    let secs = last_ack.map_or(1, |t| (now - t).num_seconds());
+    u32::try_from(secs.clamp(1, 300)).unwrap_or(1)
+}
+
+impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> Provider for OrbnetProvider<A, T, L> {
+    type Live = OrbnetLive<T::Tunnel>;
+
+    async fn establish(&self, events: EventSink) -> Result<Self::Live, ErrorCause> {
+        let prep = self.api.prepare(self.settings.server).await?;
+        let tunnel = self
+            .tunnels
+            .up(prep.wg_quick.clone())
+            .await
+            .map_err(ErrorCause::Tunnel)?;
+        if let Err(e) = tunnel
+            .first_handshake(self.settings.handshake_timeout)
+            .await
+        {
+            tunnel.down().await;
+            return Err(ErrorCause::Tunnel(format!(
+                "no WireGuard handshake with {}: {e}",
+                prep.location
+            )));
+        }
+        let (session_id, row, start, started_at) = match self.start_session(&prep).await {
+            Ok(v) => v,
+            Err(cause) => {
+                tunnel.down().await;
+                return Err(cause);
+            }
+        };
+        self.ledger.connected(row, None).await;
+        let _ = events.send(SessionEvent::Connected {
+            service: "orbnet".into(),
+            location: prep.location.clone(),
+            session_id: session_id.clone(),
+            exit_ip: None,
+            proxy: tunnel.proxy(),
+        });
+        Ok(OrbnetLive {
+            tunnel,
+            session_id,
+            row,
+            start,
+            started_at,
+        })
+    }
+
+    async fn meter(
+        &self,
+        live: Arc<Self::Live>,
+        stop: watch::Receiver<Option<DisconnectReason>>,
+        events: EventSink,
+    ) -> MeterEnd {
+        let meter = CreditsMeter::new(self.settings.credits.clone(), &live.start, live.started_at);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let driver = run_credits(
+            self.api.clone(),
+            self.clock.clone(),
+            live.session_id.clone(),
+            meter,
+            self.settings.timeouts.clone(),
+            stop,
+            tx,
+        );
+        let ledger = self.ledger.clone();
+        let row = live.row;
+        let start_credits = live.start.credits_at_start;
+        let forward = async {
+            let mut ticker = tokio::time::interval(self.settings.traffic_every);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                tokio::select! {
+                    e = rx.recv() => match e {
+                        Some(e) => forward_credits(&*ledger, row, start_credits, &events, e).await,
+                        None => break,
+                    },
+                    _ = ticker.tick() => {
+                        let (rx_bytes, tx_bytes) = live.tunnel.traffic();
+                        let _ = events.send(SessionEvent::Traffic { rx_bytes, tx_bytes });
+                    }
+                }
+            }
+        };
+        let (exit, ()) = tokio::join!(driver, forward);
+        let (rx_bytes, tx_bytes) = live.tunnel.traffic();
+        let summary = exit.end.as_ref().ok();
+        self.ledger
+            .close(
+                row,
+                exit.reason.as_str().into(),
+                UsageRow {
+                    bytes_in: Some(rx_bytes),
+                    bytes_out: Some(tx_bytes),
+                    credits_used: summary.and_then(|s| s.total_credits_used),
+                    credits_remaining: summary.and_then(|s| s.credits_remaining),
+                    ..UsageRow::default()
+                },
+            )
+            .await;
+        let _ = events.send(SessionEvent::SessionEnded {
+            reason: exit.reason.as_str().into(),
+            billed_secs: Some(exit.counted_secs),
+            connected_secs: exit.connected.as_secs_f64(),
+            credits_used: summary.and_then(|s| s.total_credits_used),
+        });
+        match exit.stop_cause {
+            Some(StopCause::CreditsDepleted) => MeterEnd::Ended(ErrorCause::CreditsDepleted),
+            Some(StopCause::SessionGone) => {
+                MeterEnd::Lost("OrbNET no longer knows the session (timed out)".into())
+            }
+            None => MeterEnd::Stopped,
+        }
+    }
+
+    async fn tunnel_closed(&self, live: Arc<Self::Live>) -> String {
+        live.tunnel.closed().await
+    }
+
+    async fn tear_down(&self, live: Arc<Self::Live>) {
+        live.tunnel.down().await;
+    }
+}
+
+async fn forward_credits<L: Ledger>(
+    ledger: &L,
+    row: i64,
+    start_credits: f64,
+    events: &EventSink,
+    e: CreditsEvent,
+) {
+    let ev = match e {
+        CreditsEvent::Heartbeat { seconds, delivery } => {
+            if delivery == Delivery::Acked {
+                ledger.acked(row).await;
+            }
+            SessionEvent::Heartbeat {
+                seconds,
+                delivery: match delivery {
+                    Delivery::Acked => "acked",
+                    Delivery::Unconfirmed => "unconfirmed",
+                    Delivery::NotDelivered => "not_delivered",
+                },
+            }
+        }
+        CreditsEvent::Note(CreditsNote::Balance {
+            credits_remaining,
+            consumption_rate,
+            minutes_left,
+        }) => {
+            ledger
+                .usage(
+                    row,
+                    UsageRow {
+                        credits_remaining: Some(credits_remaining),
+                        credits_used: Some((start_credits - credits_remaining).max(0.0)),
+                        ..UsageRow::default()
+                    },
+                )
+                .await;
+            SessionEvent::Credits {
+                credits_remaining,
+                consumption_rate,
+                minutes_left,
+            }
+        }
+        CreditsEvent::Note(CreditsNote::LowCredits {
+            minutes_left,
+            threshold_minutes,
+        }) => SessionEvent::LowCredits {
+            minutes_left,
+            threshold_minutes,
+        },
+        CreditsEvent::Note(CreditsNote::Drift { ours, server }) => {
+            warn!(ours, server, "server session length drifts from ours");
+            return;
+        }
+        CreditsEvent::Note(CreditsNote::Stop(cause)) => SessionEvent::Notice {
+            message: match cause {
+                StopCause::CreditsDepleted => "OrbNET credits depleted; disconnecting".into(),
+                StopCause::SessionGone => "OrbNET no longer knows the session".into(),
+            },
+        },
+    };
+    let _ = events.send(ev);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{Clock, ManualClock};
+    use crate::meter::credits::HeartbeatInfo;
+    use crate::meter::credits_driver::{ActiveSession, EndSummary};
+    use crate::session::machine::State;
+    use crate::session::ports::MemoryLedger;
+    use crate::session::recover::reconcile_orbnet;
+    use crate::session::supervisor::{spawn, wait_for_state};
+    use std::sync::Mutex;
+
+    type Log = Arc<Mutex<Vec<String>>>;
+
+    fn log(l: &Log, s: impl Into<String>) {
+        l.lock().unwrap().push(s.into());
+    }
+
+    struct FakeOrb {
+        log: Log,
+        ledger: Arc<MemoryLedger>,
+        start_409_once: Mutex<bool>,
+        active: Mutex<Option<String>>,
+    }
+
+    impl CreditsApi for FakeOrb {
+        async fn start(&self, id: &str, _: i64, _: &str) -> Result<StartInfo, CreditsApiError> {
+            // The row must exist before the request.
+            let known = self.ledger.find(id.to_string()).await.is_some();
+            log(&self.log, format!("start known={known}"));
+            let mut first = self.start_409_once.lock().unwrap();
+            if *first {
+                *first = false;
+                return Err(CreditsApiError::SessionAlreadyActive);
+            }
+            Ok(StartInfo {
+                credits_at_start: 100.0,
+                consumption_rate: 1.0,
+                next_deduction_in_seconds: Some(60),
+                is_free_user: false,
+            })
+        }
+        async fn heartbeat(&self, _: &str, s: u32) -> Result<HeartbeatInfo, CreditsApiError> {
+            log(&self.log, format!("heartbeat {s}"));
+            Ok(HeartbeatInfo {
+                credits_remaining: 99.0,
+                credits_deducted: 1.0,
+                consumption_rate: 1.0,
+                next_deduction_in_seconds: Some(60),
+                session_duration_secs: None,
+            })
+        }
+        async fn end(
+            &self,
+            id: &str,
+            s: u32,
+            r: DisconnectReason,
+        ) -> Result<EndSummary, CreditsApiError> {
+            log(&self.log, format!("end {id} {s} {}", r.as_str()));
+            Ok(EndSummary::default())
+        }
+        async fn active(&self) -> Result<Option<ActiveSession>, CreditsApiError> {
+            log(&self.log, "active");
+            Ok(self
+                .active
+                .lock()
+                .unwrap()
+                .clone()
+                .map(|session_id| ActiveSession {
+                    session_id,
+                    server_id: Some(1),
+                }))
+        }
+    }
+
+    impl OrbnetApi for FakeOrb {
+        async fn prepare(&self, _: Option<i64>) -> Result<Prepared, ErrorCause> {
+            log(&self.log, "prepare");
+            Ok(Prepared {
+                server_id: 1,
+                location: "lab-1".into(),
+                wg_quick: "[Interface]".into(),
+            })
+        }
+    }
+
+    struct FakeTunnels(Log);
+    struct FakeTunnel(Log);
+
+    impl TunnelFactory for FakeTunnels {
+        type Tunnel = FakeTunnel;
+        async fn up(&self, _: String) -> Result<FakeTunnel, String> {
+            log(&self.0, "tunnel up");
+            Ok(FakeTunnel(self.0.clone()))
+        }
+    }
+
+    impl TunnelHandle for FakeTunnel {
+        async fn first_handshake(&self, _: Duration) -> Result<(), String> {
+            log(&self.0, "handshake");
+            Ok(())
+        }
+        fn traffic(&self) -> (u64, u64) {
+            (0, 0)
+        }
+        fn proxy(&self) -> Option<String> {
+            None
+        }
+        async fn closed(&self) -> String {
+            std::future::pending().await
+        }
+        async fn down(&self) {
+            log(&self.0, "tunnel down");
+        }
+    }
+
+    fn setup(
+        start_409: bool,
+        active: Option<String>,
+    ) -> (
+        Arc<FakeOrb>,
+        Arc<MemoryLedger>,
+        ManualClock,
+        OrbnetProvider<FakeOrb, FakeTunnels, MemoryLedger>,
+    ) {
+        let l: Log = Arc::default();
+        let ledger = Arc::new(MemoryLedger::default());
+        let api = Arc::new(FakeOrb {
+            log: l.clone(),
+            ledger: ledger.clone(),
+            start_409_once: Mutex::new(start_409),
+            active: Mutex::new(active),
+        });
+        let clock = ManualClock::at_fixed_date();
+        let p = OrbnetProvider::new(
+            api.clone(),
+            FakeTunnels(l),
+            ledger.clone(),
+            clock.shared(),
+            OrbnetSettings::default(),
+        );
+        (api, ledger, clock, p)
+    }
+
+    fn lines(api: &FakeOrb) -> Vec<String> {
+        api.log.lock().unwrap().clone()
+    }
+
+    const WAIT: Duration = Duration::from_secs(5);
+
+    #[tokio::test]
+    async fn start_follows_the_handshake_and_the_row_and_end_follows_disconnect() {
+        let (api, ledger, clock, p) = setup(false, None);
+        let (h, _t) = spawn(p, clock.shared());
+        h.connect();
+        wait_for_state(&mut h.state(), WAIT, State::meters)
+            .await
+            .unwrap();
+        clock.advance(Duration::from_secs(60));
+        for _ in 0..500 {
+            if lines(&api).iter().any(|l| l.starts_with("heartbeat")) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        clock.advance(Duration::from_secs(5));
+        h.disconnect();
+        wait_for_state(&mut h.state(), WAIT, |s| *s == State::Disconnected)
+            .await
+            .unwrap();
+        let l = lines(&api);
+        let id = ledger.rows()[0].new.client_session_id.clone();
+        assert_eq!(
+            l,
+            vec![
+                "prepare".to_string(),
+                "tunnel up".into(),
+                "handshake".into(),
+                "start known=true".into(),
+                "heartbeat 60".into(),
+                format!("end {id} 5 user_initiated"),
+                "tunnel down".into(),
+            ]
+        );
+        assert!(uuid::Uuid::parse_str(&id).is_ok());
+        let rows = ledger.rows();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].closed.as_deref(), Some("user_initiated"));
+        assert_eq!(rows[0].acks, 1);
+    }
+
+    #[tokio::test]
+    async fn conflict_with_a_known_session_ends_it_and_starts_again() {
+        let (api, ledger, _clock, p) = setup(true, None);
+        let stale = ledger
+            .open(NewRow {
+                client_session_id: "old-session".into(),
+                service: "orbnet",
+                location: "lab-1".into(),
+                started_at: chrono::Utc::now(),
+            })
+            .await
+            .unwrap();
+        *api.active.lock().unwrap() = Some("old-session".into());
+        let (tx, _rx) = tokio::sync::broadcast::channel(16);
+        let live = p.establish(tx).await.unwrap();
+        let l = lines(&api);
+        assert_eq!(l[3], "start known=true");
+        assert_eq!(l[4], "active");
+        assert!(l[5].starts_with("end old-session ") && l[5].ends_with(" error"));
+        assert_eq!(l[6], "start known=true");
+        let rows = ledger.rows();
+        assert_eq!(rows[stale as usize].closed.as_deref(), Some("recovered"));
+        assert_eq!(rows[1].closed.as_deref(), Some("not_started"));
+        assert_eq!(rows[2].new.client_session_id, live.session_id());
+        assert_ne!(rows[1].new.client_session_id, rows[2].new.client_session_id);
+    }
+
+    #[tokio::test]
+    async fn conflict_with_a_foreign_session_stops_with_a_clear_message() {
+        let (api, _ledger, _clock, p) = setup(true, Some("someone-else".into()));
+        let (tx, _rx) = tokio::sync::broadcast::channel(16);
+        let err = p.establish(tx).await.err().unwrap();
+        let ErrorCause::SessionConflict(msg) = err else {
+            panic!("wrong cause {err:?}")
+        };
+        assert!(msg.contains("someone-else"), "{msg}");
+        let l = lines(&api);
+        assert!(!l.iter().any(|l| l.starts_with("end")), "{l:?}");
+        assert_eq!(l.last().unwrap(), "tunnel down");
+    }
+
+    #[tokio::test]
+    async fn recovery_ends_our_active_session_and_closes_rows() {
+        let (api, ledger, clock, _p) = setup(false, Some("crashed".into()));
+        for id in ["crashed", "older"] {
+            ledger
+                .open(NewRow {
+                    client_session_id: id.into(),
+                    service: "orbnet",
+                    location: "lab-1".into(),
+                    started_at: clock.wall() - chrono::Duration::seconds(42),
+                })
+                .await
+                .unwrap();
+        }
+        let r = reconcile_orbnet(&*api, &*ledger, &clock).await;
+        assert_eq!(r.closed, 2);
+        assert_eq!(r.ended_on_server, 1);
+        assert!(lines(&api).contains(&"end crashed 42 error".to_string()));
+        assert!(ledger
+            .rows()
+            .iter()
+            .all(|r| r.closed.as_deref() == Some("recovered")));
+    }
+}

@@ -1,0 +1,470 @@
+//! The supervisor: one task that owns the connection, runs [`step`] on every input and executes
+//! the actions through a [`Provider`] (the service-specific part), publishing [`SessionEvent`]s.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, info_span, Instrument};
+
+use super::event::SessionEvent;
+use super::machine::{step, Action, ErrorCause, Input, State};
+use crate::clock::SharedClock;
+use crate::meter::credits_driver::DisconnectReason;
+
+/// Where providers publish events.
+pub type EventSink = broadcast::Sender<SessionEvent>;
+
+/// How a provider's metering ended by itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MeterEnd {
+    /// It was told to stop.
+    Stopped,
+    /// The server ended the session for good.
+    Ended(ErrorCause),
+    /// The connection was lost and may be re-established.
+    Lost(String),
+}
+
+/// The service-specific half of a connection (OrbNET credits, tunnelbyte quota).
+pub trait Provider: Send + Sync + 'static {
+    /// What is up once established (tunnel handle, server session).
+    type Live: Send + Sync + 'static;
+    /// Brings the tunnel up, waits for its first handshake and starts the server session.
+    /// On failure it cleans up what it brought up.
+    fn establish(
+        &self,
+        events: EventSink,
+    ) -> impl Future<Output = Result<Self::Live, ErrorCause>> + Send;
+    /// Meters the live session until `stop` carries a reason (then ends the server session
+    /// with it) or until the server ends it.
+    fn meter(
+        &self,
+        live: Arc<Self::Live>,
+        stop: watch::Receiver<Option<DisconnectReason>>,
+        events: EventSink,
+    ) -> impl Future<Output = MeterEnd> + Send;
+    /// Resolves when the tunnel dies on its own, with a reason.
+    fn tunnel_closed(&self, live: Arc<Self::Live>) -> impl Future<Output = String> + Send;
+    /// Brings the tunnel down.
+    fn tear_down(&self, live: Arc<Self::Live>) -> impl Future<Output = ()> + Send;
+}
+
+/// Commands to the supervisor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Connect.
+    Connect,
+    /// Disconnect.
+    Disconnect,
+}
+
+/// The handle front ends hold.
+#[derive(Debug, Clone)]
+pub struct SupervisorHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    events: EventSink,
+    state: watch::Receiver<State>,
+}
+
+impl SupervisorHandle {
+    /// Asks to connect.
+    pub fn connect(&self) {
+        let _ = self.commands.send(Command::Connect);
+    }
+
+    /// Asks to disconnect.
+    pub fn disconnect(&self) {
+        let _ = self.commands.send(Command::Disconnect);
+    }
+
+    /// A receiver of every event from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<SessionEvent> {
+        self.events.subscribe()
+    }
+
+    /// The current state, updated on every transition.
+    pub fn state(&self) -> watch::Receiver<State> {
+        self.state.clone()
+    }
+}
+
+/// Starts a supervisor task for `provider`; it runs until every handle is dropped.
+pub fn spawn<P: Provider>(provider: P, clock: SharedClock) -> (SupervisorHandle, JoinHandle<()>) {
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    let (events, _) = broadcast::channel(1024);
+    let (state_tx, state_rx) = watch::channel(State::Disconnected);
+    let sup = Supervisor {
+        provider: Arc::new(provider),
+        clock,
+        events: events.clone(),
+        state_tx,
+        live: None,
+        bring_up: None,
+        meter: None,
+        watcher: None,
+        inputs: mpsc::unbounded_channel(),
+    };
+    let task = tokio::spawn(sup.run(cmd_rx).instrument(info_span!("supervisor")));
+    (
+        SupervisorHandle {
+            commands: cmd_tx,
+            events,
+            state: state_rx,
+        },
+        task,
+    )
+}
+
+struct RunningMeter {
+    stop: watch::Sender<Option<DisconnectReason>>,
+    task: JoinHandle<()>,
+}
+
+struct Supervisor<P: Provider> {
+    provider: Arc<P>,
+    clock: SharedClock,
+    events: EventSink,
+    state_tx: watch::Sender<State>,
+    live: Option<Arc<P::Live>>,
+    bring_up: Option<JoinHandle<()>>,
+    meter: Option<RunningMeter>,
+    watcher: Option<JoinHandle<()>>,
+    inputs: (
+        mpsc::UnboundedSender<Msg<P>>,
+        mpsc::UnboundedReceiver<Msg<P>>,
+    ),
+}
+
+enum Msg<P: Provider> {
+    Input(Input),
+    Up(Arc<P::Live>),
+}
+
+impl<P: Provider> Supervisor<P> {
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        loop {
+            let input = tokio::select! {
+                cmd = commands.recv() => match cmd {
+                    Some(Command::Connect) => Input::Connect,
+                    Some(Command::Disconnect) => Input::Disconnect,
+                    None => break,
+                },
+                Some(msg) = self.inputs.1.recv() => match msg {
+                    Msg::Input(i) => i,
+                    Msg::Up(live) => {
+                        self.live = Some(live);
+                        Input::Established
+                    }
+                },
+            };
+            self.handle(input).await;
+        }
+        // Every handle is gone: leave nothing running.
+        self.handle(Input::Disconnect).await;
+        while !matches!(
+            *self.state_tx.borrow(),
+            State::Disconnected | State::Error { .. }
+        ) {
+            match self.inputs.1.recv().await {
+                Some(Msg::Input(i)) => self.handle(i).await,
+                Some(Msg::Up(live)) => self.provider.tear_down(live).await,
+                None => break,
+            }
+        }
+    }
+
+    async fn handle(&mut self, input: Input) {
+        let current = self.state_tx.borrow().clone();
+        debug!(?input, state = current.name(), "input");
+        let (next, actions) = step(&current, input.clone(), self.clock.now());
+        if next != current {
+            info!(from = current.name(), to = next.name(), "state");
+            self.state_tx.send_replace(next.clone());
+            let _ = self.events.send(SessionEvent::State {
+                state: next.clone(),
+            });
+            if let State::Error { cause } = &next {
+                let _ = self.events.send(SessionEvent::Failed {
+                    message: cause.to_string(),
+                    cause: cause.clone(),
+                });
+            }
+        } else if matches!(input, Input::Established) {
+            // A connection that finished after the user gave up on it: take it down.
+            if let Some(live) = self.live.take() {
+                let p = self.provider.clone();
+                tokio::spawn(async move { p.tear_down(live).await });
+            }
+        }
+        for action in actions {
+            self.execute(action);
+        }
+    }
+
+    fn execute(&mut self, action: Action) {
+        debug!(?action, "action");
+        let tx = self.inputs.0.clone();
+        let p = self.provider.clone();
+        let events = self.events.clone();
+        match action {
+            Action::BringUp => {
+                self.bring_up = Some(tokio::spawn(async move {
+                    let msg = match p.establish(events).await {
+                        Ok(live) => Msg::Up(Arc::new(live)),
+                        Err(cause) => Msg::Input(Input::ConnectFailed(cause)),
+                    };
+                    let _ = tx.send(msg);
+                }));
+            }
+            Action::StartMeter => {
+                let Some(live) = self.live.clone() else {
+                    let _ = tx.send(Msg::Input(Input::Lost("no live connection".into())));
+                    return;
+                };
+                let (stop, stop_rx) = watch::channel(None);
+                let (p2, live2, tx2) = (p.clone(), live.clone(), tx.clone());
+                let task = tokio::spawn(async move {
+                    match p.meter(live, stop_rx, events).await {
+                        MeterEnd::Stopped => {}
+                        MeterEnd::Ended(cause) => {
+                            let _ = tx.send(Msg::Input(Input::Ended(cause)));
+                        }
+                        MeterEnd::Lost(why) => {
+                            let _ = tx.send(Msg::Input(Input::Lost(why)));
+                        }
+                    }
+                });
+                self.watcher = Some(tokio::spawn(async move {
+                    let why = p2.tunnel_closed(live2).await;
+                    let _ = tx2.send(Msg::Input(Input::Lost(why)));
+                }));
+                self.meter = Some(RunningMeter { stop, task });
+            }
+            Action::StopMeter(reason) => {
+                if let Some(w) = self.watcher.take() {
+                    w.abort();
+                }
+                if let Some(m) = &self.meter {
+                    let _ = m.stop.send(Some(reason));
+                }
+            }
+            Action::TearDown => {
+                let (bring_up, meter, live) =
+                    (self.bring_up.take(), self.meter.take(), self.live.take());
+                tokio::spawn(async move {
+                    if let Some(b) = bring_up {
+                        b.abort();
+                    }
+                    if let Some(m) = meter {
+                        let _ = m.task.await;
+                    }
+                    if let Some(live) = live {
+                        p.tear_down(live).await;
+                    }
+                    let _ = tx.send(Msg::Input(Input::TornDown));
+                });
+            }
+            Action::Reconnect { attempt } => {
+                let (meter, live) = (self.meter.take(), self.live.take());
+                let clock = self.clock.clone();
+                self.bring_up = Some(tokio::spawn(async move {
+                    if let Some(m) = meter {
+                        let _ = m.task.await;
+                    }
+                    if let Some(live) = live {
+                        p.tear_down(live).await;
+                    }
+                    let wait = Duration::from_secs(1u64 << attempt.min(5));
+                    let _ = events.send(SessionEvent::Notice {
+                        message: format!("connection lost; reconnecting (attempt {attempt})"),
+                    });
+                    clock.sleep_until(clock.now() + wait).await;
+                    let msg = match p.establish(events).await {
+                        Ok(live) => Msg::Up(Arc::new(live)),
+                        Err(cause) => Msg::Input(Input::ConnectFailed(cause)),
+                    };
+                    let _ = tx.send(msg);
+                }));
+            }
+        }
+    }
+}
+
+/// Waits until the state satisfies `done`, or `timeout` passes.
+pub async fn wait_for_state(
+    state: &mut watch::Receiver<State>,
+    timeout: Duration,
+    done: impl Fn(&State) -> bool,
+) -> Option<State> {
+    tokio::time::timeout(timeout, async {
+        loop {
+            let s = state.borrow_and_update().clone();
+            if done(&s) {
+                return Some(s);
+            }
+            if state.changed().await.is_err() {
+                return None;
+            }
+        }
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    use tokio::sync::Notify;
+
+    /// A provider whose establish results, meter ends and tunnel deaths a test controls.
+    #[derive(Default)]
+    struct Fake {
+        establish_results: Mutex<Vec<Result<(), ErrorCause>>>,
+        meter_end: Mutex<Option<MeterEnd>>,
+        meter_end_now: Notify,
+        tunnel_dies: Notify,
+        stopped_with: Mutex<Vec<DisconnectReason>>,
+        ups: AtomicUsize,
+        downs: AtomicUsize,
+    }
+
+    struct Live;
+
+    impl Provider for Arc<Fake> {
+        type Live = Live;
+        async fn establish(&self, _: EventSink) -> Result<Live, ErrorCause> {
+            self.ups.fetch_add(1, Ordering::SeqCst);
+            let r = {
+                let mut q = self.establish_results.lock().unwrap();
+                if q.is_empty() {
+                    Ok(())
+                } else {
+                    q.remove(0)
+                }
+            };
+            r.map(|()| Live)
+        }
+        async fn meter(
+            &self,
+            _: Arc<Live>,
+            mut stop: watch::Receiver<Option<DisconnectReason>>,
+            _: EventSink,
+        ) -> MeterEnd {
+            tokio::select! {
+                res = stop.wait_for(|s| s.is_some()) => {
+                    let r = (*res.unwrap()).unwrap();
+                    self.stopped_with.lock().unwrap().push(r);
+                    MeterEnd::Stopped
+                }
+                _ = self.meter_end_now.notified() => self.meter_end.lock().unwrap().take().unwrap(),
+            }
+        }
+        async fn tunnel_closed(&self, _: Arc<Live>) -> String {
+            self.tunnel_dies.notified().await;
+            "tunnel died".into()
+        }
+        async fn tear_down(&self, _: Arc<Live>) {
+            self.downs.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    const WAIT: Duration = Duration::from_secs(5);
+
+    async fn settle(h: &SupervisorHandle, f: impl Fn(&State) -> bool) -> State {
+        wait_for_state(&mut h.state(), WAIT, f)
+            .await
+            .expect("state not reached")
+    }
+
+    #[tokio::test]
+    async fn connect_then_user_disconnect_ends_with_user_initiated() {
+        let fake = Arc::new(Fake::default());
+        let (h, _t) = spawn(fake.clone(), ManualClock::at_fixed_date().shared());
+        let mut events = h.subscribe();
+        h.connect();
+        settle(&h, State::meters).await;
+        h.disconnect();
+        settle(&h, |s| *s == State::Disconnected).await;
+        assert_eq!(
+            *fake.stopped_with.lock().unwrap(),
+            vec![DisconnectReason::UserInitiated]
+        );
+        assert_eq!(fake.downs.load(Ordering::SeqCst), 1);
+        let mut names = vec![];
+        while let Ok(SessionEvent::State { state }) = events.try_recv() {
+            names.push(state.name());
+        }
+        assert_eq!(
+            names,
+            vec!["connecting", "connected", "disconnecting", "disconnected"]
+        );
+    }
+
+    #[tokio::test]
+    async fn server_end_lands_in_error_with_its_cause() {
+        let fake = Arc::new(Fake::default());
+        let (h, _t) = spawn(fake.clone(), ManualClock::at_fixed_date().shared());
+        h.connect();
+        settle(&h, State::meters).await;
+        *fake.meter_end.lock().unwrap() = Some(MeterEnd::Ended(ErrorCause::CreditsDepleted));
+        fake.meter_end_now.notify_one();
+        let s = settle(&h, |s| matches!(s, State::Error { .. })).await;
+        assert_eq!(
+            s,
+            State::Error {
+                cause: ErrorCause::CreditsDepleted
+            }
+        );
+        assert_eq!(fake.downs.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn failed_connect_reports_the_cause() {
+        let fake = Arc::new(Fake::default());
+        fake.establish_results
+            .lock()
+            .unwrap()
+            .push(Err(ErrorCause::QuotaExhausted("bytes".into())));
+        let (h, _t) = spawn(fake.clone(), ManualClock::at_fixed_date().shared());
+        h.connect();
+        let s = settle(&h, |s| matches!(s, State::Error { .. })).await;
+        assert_eq!(s.name(), "error");
+        assert_eq!(fake.downs.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn tunnel_death_reconnects_with_a_fresh_session() {
+        let fake = Arc::new(Fake::default());
+        let clock = ManualClock::at_fixed_date();
+        let (h, _t) = spawn(fake.clone(), clock.shared());
+        h.connect();
+        settle(&h, State::meters).await;
+        fake.tunnel_dies.notify_one();
+        settle(&h, |s| matches!(s, State::Reconnecting { .. })).await;
+        // The reconnect waits 2 s on the (manual) clock.
+        for _ in 0..100 {
+            clock.advance(Duration::from_millis(100));
+            tokio::task::yield_now().await;
+            if fake.ups.load(Ordering::SeqCst) == 2 {
+                break;
+            }
+        }
+        settle(&h, State::meters).await;
+        assert_eq!(
+            *fake.stopped_with.lock().unwrap(),
+            vec![DisconnectReason::Error]
+        );
+        assert_eq!(fake.ups.load(Ordering::SeqCst), 2);
+        assert_eq!(fake.downs.load(Ordering::SeqCst), 1);
+        h.disconnect();
+        settle(&h, |s| *s == State::Disconnected).await;
+        assert_eq!(fake.downs.load(Ordering::SeqCst), 2);
+    }
+}
