@@ -5,3 +5,7 @@ pub mod keys;
 pub mod wgconf;
 pub mod netstack;
 pub mod exit;
+pub mod peer;
+pub mod system;
+pub mod tunnel;
+pub mod error;
