@@ -79,3 +79,30 @@ impl ExitPeers for UdpOnlyExit {
         p.contains_key(public_key).then(PeerStats::default)
     }
 }
+
+/// The DNS server clients put in `DNS =`: the exit node answers it inside the tunnel.
+pub const TUNNEL_DNS: std::net::Ipv4Addr = ferry_tunnel::exit::TUNNEL_DNS_V4;
+
+/// The real data plane: boringtun peers on the lab's UDP port relaying to the host.
+impl ExitPeers for ferry_tunnel::exit::ExitNode {
+    fn endpoint(&self) -> SocketAddr {
+        self.local_addr()
+    }
+    fn public_key(&self) -> [u8; 32] {
+        ferry_tunnel::exit::ExitNode::public_key(self).to_bytes()
+    }
+    fn add_peer(&self, public_key: [u8; 32], tunnel_ip: IpAddr) {
+        ferry_tunnel::exit::ExitNode::add_peer(self, public_key.into(), tunnel_ip);
+    }
+    fn remove_peer(&self, public_key: &[u8; 32]) {
+        ferry_tunnel::exit::ExitNode::remove_peer(self, &(*public_key).into());
+    }
+    fn peer_stats(&self, public_key: &[u8; 32]) -> Option<PeerStats> {
+        let s = ferry_tunnel::exit::ExitNode::peer_stats(self, &(*public_key).into())?;
+        Some(PeerStats {
+            rx_bytes: s.rx_bytes,
+            tx_bytes: s.tx_bytes,
+            last_handshake: s.last_handshake,
+        })
+    }
+}

@@ -95,6 +95,9 @@ pub enum LabError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The WireGuard exit node could not start.
+    #[error("cannot start the exit node: {0}")]
+    Exit(String),
     /// The state file exists but cannot be read or parsed.
     #[error("cannot restore lab state from {path}: {reason}")]
     State {
@@ -125,6 +128,21 @@ struct DropSignal(Arc<Notify>);
 impl Lab {
     /// Binds the ports, restores state if asked, and starts serving.
     pub async fn start(config: LabConfig) -> Result<Self, LabError> {
+        let exit_addr = SocketAddr::new(config.listen.ip(), 0);
+        let key = crate::exit_key::generate();
+        let egress = match config.egress {
+            Egress::Loopback => ferry_tunnel::exit::Egress::Loopback,
+            Egress::Any => ferry_tunnel::exit::Egress::Any,
+        };
+        let node = ferry_tunnel::exit::ExitNode::bind(exit_addr, key.private.into(), egress)
+            .await
+            .map_err(|e| LabError::Exit(e.to_string()))?;
+        let exit: Arc<dyn ExitPeers> = Arc::new(node);
+        Self::start_with_exit(config, exit).await
+    }
+
+    /// Like [`Lab::start`] with an exit node that holds its UDP port but carries no traffic.
+    pub async fn start_without_data_plane(config: LabConfig) -> Result<Self, LabError> {
         let exit_addr = SocketAddr::new(config.listen.ip(), 0);
         let key = crate::exit_key::generate();
         let exit: Arc<dyn ExitPeers> =
@@ -262,7 +280,7 @@ pub fn router(ctx: Arc<LabCtx>) -> Router {
 
 async fn serve(listener: TcpListener, app: Router, mut stop: oneshot::Receiver<()>) {
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(s) => s,
                 Err(e) => {
@@ -281,6 +299,9 @@ async fn serve(listener: TcpListener, app: Router, mut stop: oneshot::Receiver<(
             let service =
                 hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(sig.clone());
+                    // The client address, for per-IP rate limits (tunnelbyte's public endpoints).
+                    req.extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
                     let app = app.clone();
                     async move {
                         use tower::ServiceExt;
