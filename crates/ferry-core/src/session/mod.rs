@@ -1,6 +1,7 @@
 //! The session supervisor: a pure state machine ([`machine`]) and the task that executes its
 //! actions and publishes one [`event::SessionEvent`] stream.
 
+pub mod adapters;
 pub mod event;
 pub mod machine;
 pub mod orbnet;

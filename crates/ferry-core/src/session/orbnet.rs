@@ -251,7 +251,7 @@ impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> Provider for OrbnetProvider<A, T
                 return Err(cause);
             }
         };
-        self.ledger.connected(row, None).await;
+        self.ledger.connected(row).await;
         let _ = events.send(SessionEvent::Connected {
             service: "orbnet".into(),
             location: prep.location.clone(),

@@ -83,10 +83,15 @@ pub struct OpenRow {
 pub trait Ledger: Send + Sync + 'static {
     /// Inserts a row in state `starting`; returns its id.
     fn open(&self, row: NewRow) -> impl Future<Output = Result<i64, String>> + Send;
-    /// Records the server's id for the session.
-    fn set_server_session(&self, row: i64, id: String) -> impl Future<Output = ()> + Send;
+    /// Records the server's id for the session and the exit IP.
+    fn set_server_session(
+        &self,
+        row: i64,
+        id: String,
+        exit_ip: Option<String>,
+    ) -> impl Future<Output = ()> + Send;
     /// Marks the row connected.
-    fn connected(&self, row: i64, exit_ip: Option<String>) -> impl Future<Output = ()> + Send;
+    fn connected(&self, row: i64) -> impl Future<Output = ()> + Send;
     /// Records an acknowledged heartbeat (for crash recovery across reboots).
     fn acked(&self, row: i64) -> impl Future<Output = ()> + Send;
     /// Records figures and a usage sample.
@@ -169,10 +174,10 @@ impl Ledger for MemoryLedger {
         })
         .ok_or_else(|| "ledger poisoned".to_string())
     }
-    async fn set_server_session(&self, row: i64, id: String) {
+    async fn set_server_session(&self, row: i64, id: String, _exit_ip: Option<String>) {
         self.with_row(row, |r| r.server_session_id = Some(id));
     }
-    async fn connected(&self, row: i64, _exit_ip: Option<String>) {
+    async fn connected(&self, row: i64) {
         self.with_row(row, |r| r.connected = true);
     }
     async fn acked(&self, row: i64) {

@@ -118,7 +118,7 @@ impl<A: TunnelbyteApi, T: TunnelFactory, L: Ledger> Provider for TunnelbyteProvi
             }
         };
         self.ledger
-            .set_server_session(row, created.id.clone())
+            .set_server_session(row, created.id.clone(), created.exit_ip.clone())
             .await;
         let fail = |cause: ErrorCause| async {
             let _ = self.api.delete(&created.id).await;
@@ -142,7 +142,7 @@ impl<A: TunnelbyteApi, T: TunnelFactory, L: Ledger> Provider for TunnelbyteProvi
             )))
             .await);
         }
-        self.ledger.connected(row, created.exit_ip.clone()).await;
+        self.ledger.connected(row).await;
         let _ = events.send(SessionEvent::Connected {
             service: "tunnelbyte".into(),
             location: created.region.clone(),
