@@ -1,0 +1,20 @@
+//! Ferry's desktop shell: a thin Tauri layer over an engine behind [`backend::Backend`].
+//!
+//! The window, the tray and notifications only listen to the engine's event stream and send
+//! commands; the decisions (tray menu contents, which notification to show) are pure functions in
+//! [`tray_model`], [`observe`] and [`notify_policy`].
+
+pub mod backend;
+pub mod commands;
+pub mod contract;
+pub mod csv;
+pub mod format;
+pub mod notify_policy;
+pub mod observe;
+pub mod paths;
+pub mod shell;
+pub mod sim;
+pub mod tray;
+pub mod tray_model;
+
+pub use shell::{run, LaunchOptions};

@@ -1,0 +1,259 @@
+//! Turns the event stream into the observations the notification policy judges (pure: it only
+//! compares each event with what it saw before).
+
+use std::collections::BTreeSet;
+
+use crate::contract::{MeterView, Phase, UiEvent};
+use crate::notify_policy::Observation;
+
+/// What the observer remembers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Seen {
+    phase: Option<Phase>,
+    credits: Option<f64>,
+    active_sessions: Option<BTreeSet<String>>,
+    /// Workspace sessions this app asked to end (no "ended elsewhere" notice for those).
+    pub ended_here: BTreeSet<String>,
+}
+
+/// The observations an event implies; updates `seen`.
+pub fn observe(seen: &mut Seen, event: &UiEvent) -> Vec<Observation> {
+    let mut out = Vec::new();
+    match event {
+        UiEvent::Connection(c) => {
+            let before = seen.phase.replace(c.phase);
+            match (before, c.phase) {
+                (Some(Phase::Connecting), Phase::Connected) => {
+                    out.push(Observation::SessionStarted)
+                }
+                (Some(Phase::Connected), Phase::Reconnecting) => {
+                    out.push(Observation::ConnectionLost)
+                }
+                (Some(Phase::Reconnecting), Phase::Connected) => {
+                    out.push(Observation::ConnectionRestored)
+                }
+                (Some(p), Phase::Error) if p != Phase::Error => {
+                    if let Some(e) = &c.error {
+                        if e.code == "credits_depleted" {
+                            out.push(Observation::CreditsDepleted);
+                        } else if let Some(reason) = e.code.strip_prefix("server_ended:") {
+                            out.push(Observation::SessionEnded {
+                                reason: reason.to_string(),
+                            });
+                        }
+                    }
+                }
+                _ => {}
+            }
+            if c.phase != Phase::Connected && c.phase != Phase::Reconnecting {
+                seen.credits = None;
+            }
+        }
+        UiEvent::Live(Some(live)) => match &live.meter {
+            MeterView::Credits { left, .. } => {
+                if let Some(before) = seen.credits.replace(*left) {
+                    if *left < before {
+                        out.push(Observation::Credits {
+                            before,
+                            after: *left,
+                        });
+                    }
+                }
+            }
+            MeterView::Quota { quotas, .. } => {
+                for q in quotas {
+                    if let Some(limit) = q.limit.filter(|l| *l > 0) {
+                        out.push(Observation::Quota {
+                            label: q.label.clone(),
+                            fraction: q.used as f64 / limit as f64,
+                            resets_at_ms: q.resets_at_ms,
+                        });
+                    }
+                }
+            }
+        },
+        UiEvent::Workspaces(w) => {
+            let now: BTreeSet<String> = w
+                .sessions
+                .iter()
+                .filter(|s| s.active)
+                .map(|s| s.id.clone())
+                .collect();
+            if let Some(before) = seen.active_sessions.replace(now.clone()) {
+                for id in before.difference(&now) {
+                    if seen.ended_here.remove(id) {
+                        continue;
+                    }
+                    let workspace = w
+                        .sessions
+                        .iter()
+                        .find(|s| &s.id == id)
+                        .map(|s| s.workspace.clone())
+                        .unwrap_or_else(|| "a workspace".into());
+                    out.push(Observation::WorkspaceSessionEnded {
+                        id: id.clone(),
+                        workspace,
+                    });
+                }
+            }
+        }
+        UiEvent::Live(None) | UiEvent::Accounts(_) | UiEvent::History(_) | UiEvent::Settings(_) => {
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::{
+        ConnectionView, ErrorView, LiveView, QuotaUnit, QuotaView, TunnelMode,
+        WorkspaceSessionView, WorkspacesView,
+    };
+
+    fn conn(phase: Phase, code: Option<&str>) -> UiEvent {
+        let mut c = ConnectionView::disconnected(TunnelMode::App, 0);
+        c.phase = phase;
+        c.error = code.map(|code| ErrorView {
+            code: code.into(),
+            message: String::new(),
+            action: String::new(),
+        });
+        UiEvent::Connection(c)
+    }
+
+    fn live(meter: MeterView) -> UiEvent {
+        UiEvent::Live(Some(LiveView {
+            started_ms: 0,
+            at_ms: 0,
+            exit_ip: None,
+            bytes_in: 0,
+            bytes_out: 0,
+            rate_in: 0.0,
+            rate_out: 0.0,
+            meter,
+            samples: vec![],
+        }))
+    }
+
+    fn credits(left: f64) -> UiEvent {
+        live(MeterView::Credits {
+            left,
+            burn_per_minute: 1.0,
+            spent: 0.0,
+        })
+    }
+
+    #[test]
+    fn connection_transitions() {
+        let mut s = Seen::default();
+        let table = [
+            (conn(Phase::Connecting, None), vec![]),
+            (
+                conn(Phase::Connected, None),
+                vec![Observation::SessionStarted],
+            ),
+            (
+                conn(Phase::Reconnecting, None),
+                vec![Observation::ConnectionLost],
+            ),
+            (
+                conn(Phase::Connected, None),
+                vec![Observation::ConnectionRestored],
+            ),
+            (
+                conn(Phase::Error, Some("credits_depleted")),
+                vec![Observation::CreditsDepleted],
+            ),
+            (conn(Phase::Error, Some("credits_depleted")), vec![]),
+            (conn(Phase::Connecting, None), vec![]),
+            (
+                conn(Phase::Error, Some("server_ended:idle")),
+                vec![Observation::SessionEnded {
+                    reason: "idle".into(),
+                }],
+            ),
+        ];
+        for (i, (ev, want)) in table.into_iter().enumerate() {
+            assert_eq!(observe(&mut s, &ev), want, "step {i}");
+        }
+    }
+
+    #[test]
+    fn credits_decrease_and_quota_fraction() {
+        let mut s = Seen::default();
+        assert!(observe(&mut s, &credits(60.0)).is_empty());
+        assert_eq!(
+            observe(&mut s, &credits(49.0)),
+            vec![Observation::Credits {
+                before: 60.0,
+                after: 49.0
+            }]
+        );
+        assert!(observe(&mut s, &credits(49.0)).is_empty());
+        let q = live(MeterView::Quota {
+            cost_millicents: None,
+            quotas: vec![
+                QuotaView {
+                    label: "Data".into(),
+                    unit: QuotaUnit::Bytes,
+                    used: 81,
+                    limit: Some(100),
+                    resets_at_ms: Some(5),
+                },
+                QuotaView {
+                    label: "Unlimited".into(),
+                    unit: QuotaUnit::Bytes,
+                    used: 81,
+                    limit: None,
+                    resets_at_ms: None,
+                },
+            ],
+        });
+        assert_eq!(
+            observe(&mut s, &q),
+            vec![Observation::Quota {
+                label: "Data".into(),
+                fraction: 0.81,
+                resets_at_ms: Some(5)
+            }]
+        );
+    }
+
+    #[test]
+    fn workspace_sessions_ended_elsewhere_but_not_here() {
+        let ws = |active: &[&str]| {
+            UiEvent::Workspaces(WorkspacesView {
+                workspaces: vec![],
+                sessions: ["a", "b", "c"]
+                    .iter()
+                    .map(|id| WorkspaceSessionView {
+                        id: (*id).into(),
+                        workspace: "Dev".into(),
+                        kind: "desktop".into(),
+                        started_ms: 0,
+                        ended_ms: None,
+                        active: active.contains(id),
+                        tunnel: String::new(),
+                        mfa: false,
+                    })
+                    .collect(),
+                refreshed_ms: 0,
+            })
+        };
+        let mut s = Seen::default();
+        assert!(
+            observe(&mut s, &ws(&["a", "b", "c"])).is_empty(),
+            "first sight says nothing"
+        );
+        s.ended_here.insert("a".into());
+        assert!(observe(&mut s, &ws(&["b", "c"])).is_empty(), "ended by us");
+        assert_eq!(
+            observe(&mut s, &ws(&["c"])),
+            vec![Observation::WorkspaceSessionEnded {
+                id: "b".into(),
+                workspace: "Dev".into()
+            }]
+        );
+    }
+}

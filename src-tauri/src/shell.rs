@@ -1,0 +1,367 @@
+//! Builds and runs the Tauri app: commands, the event pump (window events, tray, notifications),
+//! window behaviour and quitting cleanly.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tauri::{AppHandle, Emitter, Manager, Runtime, WindowEvent};
+
+use crate::backend::Backend;
+use crate::commands::BackendState;
+use crate::contract::{
+    AccountView, ConnectRequest, ConnectionView, LiveView, NotifySettings, Phase, RegionGroup,
+    RegionRef, Settings, UiEvent,
+};
+use crate::notify_policy::{self, Notice, PolicyState};
+use crate::observe::{observe, Seen};
+use crate::sim::{SimBackend, SimConfig};
+use crate::tray_model::{self, TrayAction, TrayInput};
+
+/// How the app was started (from the command line).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LaunchOptions {
+    /// Start the lab in-process and sign in to its seeded accounts.
+    pub demo: bool,
+    /// Start hidden in the tray.
+    pub minimized: bool,
+}
+
+/// Label of the one main window, as declared in tauri.conf.json.
+pub const MAIN_WINDOW: &str = "main";
+
+/// What the shell keeps to redraw the tray and judge notifications.
+pub struct ShellState {
+    connection: Option<ConnectionView>,
+    live: Option<LiveView>,
+    accounts: Vec<AccountView>,
+    regions: Vec<RegionGroup>,
+    last_region: Option<RegionRef>,
+    settings: Settings,
+    policy: PolicyState,
+    seen: Seen,
+    /// Every notification decided so far (newest last; bounded), for tests and diagnostics.
+    pub notices: Vec<Notice>,
+}
+
+/// Shared between the event pump, the tray and window handlers.
+pub struct Shell {
+    /// The state.
+    pub state: Mutex<ShellState>,
+    close_to_tray: AtomicBool,
+    quitting: AtomicBool,
+    send_notifications: bool,
+}
+
+impl Shell {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ShellState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Summaries of the notifications decided so far.
+    pub fn notice_summaries(&self) -> Vec<String> {
+        self.lock()
+            .notices
+            .iter()
+            .map(|n| n.summary.clone())
+            .collect()
+    }
+
+    /// Records that this app asked to end a workspace session (no "ended elsewhere" notice).
+    pub fn ended_here(&self, id: &str) {
+        self.lock().seen.ended_here.insert(id.to_string());
+    }
+}
+
+/// Shows, unminimizes and focuses the main window.
+pub fn show_main_window<R: Runtime>(app: &AppHandle<R>) {
+    if let Some(window) = app.get_webview_window(MAIN_WINDOW) {
+        if let Err(err) = window.show().and_then(|()| window.unminimize()) {
+            tracing::warn!(%err, "could not show the main window");
+        }
+        let _ = window.set_focus();
+    }
+}
+
+fn tray_model(st: &ShellState) -> Option<tray_model::TrayModel> {
+    let connection = st.connection.as_ref()?;
+    Some(tray_model::build(TrayInput {
+        connection,
+        live: st.live.as_ref(),
+        regions: &st.regions,
+        last_region: st.last_region.as_ref(),
+        accounts: &st.accounts,
+    }))
+}
+
+fn show_notice(notice: &Notice) {
+    let (summary, body) = (notice.summary.clone(), notice.body.clone());
+    tauri::async_runtime::spawn_blocking(move || {
+        if let Err(err) = notify_rust::Notification::new()
+            .appname("Ferry")
+            .summary(&summary)
+            .body(&body)
+            .show()
+        {
+            tracing::warn!(%err, "notification not shown");
+        }
+    });
+}
+
+/// Applies one backend event: forwards it to the window, redraws the tray, maybe notifies.
+fn handle_event<R: Runtime>(app: &AppHandle<R>, shell: &Shell, event: UiEvent) {
+    if let Err(err) = app.emit(event.name(), event.payload()) {
+        tracing::warn!(%err, event = event.name(), "could not emit");
+    }
+    let now = chrono::Utc::now().timestamp_millis();
+    let (model, notices) = {
+        let mut st = shell.lock();
+        let mut tray_changed = true;
+        match &event {
+            UiEvent::Connection(c) => {
+                if c.region.is_some() {
+                    st.last_region = c.region.clone();
+                }
+                st.connection = Some(c.clone());
+            }
+            UiEvent::Live(l) => st.live = l.clone(),
+            UiEvent::Accounts(a) => st.accounts = a.clone(),
+            UiEvent::Settings(s) => {
+                shell
+                    .close_to_tray
+                    .store(s.close_to_tray, Ordering::Relaxed);
+                st.settings = s.clone();
+                tray_changed = false;
+            }
+            UiEvent::Workspaces(_) | UiEvent::History(_) => tray_changed = false,
+        }
+        let observations = observe(&mut st.seen, &event);
+        let mut notices = Vec::new();
+        let notify: NotifySettings = st.settings.notify.clone();
+        for obs in observations {
+            let (next, notice) = notify_policy::decide(&st.policy, &notify, &obs, now);
+            st.policy = next;
+            if let Some(n) = notice {
+                notices.push(n.clone());
+                st.notices.push(n);
+                if st.notices.len() > 100 {
+                    st.notices.remove(0);
+                }
+            }
+        }
+        (tray_changed.then(|| tray_model(&st)).flatten(), notices)
+    };
+    if let Some(model) = model {
+        crate::tray::apply(app, &model);
+    }
+    if shell.send_notifications {
+        for n in &notices {
+            show_notice(n);
+        }
+    }
+}
+
+async fn wait_disconnected(backend: &Arc<dyn Backend>) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while tokio::time::Instant::now() < deadline {
+        if matches!(
+            backend.snapshot().await.connection.phase,
+            Phase::Disconnected | Phase::Error
+        ) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Ends the metered session (bounded), then exits.
+pub fn quit<R: Runtime>(app: &AppHandle<R>) {
+    let Some(shell) = app.try_state::<Arc<Shell>>() else {
+        app.exit(0);
+        return;
+    };
+    if shell.quitting.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let backend = app.state::<BackendState>().inner().clone();
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        if let Err(err) = backend.disconnect().await {
+            tracing::warn!(%err, "could not end the session before quitting");
+        }
+        wait_disconnected(&backend).await;
+        app.exit(0);
+    });
+}
+
+fn on_tray_action<R: Runtime>(app: &AppHandle<R>, action: TrayAction) {
+    let backend = app.state::<BackendState>().inner().clone();
+    match action {
+        TrayAction::ShowWindow => show_main_window(app),
+        TrayAction::Quit => quit(app),
+        TrayAction::Disconnect => {
+            tauri::async_runtime::spawn(async move {
+                if let Err(err) = backend.disconnect().await {
+                    tracing::warn!(%err, "tray disconnect failed");
+                }
+            });
+        }
+        TrayAction::Connect | TrayAction::SwitchRegion(_) => {
+            tauri::async_runtime::spawn(async move {
+                let snap = backend.snapshot().await;
+                let region = match action {
+                    TrayAction::SwitchRegion(r) => Some(r),
+                    _ => snap.last_region.clone(),
+                };
+                let Some(region) = region else { return };
+                if !matches!(snap.connection.phase, Phase::Disconnected | Phase::Error) {
+                    let _ = backend.disconnect().await;
+                    wait_disconnected(&backend).await;
+                }
+                let mode = snap.settings.default_mode;
+                if let Err(err) = backend.connect(ConnectRequest { region, mode }).await {
+                    tracing::warn!(%err, "tray connect failed");
+                }
+            });
+        }
+    }
+}
+
+/// What [`setup_app`] wires in.
+#[derive(Debug, Clone, Copy)]
+pub struct ShellOptions {
+    /// Create the tray icon (false on the mock runtime, which has no tray host).
+    pub tray: bool,
+    /// Send real desktop notifications (else only record them).
+    pub notify: bool,
+    /// Hide the main window at start.
+    pub minimized: bool,
+}
+
+/// Adds Ferry's commands, state, event pump and window behaviour to a builder.
+pub fn setup_app<R: Runtime>(
+    builder: tauri::Builder<R>,
+    backend: Arc<dyn Backend>,
+    options: ShellOptions,
+) -> tauri::Builder<R> {
+    let with_tray = options.tray;
+    let notify = options.notify;
+    let shell = Arc::new(Shell {
+        state: Mutex::new(ShellState {
+            connection: None,
+            live: None,
+            accounts: vec![],
+            regions: vec![],
+            last_region: None,
+            settings: Settings::default(),
+            policy: PolicyState::default(),
+            seen: Seen::default(),
+            notices: vec![],
+        }),
+        close_to_tray: AtomicBool::new(true),
+        quitting: AtomicBool::new(false),
+        send_notifications: notify,
+    });
+    let state: BackendState = backend;
+    crate::commands::register(builder.manage(state.clone()).manage(shell.clone()))
+        .setup(move |app| {
+            if options.minimized {
+                if let Some(window) = app.get_webview_window(MAIN_WINDOW) {
+                    window.hide()?;
+                }
+            }
+            let handle = app.handle().clone();
+            let mut rx = state.subscribe();
+            let backend = state.clone();
+            let shell = shell.clone();
+            tauri::async_runtime::spawn(async move {
+                let snap = backend.snapshot().await;
+                let regions = backend.regions().await;
+                let model = {
+                    let mut st = shell.lock();
+                    st.connection = Some(snap.connection);
+                    st.live = snap.live;
+                    st.accounts = snap.accounts;
+                    st.last_region = snap.last_region;
+                    shell
+                        .close_to_tray
+                        .store(snap.settings.close_to_tray, Ordering::Relaxed);
+                    st.settings = snap.settings;
+                    st.regions = regions;
+                    tray_model(&st)
+                };
+                if let Some(model) = model {
+                    if with_tray {
+                        let h2 = handle.clone();
+                        let _ = handle.run_on_main_thread(move || {
+                            crate::tray::install(&h2, &model, on_tray_action);
+                        });
+                    }
+                }
+                loop {
+                    match rx.recv().await {
+                        Ok(event) => handle_event(&handle, &shell, event),
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                            tracing::warn!(n, "event pump lagged");
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    }
+                }
+            });
+            Ok(())
+        })
+        .on_window_event(|window, event| {
+            if let WindowEvent::CloseRequested { api, .. } = event {
+                if window.label() != MAIN_WINDOW {
+                    return;
+                }
+                let app = window.app_handle();
+                let to_tray = app
+                    .try_state::<Arc<Shell>>()
+                    .map(|s| s.close_to_tray.load(Ordering::Relaxed))
+                    .unwrap_or(false);
+                api.prevent_close();
+                if to_tray && app.tray_by_id(crate::tray::TRAY_ID).is_some() {
+                    let _ = window.hide();
+                } else {
+                    quit(app);
+                }
+            }
+        })
+}
+
+fn env_number(name: &str) -> Option<f64> {
+    std::env::var(name).ok()?.trim().parse().ok()
+}
+
+/// Starts the app and blocks until it quits.
+pub fn run(options: LaunchOptions) -> anyhow::Result<()> {
+    let mut config = SimConfig {
+        signed_in: options.demo,
+        ..SimConfig::default()
+    };
+    // Test hooks for the simulated engine (speed up metering in GUI tests).
+    if let Some(ms) = env_number("FERRY_SIM_TICK_MS") {
+        config.tick = Duration::from_millis(ms.clamp(10.0, 60_000.0) as u64);
+    }
+    if let Some(burn) = env_number("FERRY_SIM_BURN") {
+        config.credits_per_tick = burn.clamp(0.0, 1000.0);
+    }
+    let backend: Arc<dyn Backend> = Arc::new(SimBackend::new(config, options.demo));
+    let builder =
+        tauri::Builder::default().plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
+            show_main_window(app)
+        }));
+    tracing::info!(demo = options.demo, "ferry desktop starting");
+    setup_app(
+        builder,
+        backend,
+        ShellOptions {
+            tray: true,
+            notify: true,
+            minimized: options.minimized,
+        },
+    )
+    .run(tauri::generate_context!())?;
+    Ok(())
+}

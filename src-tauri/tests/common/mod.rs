@@ -1,0 +1,245 @@
+//! Drives the real app binary through tauri-driver and WebKitWebDriver (shared by the GUI tests).
+#![allow(dead_code)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+
+/// Why a GUI test cannot run here, if it cannot.
+pub fn skip_reason() -> Option<String> {
+    if std::env::var_os("DISPLAY").is_none() {
+        return Some("DISPLAY is not set (run under xvfb-run, as scripts/test.sh does)".into());
+    }
+    for tool in ["tauri-driver", "WebKitWebDriver"] {
+        if which(tool).is_none() {
+            return Some(format!(
+                "{tool} is not on PATH (scripts/deps.sh installs it)"
+            ));
+        }
+    }
+    None
+}
+
+fn which(tool: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(tool))
+        .find(|p| p.is_file())
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// Where tests put screenshots (gitignored).
+pub fn artifacts_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../artifacts");
+    std::fs::create_dir_all(&dir).expect("create artifacts/");
+    dir
+}
+
+/// A running tauri-driver plus one WebDriver session on the app.
+pub struct AppSession {
+    driver: Child,
+    /// The WebDriver client; `None` once closed.
+    pub client: Option<Client>,
+    /// Private data directory given to the app.
+    pub data_dir: PathBuf,
+}
+
+impl AppSession {
+    /// Starts tauri-driver and the app binary with `args`; waits for the session (bounded).
+    pub async fn start(args: &[&str], envs: &[(&str, &str)]) -> AppSession {
+        let port = free_port();
+        let native_port = free_port();
+        let data_dir =
+            std::env::temp_dir().join(format!("ferry-gui-{}-{}", std::process::id(), port));
+        std::fs::create_dir_all(&data_dir).expect("data dir");
+        let mut cmd = Command::new("tauri-driver");
+        cmd.args([
+            "--port",
+            &port.to_string(),
+            "--native-port",
+            &native_port.to_string(),
+        ])
+        .env("FERRY_DATA_DIR", &data_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let driver = cmd.spawn().expect("spawn tauri-driver");
+        let mut session = AppSession {
+            driver,
+            client: None,
+            data_dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "tauri-driver did not listen on {port}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let caps = serde_json::json!({
+            "browserName": "wry",
+            "tauri:options": {
+                "application": env!("CARGO_BIN_EXE_ferry-desktop"),
+                "args": args,
+            }
+        });
+        let caps = match caps {
+            serde_json::Value::Object(map) => map,
+            _ => unreachable!(),
+        };
+        let mut builder = ClientBuilder::native();
+        builder.capabilities(caps);
+        let url = format!("http://127.0.0.1:{port}");
+        let client = tokio::time::timeout(Duration::from_secs(60), builder.connect(&url))
+            .await
+            .expect("WebDriver session within 60 s")
+            .expect("WebDriver session");
+        session.client = Some(client);
+        session
+    }
+
+    /// The WebDriver client.
+    pub fn c(&self) -> &Client {
+        self.client.as_ref().expect("session open")
+    }
+
+    /// Waits (bounded) for an element matching a CSS selector.
+    pub async fn wait_css(&self, css: &str) -> fantoccini::elements::Element {
+        self.c()
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("element {css} did not appear: {e}"))
+    }
+
+    /// Clicks the element matching `css`, finding it again if a re-render replaced it (bounded).
+    pub async fn click_css(&self, css: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let err = match self.c().find(Locator::Css(css)).await {
+                Ok(el) => match el.click().await {
+                    Ok(()) => return,
+                    Err(e) => e.to_string(),
+                },
+                Err(e) => e.to_string(),
+            };
+            assert!(Instant::now() < deadline, "could not click {css}: {err}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Reads an attribute of the element matching `css` (bounded; survives re-renders).
+    pub async fn attr_css(&self, css: &str, name: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(el) = self.c().find(Locator::Css(css)).await {
+                if let Ok(Some(v)) = el.attr(name).await {
+                    return v;
+                }
+            }
+            assert!(Instant::now() < deadline, "no {name} on {css}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Polls the text of `css` until `pred` holds (bounded); returns the last text.
+    pub async fn wait_text(&self, css: &str, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut last = String::new();
+        loop {
+            if let Ok(el) = self.c().find(Locator::Css(css)).await {
+                if let Ok(text) = el.text().await {
+                    if pred(&text) {
+                        return text;
+                    }
+                    last = text;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{css}: waited 20 s for {what}; last text {last:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Saves a WebDriver screenshot as artifacts/NAME.png.
+    pub async fn screenshot(&self, name: &str) -> PathBuf {
+        let png = self.c().screenshot().await.expect("screenshot");
+        let path = artifacts_dir().join(format!("{name}.png"));
+        std::fs::write(&path, png).expect("write screenshot");
+        path
+    }
+
+    /// Ends the WebDriver session and stops tauri-driver with SIGTERM (so WebKitWebDriver exits too).
+    pub async fn close(mut self) {
+        if let Some(client) = self.client.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), client.close()).await;
+        }
+        self.stop_driver();
+    }
+
+    /// Ends app processes started for this session that outlived it (e.g. after a failed test),
+    /// so the next test's single-instance check does not find them.
+    fn kill_leftover_apps(&self) {
+        let binary = Path::new(env!("CARGO_BIN_EXE_ferry-desktop"));
+        let marker = format!("FERRY_DATA_DIR={}", self.data_dir.display());
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let pid = entry.file_name().to_string_lossy().into_owned();
+            if !pid.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            let exe = std::fs::read_link(entry.path().join("exe")).ok();
+            if exe.as_deref() != Some(binary) {
+                continue;
+            }
+            let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+            if environ.split(|b| *b == 0).any(|v| v == marker.as_bytes()) {
+                let _ = Command::new("kill").args(["-TERM", &pid]).status();
+            }
+        }
+    }
+
+    fn stop_driver(&mut self) {
+        self.kill_leftover_apps();
+        // tauri-driver kills WebKitWebDriver only on TERM/INT/QUIT, never on SIGKILL.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.driver.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.driver.try_wait() {
+                let _ = std::fs::remove_dir_all(&self.data_dir);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+impl Drop for AppSession {
+    fn drop(&mut self) {
+        if self.client.is_some() || matches!(self.driver.try_wait(), Ok(None)) {
+            self.client = None;
+            self.stop_driver();
+        }
+    }
+}

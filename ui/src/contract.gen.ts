@@ -1,0 +1,556 @@
+// Generated from src-tauri/src/contract.rs by its contract test; do not edit.
+// Regenerate: FERRY_UPDATE_CONTRACT=1 cargo test -p ferry-desktop contract
+
+export type Service = "orbnet" | "tunnelbyte" | "neosc";
+
+export type Phase = "disconnected" | "connecting" | "connected" | "reconnecting" | "disconnecting" | "error";
+
+export type TunnelMode = "app" | "all_traffic";
+
+export type RegionRef = { 
+/**
+ * The service the region belongs to.
+ */
+service: Service, 
+/**
+ * The service's identifier (OrbNET server id, tunnelbyte region code).
+ */
+id: string, };
+
+export type Region = { 
+/**
+ * Where it is.
+ */
+ref: RegionRef, 
+/**
+ * Shown name: the city (OrbNET) or the region code (tunnelbyte).
+ */
+label: string, 
+/**
+ * Country, when the service says.
+ */
+country: string | null, 
+/**
+ * Number of exit nodes, when the service says (tunnelbyte).
+ */
+nodes: number | null, 
+/**
+ * False when the service reported it unavailable.
+ */
+available: boolean, 
+/**
+ * Why it is unavailable and what to pick instead, in words.
+ */
+note: string | null, };
+
+export type RegionGroup = { 
+/**
+ * The service.
+ */
+service: Service, 
+/**
+ * Its regions, in the service's order.
+ */
+regions: Array<Region>, 
+/**
+ * Set when the list could not be loaded.
+ */
+error: string | null, };
+
+export type ErrorView = { 
+/**
+ * Machine-readable kind (e.g. `credits_depleted`).
+ */
+code: string, 
+/**
+ * What happened, in words.
+ */
+message: string, 
+/**
+ * What the user can do about it.
+ */
+action: string, };
+
+export type ConnectionView = { 
+/**
+ * Current phase.
+ */
+phase: Phase, 
+/**
+ * The region in use or being connected to.
+ */
+region: RegionRef | null, 
+/**
+ * Shown name of that region.
+ */
+region_label: string | null, 
+/**
+ * Tunnel mode in use.
+ */
+mode: TunnelMode, 
+/**
+ * Set in the Error phase (and kept while reconnecting).
+ */
+error: ErrorView | null, 
+/**
+ * When the current phase began (unix ms).
+ */
+since_ms: number, };
+
+export type QuotaUnit = "bytes" | "seconds";
+
+export type QuotaView = { 
+/**
+ * What is counted, e.g. "Data this month" or "Time today".
+ */
+label: string, 
+/**
+ * `bytes` or `seconds`.
+ */
+unit: QuotaUnit, 
+/**
+ * Used so far.
+ */
+used: number, 
+/**
+ * The limit; `None` when unlimited.
+ */
+limit: number | null, 
+/**
+ * When the window resets (unix ms), when known.
+ */
+resets_at_ms: number | null, };
+
+export type MeterView = { "kind": "credits", 
+/**
+ * Credits left on the account.
+ */
+left: number, 
+/**
+ * Credits per minute while connected.
+ */
+burn_per_minute: number, 
+/**
+ * Credits spent in this session.
+ */
+spent: number, } | { "kind": "quota", 
+/**
+ * Cost so far in millicents (paid tier), `None` when free.
+ */
+cost_millicents: number | null, 
+/**
+ * The quota windows.
+ */
+quotas: Array<QuotaView>, };
+
+export type Sample = { 
+/**
+ * Time (unix ms).
+ */
+at_ms: number, 
+/**
+ * Credits left (OrbNET) or cost in millicents (tunnelbyte).
+ */
+meter: number, 
+/**
+ * Total bytes in + out so far.
+ */
+bytes: number, };
+
+export type LiveView = { 
+/**
+ * Session start (unix ms).
+ */
+started_ms: number, 
+/**
+ * Time of these figures (unix ms).
+ */
+at_ms: number, 
+/**
+ * Exit IP as seen by the service, when known.
+ */
+exit_ip: string | null, 
+/**
+ * Bytes received.
+ */
+bytes_in: number, 
+/**
+ * Bytes sent.
+ */
+bytes_out: number, 
+/**
+ * Current receive rate, bytes per second.
+ */
+rate_in: number, 
+/**
+ * Current send rate, bytes per second.
+ */
+rate_out: number, 
+/**
+ * Credits or quota/cost.
+ */
+meter: MeterView, 
+/**
+ * Chart points over the session (bounded).
+ */
+samples: Array<Sample>, };
+
+export type AccountView = { 
+/**
+ * The service.
+ */
+service: Service, 
+/**
+ * True when a token is in the keyring.
+ */
+signed_in: boolean, 
+/**
+ * Who: the email, or the tunnelbyte tier.
+ */
+label: string | null, 
+/**
+ * OrbNET credits on the account, when known.
+ */
+credits: number | null, };
+
+export type SignInRequest = { "service": "orbnet", 
+/**
+ * Account email.
+ */
+email: string, 
+/**
+ * Password (sent once, never stored).
+ */
+password: string, 
+/**
+ * Six-digit code, on the second step.
+ */
+totp: string | null, } | { "service": "tunnelbyte", 
+/**
+ * The API token.
+ */
+token: string | null, } | { "service": "neosc", 
+/**
+ * Account email.
+ */
+email: string, 
+/**
+ * Password (sent once, never stored).
+ */
+password: string, };
+
+export type SignInOutcome = { "outcome": "signed_in", 
+/**
+ * The account.
+ */
+account: AccountView, } | { "outcome": "needs_two_factor" };
+
+export type ConnectRequest = { 
+/**
+ * Where to.
+ */
+region: RegionRef, 
+/**
+ * App mode or all traffic.
+ */
+mode: TunnelMode, };
+
+export type WorkspaceView = { 
+/**
+ * NeoSC id.
+ */
+id: string, 
+/**
+ * Shown name.
+ */
+name: string, 
+/**
+ * State as NeoSC reports it (e.g. `running`, `stopped`).
+ */
+state: string, };
+
+export type WorkspaceSessionView = { 
+/**
+ * NeoSC id.
+ */
+id: string, 
+/**
+ * Name of its workspace.
+ */
+workspace: string, 
+/**
+ * Session type (e.g. `desktop`, `browser`).
+ */
+kind: string, 
+/**
+ * Start (unix ms).
+ */
+started_ms: number, 
+/**
+ * End (unix ms) when ended.
+ */
+ended_ms: number | null, 
+/**
+ * True while active.
+ */
+active: boolean, 
+/**
+ * Tunnel status as reported.
+ */
+tunnel: string, 
+/**
+ * Whether MFA was satisfied.
+ */
+mfa: boolean, };
+
+export type WorkspacesView = { 
+/**
+ * Workspaces.
+ */
+workspaces: Array<WorkspaceView>, 
+/**
+ * Sessions, active first, then most recent first.
+ */
+sessions: Array<WorkspaceSessionView>, 
+/**
+ * When this was fetched (unix ms).
+ */
+refreshed_ms: number, };
+
+export type HistoryRow = { 
+/**
+ * Local id.
+ */
+id: string, 
+/**
+ * The service.
+ */
+service: Service, 
+/**
+ * Region shown name.
+ */
+region: string, 
+/**
+ * Start (unix ms).
+ */
+started_ms: number, 
+/**
+ * Duration in seconds (so far, if still open).
+ */
+duration_s: number, 
+/**
+ * OrbNET credits used.
+ */
+credits_used: number | null, 
+/**
+ * tunnelbyte cost in millicents.
+ */
+cost_millicents: number | null, 
+/**
+ * Bytes in + out.
+ */
+bytes: number, 
+/**
+ * Why it ended (`user`, `credits_depleted`, ...); `None` while open.
+ */
+end_reason: string | null, };
+
+export type DayTotal = { 
+/**
+ * `YYYY-MM-DD`.
+ */
+day: string, 
+/**
+ * Number of sessions.
+ */
+sessions: number, 
+/**
+ * Seconds connected.
+ */
+duration_s: number, 
+/**
+ * Credits used.
+ */
+credits_used: number, 
+/**
+ * Cost in millicents.
+ */
+cost_millicents: number, 
+/**
+ * Bytes.
+ */
+bytes: number, };
+
+export type HistoryView = { 
+/**
+ * Sessions, newest first.
+ */
+rows: Array<HistoryRow>, 
+/**
+ * Totals per day, newest first.
+ */
+days: Array<DayTotal>, };
+
+export type NotifySettings = { 
+/**
+ * Credits low, at each threshold.
+ */
+credits_low: boolean, 
+/**
+ * Credits depleted.
+ */
+credits_depleted: boolean, 
+/**
+ * Quota at 80 %, 95 % and exceeded.
+ */
+quota: boolean, 
+/**
+ * Session ended by the server.
+ */
+session_ended: boolean, 
+/**
+ * Connection lost and restored.
+ */
+connection: boolean, 
+/**
+ * A workspace session ended elsewhere.
+ */
+workspace_ended: boolean, 
+/**
+ * Credit levels that trigger "credits low", e.g. `[50, 10]`.
+ */
+credit_thresholds: Array<number>, };
+
+export type BaseUrls = { 
+/**
+ * OrbNET API base.
+ */
+orbnet: string, 
+/**
+ * tunnelbyte API base.
+ */
+tunnelbyte: string, 
+/**
+ * NeoSC API base.
+ */
+neosc: string, };
+
+export type Settings = { 
+/**
+ * Notifications.
+ */
+notify: NotifySettings, 
+/**
+ * Start hidden in the tray.
+ */
+start_minimized: boolean, 
+/**
+ * Start with the desktop session.
+ */
+launch_at_login: boolean, 
+/**
+ * Closing the window hides it to the tray instead of quitting.
+ */
+close_to_tray: boolean, 
+/**
+ * Mode preselected for Connect.
+ */
+default_mode: TunnelMode, 
+/**
+ * Service base URLs.
+ */
+base_urls: BaseUrls, };
+
+export type Snapshot = { 
+/**
+ * Sign-in state per service.
+ */
+accounts: Array<AccountView>, 
+/**
+ * The connection.
+ */
+connection: ConnectionView, 
+/**
+ * Live figures while connected.
+ */
+live: LiveView | null, 
+/**
+ * The last region chosen (remembered).
+ */
+last_region: RegionRef | null, 
+/**
+ * Settings.
+ */
+settings: Settings, 
+/**
+ * True when running on the in-process lab.
+ */
+demo: boolean, 
+/**
+ * App version.
+ */
+version: string, };
+
+export type CommandError = { 
+/**
+ * Machine-readable kind (`invalid_input`, `not_signed_in`, `service`, `network`, ...).
+ */
+code: string, 
+/**
+ * Explanation in words, safe to show.
+ */
+message: string, };
+
+/** Every command: its arguments and its result. */
+export interface Commands {
+  get_snapshot: { args: Record<string, never>; result: Snapshot };
+  sign_in: { args: { request: SignInRequest }; result: SignInOutcome };
+  sign_out: { args: { service: Service }; result: Array<AccountView> };
+  list_regions: { args: Record<string, never>; result: Array<RegionGroup> };
+  connect: { args: { request: ConnectRequest }; result: ConnectionView };
+  disconnect: { args: Record<string, never>; result: ConnectionView };
+  list_workspaces: { args: Record<string, never>; result: WorkspacesView };
+  launch_workspace: { args: { id: string }; result: WorkspacesView };
+  stop_workspace: { args: { id: string }; result: WorkspacesView };
+  disconnect_workspace_session: { args: { id: string }; result: WorkspacesView };
+  get_history: { args: Record<string, never>; result: HistoryView };
+  export_history_csv: { args: Record<string, never>; result: string };
+  save_settings: { args: { settings: Settings }; result: Settings };
+}
+
+/** Every event: its payload. */
+export interface Events {
+  "ferry:connection": ConnectionView;
+  "ferry:live": LiveView | null;
+  "ferry:accounts": Array<AccountView>;
+  "ferry:workspaces": WorkspacesView;
+  "ferry:history": HistoryView;
+  "ferry:settings": Settings;
+}
+
+/** Command names, as registered in Rust. */
+export const COMMAND_NAMES = [
+  "get_snapshot",
+  "sign_in",
+  "sign_out",
+  "list_regions",
+  "connect",
+  "disconnect",
+  "list_workspaces",
+  "launch_workspace",
+  "stop_workspace",
+  "disconnect_workspace_session",
+  "get_history",
+  "export_history_csv",
+  "save_settings",
+] as const;
+
+/** Event names, as emitted by Rust. */
+export const EVENT_NAMES = [
+  "ferry:connection",
+  "ferry:live",
+  "ferry:accounts",
+  "ferry:workspaces",
+  "ferry:history",
+  "ferry:settings",
+] as const;

@@ -1,0 +1,91 @@
+// Formatting helpers: the same rules as src-tauri/src/format.rs (money, credits, bytes, durations),
+// plus the UI-only ones (rates, reset times, clock times).
+
+/** Money from millicents of a euro: 3 decimals below one euro, else 2 ("€0.042", "€12.35"). */
+export function euros(millicents: number): string {
+  const mc = Math.max(0, Math.round(millicents));
+  if (mc < 100_000) {
+    const milli = Math.floor((mc + 50) / 100);
+    return `€${Math.floor(milli / 1000)}.${String(milli % 1000).padStart(3, "0")}`;
+  }
+  const cents = Math.floor((mc + 500) / 1000);
+  return `€${Math.floor(cents / 100)}.${String(cents % 100).padStart(2, "0")}`;
+}
+
+/** Credits with at most one decimal ("87.5", "12"). */
+export function credits(value: number): string {
+  const r = Math.round(value * 10) / 10;
+  return Number.isInteger(r) ? r.toFixed(0) : r.toFixed(1);
+}
+
+const UNITS = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+
+/** Bytes in binary units with one decimal above 1 KiB ("512 B", "1.5 MiB"). */
+export function bytes(n: number): string {
+  if (n < 1024) return `${Math.max(0, Math.round(n))} B`;
+  let v = n / 1024;
+  let u = 0;
+  while (v >= 1024 && u < UNITS.length - 1) {
+    v /= 1024;
+    u += 1;
+  }
+  return `${v.toFixed(1)} ${UNITS[u]}`;
+}
+
+/** A transfer rate ("1.5 MiB/s"). */
+export function rate(bytesPerSecond: number): string {
+  return `${bytes(bytesPerSecond)}/s`;
+}
+
+/** A duration as its two largest units ("3 h 12 min", "12 min", "45 s", "2 d 5 h"). */
+export function duration(totalSeconds: number): string {
+  const s = Math.max(0, Math.floor(totalSeconds));
+  const d = Math.floor(s / 86_400);
+  const h = Math.floor((s % 86_400) / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = s % 60;
+  if (d === 0 && h === 0 && m === 0) return `${sec} s`;
+  if (d === 0 && h === 0) return `${m} min`;
+  if (d === 0) return m === 0 ? `${h} h` : `${h} h ${m} min`;
+  return h === 0 ? `${d} d` : `${d} d ${h} h`;
+}
+
+/** A running clock for the live panel ("0:05:09", "27:00:00"). */
+export function clock(totalSeconds: number): string {
+  const s = Math.max(0, Math.floor(totalSeconds));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  return `${h}:${String(m).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`;
+}
+
+/** "resets in 3 h 12 min" (or "resets now" once the time has passed). */
+export function resetsIn(resetsAtMs: number, nowMs: number): string {
+  const left = Math.floor((resetsAtMs - nowMs) / 1000);
+  if (left <= 0) return "resets now";
+  // Round up to the minute above a minute, so "in 0 min" never shows.
+  return `resets in ${duration(left >= 60 ? Math.ceil(left / 60) * 60 : left)}`;
+}
+
+/** An exact local date and time ("2026-11-29 14:05"), for tooltips and the history. */
+export function dateTime(ms: number): string {
+  const d = new Date(ms);
+  const p = (n: number) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}`;
+}
+
+/** Minutes left at the current burn rate, or null when not burning. */
+export function minutesLeft(left: number, burnPerMinute: number): number | null {
+  if (burnPerMinute <= 0) return null;
+  return Math.max(0, left / burnPerMinute);
+}
+
+/** A percentage for a bar (0–100, clamped), or null when unlimited. */
+export function percent(used: number, limit: number | null): number | null {
+  if (limit === null || limit <= 0) return null;
+  return Math.min(100, Math.max(0, (used / limit) * 100));
+}
+
+/** A field of a CSV line, quoted when needed. */
+export function csvField(value: string): string {
+  return /[",\n\r]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
+}

@@ -1,0 +1,471 @@
+// Ferry's window: five screens over the typed contract. State lives in Rust; this file renders it.
+import { call, on } from "./api";
+import type {
+  AccountView,
+  Commands,
+  ConnectionView,
+  HistoryView,
+  LiveView,
+  RegionGroup,
+  Service,
+  Settings,
+  Snapshot,
+  TunnelMode,
+  WorkspacesView,
+} from "./contract.gen";
+import { h, replace, svg } from "./dom";
+import * as fmt from "./format";
+import * as view from "./view";
+
+type Screen = "connect" | "workspaces" | "history" | "accounts" | "settings";
+const SCREENS: [Screen, string][] = [
+  ["connect", "Connect"],
+  ["workspaces", "Workspaces"],
+  ["history", "History"],
+  ["accounts", "Accounts"],
+  ["settings", "Settings"],
+];
+const SERVICE_NAMES: Record<Service, string> = { orbnet: "OrbNET", tunnelbyte: "tunnelbyte", neosc: "NeoSC" };
+
+const state = {
+  screen: "connect" as Screen,
+  snapshot: null as Snapshot | null,
+  regions: [] as RegionGroup[],
+  selectedRegion: "",
+  mode: "app" as TunnelMode,
+  workspaces: null as WorkspacesView | null,
+  history: null as HistoryView | null,
+  twoFactor: false,
+  message: "",
+};
+
+const app = document.getElementById("app")!;
+const main = h("main", { id: "screen", tabindex: "-1" });
+const banner = h("p", { id: "banner", role: "status", "aria-live": "polite" });
+
+function flash(text: string): void {
+  state.message = text;
+  banner.textContent = text;
+  banner.hidden = text === "";
+}
+
+async function guard(work: () => Promise<void>): Promise<void> {
+  try {
+    flash("");
+    await work();
+  } catch (e) {
+    const err = e as { message?: string };
+    flash(err.message ?? String(e));
+  }
+}
+
+function nav(): HTMLElement {
+  return h(
+    "nav",
+    { "aria-label": "Screens" },
+    h("span", { id: "brand", class: "brand" }, "Ferry"),
+    SCREENS.map(([id, label], i) =>
+      h(
+        "button",
+        {
+          id: `nav-${id}`,
+          class: "tab",
+          "aria-current": state.screen === id ? "page" : null,
+          title: `${label} (Alt+${i + 1})`,
+          onclick: () => show(id),
+        },
+        label,
+      ),
+    ),
+  );
+}
+
+function show(screen: Screen): void {
+  state.screen = screen;
+  render();
+  if (screen === "workspaces") void refreshWorkspaces();
+  if (screen === "history") void refreshHistory();
+  if (screen === "connect") void refreshRegions();
+}
+
+function accounts(): AccountView[] {
+  return state.snapshot?.accounts ?? [];
+}
+
+function signedIn(s: Service): boolean {
+  return accounts().some((a) => a.service === s && a.signed_in);
+}
+
+// ---- Connect screen ------------------------------------------------------------------------------
+
+function connectScreen(snap: Snapshot): HTMLElement {
+  const c = snap.connection;
+  const region = view.findRegion(state.regions, state.selectedRegion);
+  const canConnect = region !== undefined && region.available && signedIn(region.ref.service);
+  const ctl = view.connectControl(c, canConnect);
+  const busy = c.phase !== "disconnected" && c.phase !== "error";
+
+  const select = h(
+    "select",
+    { id: "region", "aria-label": "Region", disabled: busy, onchange: (e) => {
+      state.selectedRegion = (e.target as HTMLSelectElement).value;
+      render();
+    } },
+    h("option", { value: "" }, "Choose a region…"),
+    state.regions
+      .filter((g) => g.service !== "neosc")
+      .map((g) =>
+        h(
+          "optgroup",
+          { label: SERVICE_NAMES[g.service] + (signedIn(g.service) ? "" : " (sign in first)") },
+          g.regions.map((r) =>
+            h(
+              "option",
+              {
+                value: view.regionKey(r.ref),
+                disabled: !r.available || !signedIn(g.service),
+                selected: view.regionKey(r.ref) === state.selectedRegion,
+              },
+              view.regionOption(r),
+            ),
+          ),
+        ),
+      ),
+  );
+  const notes = state.regions.flatMap((g) => [
+    ...(g.error ? [h("li", {}, `${SERVICE_NAMES[g.service]}: ${g.error}`)] : []),
+    ...g.regions.filter((r) => !r.available && r.note).map((r) => h("li", {}, `${r.label}: ${r.note}`)),
+  ]);
+
+  const modes = h(
+    "fieldset",
+    { class: "modes", disabled: busy },
+    h("legend", {}, "Mode"),
+    ([["app", "App mode (local proxy)"], ["all_traffic", "Route all traffic"]] as [TunnelMode, string][]).map(([m, label]) =>
+      h(
+        "label",
+        {},
+        h("input", { type: "radio", name: "mode", value: m, checked: state.mode === m, onchange: () => (state.mode = m) }),
+        " ",
+        label,
+      ),
+    ),
+  );
+
+  const button = h(
+    "button",
+    {
+      id: "connect-btn",
+      class: `connect ${c.phase}`,
+      "data-phase": c.phase,
+      disabled: !ctl.enabled,
+      "aria-busy": ctl.busy ? "true" : null,
+      onclick: () =>
+        guard(async () => {
+          if (ctl.action === "connect" && region) {
+            await call("connect", { request: { region: region.ref, mode: state.mode } });
+          } else if (ctl.action === "disconnect") {
+            await call("disconnect");
+          }
+        }),
+    },
+    ctl.label,
+  );
+
+  const error = c.phase === "error" && c.error
+    ? h("div", { id: "error", class: "error", role: "alert" }, h("strong", {}, c.error.message), h("p", {}, c.error.action))
+    : null;
+
+  return h(
+    "section",
+    { class: "connect-screen", "aria-labelledby": "connect-title" },
+    h("h1", { id: "connect-title", class: "visually-hidden" }, "Connect"),
+    h("div", { class: "control" }, button, h("p", { id: "status", class: "caption" }, view.phaseName(c.phase), " · ", ctl.caption), error),
+    h("div", { class: "choices" }, h("label", { for: "region" }, "Region"), select, notes.length ? h("ul", { class: "notes" }, notes) : null, modes),
+    snap.live && (c.phase === "connected" || c.phase === "reconnecting") ? livePanel(snap.live) : null,
+  );
+}
+
+function chart(id: string, label: string, values: number[]): HTMLElement {
+  const w = 240;
+  const hgt = 48;
+  return h(
+    "figure",
+    { class: "chart", id },
+    svg("svg", { viewBox: `0 0 ${w} ${hgt}`, width: w, height: hgt, role: "img", "aria-label": label },
+      svg("polyline", { points: view.sparkline(values, w, hgt), fill: "none", "stroke-width": 2 })),
+    h("figcaption", {}, label),
+  );
+}
+
+function livePanel(live: LiveView): HTMLElement {
+  const now = Date.now();
+  const figures = view.liveFigures(live, now);
+  const bars = live.meter.kind === "quota" ? view.quotaBars(live.meter.quotas, now) : [];
+  return h(
+    "section",
+    { id: "live", class: "live", "aria-label": "Live session" },
+    h("dl", { class: "figures" }, figures.map((f) => h("div", { id: `live-${f.id}` }, h("dt", {}, f.label), h("dd", {}, f.value)))),
+    bars.length
+      ? h("div", { class: "quotas" }, bars.map((b, i) =>
+          h("div", { class: `quota ${b.level}`, id: `quota-${i}` },
+            h("div", { class: "quota-head" }, h("span", {}, b.label), h("span", {}, b.text)),
+            b.percent === null ? null : h("progress", { max: 100, value: b.percent.toFixed(1), "aria-label": b.label }),
+            b.resets ? h("small", { title: b.resetsExact }, `${b.resets} (${b.resetsExact})`) : null)))
+      : null,
+    h("div", { class: "charts" },
+      chart("chart-meter", live.meter.kind === "credits" ? "Credits left" : "Cost", live.samples.map((s) => s.meter)),
+      chart("chart-bytes", "Traffic", live.samples.map((s) => s.bytes))),
+  );
+}
+
+// ---- Workspaces ----------------------------------------------------------------------------------
+
+async function refreshWorkspaces(): Promise<void> {
+  if (!signedIn("neosc")) return;
+  await guard(async () => {
+    state.workspaces = await call("list_workspaces");
+    if (state.screen === "workspaces") render();
+  });
+}
+
+function workspacesScreen(): HTMLElement {
+  if (!signedIn("neosc")) return h("section", {}, h("h1", {}, "Workspaces"), h("p", {}, "Sign in to NeoSC on the Accounts screen."));
+  const w = state.workspaces;
+  const act = (cmd: "launch_workspace" | "stop_workspace" | "disconnect_workspace_session", id: string) =>
+    guard(async () => {
+      state.workspaces = await call(cmd, { id });
+      render();
+    });
+  return h(
+    "section",
+    { id: "workspaces" },
+    h("h1", {}, "Workspaces"),
+    w === null ? h("p", {}, "Loading…") : [
+      h("ul", { class: "cards" }, w.workspaces.map((ws) =>
+        h("li", { class: "card", id: `ws-${ws.id}` },
+          h("strong", {}, ws.name), h("span", { class: "pill" }, ws.state),
+          h("button", { onclick: () => act("launch_workspace", ws.id), disabled: ws.state === "running" }, "Launch"),
+          h("button", { onclick: () => act("stop_workspace", ws.id), disabled: ws.state !== "running" }, "Stop")))),
+      h("h2", {}, "Sessions"),
+      h("table", { id: "ws-sessions" },
+        h("thead", {}, h("tr", {}, ["Workspace", "Type", "Started", "Duration", "Tunnel", "MFA", ""].map((c) => h("th", { scope: "col" }, c)))),
+        h("tbody", {}, view.sortSessions(w.sessions).map((s) =>
+          h("tr", { class: s.active ? "active" : "ended", "data-session": s.id },
+            h("td", {}, s.workspace), h("td", {}, s.kind), h("td", {}, fmt.dateTime(s.started_ms)),
+            h("td", {}, fmt.duration(((s.ended_ms ?? Date.now()) - s.started_ms) / 1000)),
+            h("td", {}, s.tunnel), h("td", {}, s.mfa ? "yes" : "no"),
+            h("td", {}, s.active ? h("button", { class: "danger", "data-disconnect": s.id, onclick: () => act("disconnect_workspace_session", s.id) }, "Disconnect") : "ended"))))),
+      h("p", { class: "caption" }, `Refreshed ${fmt.dateTime(w.refreshed_ms)}; every 30 s.`),
+    ],
+  );
+}
+
+// ---- History -------------------------------------------------------------------------------------
+
+async function refreshHistory(): Promise<void> {
+  await guard(async () => {
+    state.history = await call("get_history");
+    if (state.screen === "history") render();
+  });
+}
+
+function historyScreen(): HTMLElement {
+  const hist = state.history;
+  return h(
+    "section",
+    { id: "history" },
+    h("h1", {}, "History"),
+    h("button", { id: "export-csv", onclick: () => guard(async () => flash(`Saved ${await call("export_history_csv")}`)) }, "Export CSV"),
+    hist === null ? h("p", {}, "Loading…") : [
+      h("h2", {}, "Per day"),
+      h("table", { id: "history-days" },
+        h("thead", {}, h("tr", {}, ["Day", "Sessions", "Time", "Credits", "Cost", "Data"].map((c) => h("th", { scope: "col" }, c)))),
+        h("tbody", {}, hist.days.map((d) => h("tr", {}, h("td", {}, d.day), h("td", {}, d.sessions), h("td", {}, fmt.duration(d.duration_s)),
+          h("td", {}, fmt.credits(d.credits_used)), h("td", {}, fmt.euros(d.cost_millicents)), h("td", {}, fmt.bytes(d.bytes)))))),
+      h("h2", {}, "Sessions"),
+      hist.rows.length === 0 ? h("p", {}, "No sessions yet.") :
+      h("table", { id: "history-rows" },
+        h("thead", {}, h("tr", {}, ["Service", "Region", "Start", "Duration", "Used", "Data", "Ended"].map((c) => h("th", { scope: "col" }, c)))),
+        h("tbody", {}, hist.rows.map((r) => h("tr", { "data-row": r.id },
+          h("td", {}, SERVICE_NAMES[r.service]), h("td", {}, r.region), h("td", {}, fmt.dateTime(r.started_ms)), h("td", {}, fmt.duration(r.duration_s)),
+          h("td", {}, r.credits_used !== null ? `${fmt.credits(r.credits_used)} credits` : r.cost_millicents !== null ? fmt.euros(r.cost_millicents) : "free"),
+          h("td", {}, fmt.bytes(r.bytes)), h("td", {}, r.end_reason ?? "open"))))),
+    ],
+  );
+}
+
+// ---- Accounts ------------------------------------------------------------------------------------
+
+function field(id: string, label: string, type: string, autocomplete: string): HTMLElement {
+  return h("label", { for: id }, label, h("input", { id, name: id, type, autocomplete, required: true }));
+}
+
+function value(id: string): string {
+  return (document.getElementById(id) as HTMLInputElement | null)?.value ?? "";
+}
+
+function accountCard(a: AccountView): HTMLElement {
+  const s = a.service;
+  const head = h("h2", {}, SERVICE_NAMES[s]);
+  if (a.signed_in) {
+    return h("section", { class: "card account", id: `account-${s}` }, head,
+      h("p", { class: "signed-in" }, "Signed in", a.label ? ` as ${a.label}` : "", a.credits !== null ? ` · ${fmt.credits(a.credits)} credits` : ""),
+      h("button", { onclick: () => guard(async () => { await call("sign_out", { service: s }); await reload(); }) }, "Sign out"));
+  }
+  const submit = (request: Commands["sign_in"]["args"]) => guard(async () => {
+    const out = await call("sign_in", request);
+    if (out.outcome === "needs_two_factor") {
+      state.twoFactor = true;
+      render();
+      flash("Enter the 6-digit code from your authenticator app.");
+    } else {
+      state.twoFactor = false;
+      await reload();
+    }
+  });
+  const form = (children: HTMLElement[], onsubmit: () => void) =>
+    h("form", { onsubmit: (e: Event) => { e.preventDefault(); onsubmit(); } }, children);
+  let body: HTMLElement;
+  if (s === "orbnet") {
+    body = form([
+      field("orbnet-email", "Email", "email", "username"),
+      field("orbnet-password", "Password", "password", "current-password"),
+      ...(state.twoFactor ? [field("orbnet-totp", "2FA code", "text", "one-time-code")] : []),
+      h("button", { type: "submit", id: "orbnet-signin" }, "Sign in"),
+    ], () => void submit({ request: { service: "orbnet", email: value("orbnet-email"), password: value("orbnet-password"), totp: state.twoFactor ? value("orbnet-totp") : null } }));
+  } else if (s === "tunnelbyte") {
+    body = form([
+      field("tunnelbyte-token", "API token", "password", "off"),
+      h("button", { type: "submit", id: "tunnelbyte-signin" }, "Sign in"),
+      h("button", { type: "button", onclick: () => void submit({ request: { service: "tunnelbyte", token: null } }) }, "Import from the tunnelbyte CLI"),
+    ], () => void submit({ request: { service: "tunnelbyte", token: value("tunnelbyte-token") } }));
+  } else {
+    body = form([
+      field("neosc-email", "Email", "email", "username"),
+      field("neosc-password", "Password", "password", "current-password"),
+      h("button", { type: "submit", id: "neosc-signin" }, "Sign in"),
+    ], () => void submit({ request: { service: "neosc", email: value("neosc-email"), password: value("neosc-password") } }));
+  }
+  return h("section", { class: "card account", id: `account-${s}` }, head, body);
+}
+
+function accountsScreen(): HTMLElement {
+  return h("section", { id: "accounts" }, h("h1", {}, "Accounts"),
+    h("p", { class: "caption" }, "Tokens are kept in the system keyring, never on disk."),
+    h("div", { class: "cards" }, accounts().map(accountCard)));
+}
+
+// ---- Settings ------------------------------------------------------------------------------------
+
+function settingsScreen(s: Settings): HTMLElement {
+  const draft: Settings = structuredClone(s);
+  const check = (id: string, label: string, get: () => boolean, set: (v: boolean) => void) =>
+    h("label", { class: "check" }, h("input", { id, type: "checkbox", checked: get(), onchange: (e) => set((e.target as HTMLInputElement).checked) }), " ", label);
+  const text = (id: string, label: string, get: () => string, set: (v: string) => void) =>
+    h("label", { for: id }, label, h("input", { id, type: "text", value: get(), oninput: (e) => set((e.target as HTMLInputElement).value) }));
+  const n = draft.notify;
+  return h("section", { id: "settings" }, h("h1", {}, "Settings"),
+    h("form", { onsubmit: (e: Event) => { e.preventDefault(); void guard(async () => { await call("save_settings", { settings: draft }); flash("Settings saved."); }); } },
+      h("fieldset", {}, h("legend", {}, "Notifications"),
+        check("n-credits-low", "Credits low", () => n.credits_low, (v) => (n.credits_low = v)),
+        text("n-thresholds", "Credit thresholds (comma-separated)", () => n.credit_thresholds.join(", "), (v) => {
+          n.credit_thresholds = v.split(",").map((x) => Number(x.trim())).filter((x) => Number.isFinite(x) && x > 0);
+        }),
+        check("n-depleted", "Credits depleted", () => n.credits_depleted, (v) => (n.credits_depleted = v)),
+        check("n-quota", "Quota at 80 %, 95 % and exceeded", () => n.quota, (v) => (n.quota = v)),
+        check("n-ended", "Session ended by the service", () => n.session_ended, (v) => (n.session_ended = v)),
+        check("n-connection", "Connection lost and restored", () => n.connection, (v) => (n.connection = v)),
+        check("n-workspace", "Workspace session ended elsewhere", () => n.workspace_ended, (v) => (n.workspace_ended = v))),
+      h("fieldset", {}, h("legend", {}, "App"),
+        check("s-minimized", "Start minimized", () => draft.start_minimized, (v) => (draft.start_minimized = v)),
+        check("s-login", "Launch at login", () => draft.launch_at_login, (v) => (draft.launch_at_login = v)),
+        check("s-tray", "Closing the window keeps Ferry in the tray", () => draft.close_to_tray, (v) => (draft.close_to_tray = v)),
+        h("label", { for: "s-mode" }, "Default mode",
+          h("select", { id: "s-mode", onchange: (e) => (draft.default_mode = (e.target as HTMLSelectElement).value as TunnelMode) },
+            h("option", { value: "app", selected: draft.default_mode === "app" }, "App mode"),
+            h("option", { value: "all_traffic", selected: draft.default_mode === "all_traffic" }, "Route all traffic")))),
+      h("fieldset", {}, h("legend", {}, "Service addresses"),
+        text("u-orbnet", "OrbNET", () => draft.base_urls.orbnet, (v) => (draft.base_urls.orbnet = v)),
+        text("u-tunnelbyte", "tunnelbyte", () => draft.base_urls.tunnelbyte, (v) => (draft.base_urls.tunnelbyte = v)),
+        text("u-neosc", "NeoSC", () => draft.base_urls.neosc, (v) => (draft.base_urls.neosc = v))),
+      h("button", { type: "submit", id: "save-settings" }, "Save")));
+}
+
+// ---- Shell ---------------------------------------------------------------------------------------
+
+function render(): void {
+  const snap = state.snapshot;
+  const focused = document.activeElement?.id;
+  let screen: HTMLElement;
+  if (snap === null) screen = h("p", {}, "Starting…");
+  else if (state.screen === "connect") screen = connectScreen(snap);
+  else if (state.screen === "workspaces") screen = workspacesScreen();
+  else if (state.screen === "history") screen = historyScreen();
+  else if (state.screen === "accounts") screen = accountsScreen();
+  else screen = settingsScreen(snap.settings);
+  const header = h("header", {}, nav(), snap?.demo ? h("span", { class: "pill demo", id: "demo-badge" }, "Demo") : null);
+  replace(main, screen);
+  replace(app, header, banner, main);
+  banner.hidden = state.message === "";
+  if (focused) document.getElementById(focused)?.focus();
+  app.dataset.screen = state.screen;
+}
+
+async function refreshRegions(): Promise<void> {
+  await guard(async () => {
+    state.regions = await call("list_regions");
+    render();
+  });
+}
+
+async function reload(): Promise<void> {
+  state.snapshot = await call("get_snapshot");
+  if (state.selectedRegion === "" && state.snapshot.last_region) state.selectedRegion = view.regionKey(state.snapshot.last_region);
+  state.mode = state.snapshot.settings.default_mode;
+  render();
+  await refreshRegions();
+}
+
+function patch(update: (s: Snapshot) => void): void {
+  if (state.snapshot === null) return;
+  update(state.snapshot);
+  // Keep typing undisturbed: only the connect screen re-renders on live ticks.
+  if (state.screen === "connect") render();
+}
+
+async function start(): Promise<void> {
+  document.addEventListener("keydown", (e) => {
+    if (e.altKey && e.key >= "1" && e.key <= String(SCREENS.length)) {
+      e.preventDefault();
+      show(SCREENS[Number(e.key) - 1]![0]);
+      document.getElementById("screen")?.focus();
+    }
+  });
+  await on("ferry:connection", (c: ConnectionView) => patch((s) => {
+    s.connection = c;
+    if (c.region) state.selectedRegion = view.regionKey(c.region);
+  }));
+  await on("ferry:live", (l) => patch((s) => (s.live = l)));
+  await on("ferry:accounts", (a) => {
+    patch((s) => (s.accounts = a));
+    void refreshRegions();
+  });
+  await on("ferry:settings", (st) => patch((s) => (s.settings = st)));
+  await on("ferry:workspaces", (w) => {
+    state.workspaces = w;
+    if (state.screen === "workspaces") render();
+  });
+  await on("ferry:history", (hv) => {
+    state.history = hv;
+    if (state.screen === "history") render();
+  });
+  window.setInterval(() => {
+    if (state.screen === "workspaces") void refreshWorkspaces();
+  }, 30_000);
+  await guard(reload);
+  document.documentElement.dataset.ready = "1";
+}
+
+render();
+void start();

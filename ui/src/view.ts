@@ -1,0 +1,158 @@
+// Pure view state: what each screen shows for a given state. Rendering (main.ts) only draws these.
+import type {
+  ConnectionView,
+  LiveView,
+  Phase,
+  QuotaView,
+  Region,
+  RegionGroup,
+  RegionRef,
+  WorkspaceSessionView,
+} from "./contract.gen";
+import * as fmt from "./format";
+
+/** The big Connect control for a phase. */
+export interface ConnectControl {
+  label: string;
+  action: "connect" | "disconnect" | "none";
+  enabled: boolean;
+  busy: boolean;
+  /** One line under the button. */
+  caption: string;
+}
+
+/** What the Connect control shows and does. `canConnect` = a region is chosen and its service signed in. */
+export function connectControl(c: ConnectionView, canConnect: boolean): ConnectControl {
+  const where = c.region_label ?? c.region?.id ?? "";
+  const table: Record<Phase, ConnectControl> = {
+    disconnected: {
+      label: "Connect",
+      action: "connect",
+      enabled: canConnect,
+      busy: false,
+      caption: canConnect ? "Not connected" : "Sign in and pick a region to connect",
+    },
+    connecting: { label: "Connecting…", action: "disconnect", enabled: true, busy: true, caption: `Connecting to ${where}. Click to cancel.` },
+    connected: { label: "Disconnect", action: "disconnect", enabled: true, busy: false, caption: `Connected to ${where}` },
+    reconnecting: { label: "Reconnecting…", action: "disconnect", enabled: true, busy: true, caption: `Connection to ${where} lost; trying again. Click to stop.` },
+    disconnecting: { label: "Disconnecting…", action: "none", enabled: false, busy: true, caption: "Ending the session" },
+    error: {
+      label: "Try again",
+      action: "connect",
+      enabled: canConnect,
+      busy: false,
+      caption: c.error?.message ?? "The connection stopped on an error",
+    },
+  };
+  return table[c.phase];
+}
+
+/** Human name of a phase (for the status line and the tray). */
+export function phaseName(p: Phase): string {
+  return {
+    disconnected: "Disconnected",
+    connecting: "Connecting",
+    connected: "Connected",
+    reconnecting: "Reconnecting",
+    disconnecting: "Disconnecting",
+    error: "Error",
+  }[p];
+}
+
+/** The text of a region option ("Paris, France", "eu-1 · 3 nodes", with "unavailable" when so). */
+export function regionOption(r: Region): string {
+  let text = r.label;
+  if (r.country) text += `, ${r.country}`;
+  if (r.nodes !== null) text += ` · ${r.nodes} node${r.nodes === 1 ? "" : "s"}`;
+  if (!r.available) text += " (unavailable)";
+  return text;
+}
+
+/** Stable key of a region for a select's value. */
+export function regionKey(r: RegionRef): string {
+  return `${r.service}/${r.id}`;
+}
+
+/** Finds a region by key in the groups. */
+export function findRegion(groups: RegionGroup[], key: string): Region | undefined {
+  for (const g of groups) for (const r of g.regions) if (regionKey(r.ref) === key) return r;
+  return undefined;
+}
+
+/** One figure of the live panel. */
+export interface Figure {
+  id: string;
+  label: string;
+  value: string;
+  title?: string;
+}
+
+/** The live panel's figures for a moment `nowMs`. */
+export function liveFigures(live: LiveView, nowMs: number): Figure[] {
+  const figures: Figure[] = [
+    { id: "duration", label: "Connected for", value: fmt.clock((nowMs - live.started_ms) / 1000) },
+    { id: "exit-ip", label: "Exit IP", value: live.exit_ip ?? "—" },
+    { id: "bytes-in", label: "Received", value: `${fmt.bytes(live.bytes_in)} · ${fmt.rate(live.rate_in)}` },
+    { id: "bytes-out", label: "Sent", value: `${fmt.bytes(live.bytes_out)} · ${fmt.rate(live.rate_out)}` },
+  ];
+  const m = live.meter;
+  if (m.kind === "credits") {
+    const left = fmt.minutesLeft(m.left, m.burn_per_minute);
+    figures.push(
+      { id: "credits-left", label: "Credits left", value: fmt.credits(m.left) },
+      { id: "burn-rate", label: "Burn rate", value: `${fmt.credits(m.burn_per_minute)} credits/min` },
+      {
+        id: "time-left",
+        label: "Time left at this rate",
+        value: left === null ? "—" : fmt.duration(left * 60),
+      },
+    );
+  } else if (m.cost_millicents !== null) {
+    figures.push({ id: "cost", label: "Cost so far", value: fmt.euros(m.cost_millicents) });
+  }
+  return figures;
+}
+
+/** One quota bar. */
+export interface QuotaBar {
+  label: string;
+  text: string;
+  percent: number | null;
+  level: "ok" | "warn" | "high" | "full";
+  resets: string;
+  resetsExact: string;
+}
+
+/** The quota bars for the tunnelbyte windows. */
+export function quotaBars(quotas: QuotaView[], nowMs: number): QuotaBar[] {
+  return quotas.map((q) => {
+    const show = (n: number) => (q.unit === "bytes" ? fmt.bytes(n) : fmt.duration(n));
+    const pct = fmt.percent(q.used, q.limit);
+    const level = pct === null ? "ok" : pct >= 100 ? "full" : pct >= 95 ? "high" : pct >= 80 ? "warn" : "ok";
+    return {
+      label: q.label,
+      text: q.limit === null ? `${show(q.used)} (no limit)` : `${show(q.used)} of ${show(q.limit)}`,
+      percent: pct,
+      level,
+      resets: q.resets_at_ms === null ? "" : fmt.resetsIn(q.resets_at_ms, nowMs),
+      resetsExact: q.resets_at_ms === null ? "" : fmt.dateTime(q.resets_at_ms),
+    };
+  });
+}
+
+/** Workspace sessions with the active ones first, then newest first. */
+export function sortSessions(sessions: WorkspaceSessionView[]): WorkspaceSessionView[] {
+  return [...sessions].sort((a, b) => Number(b.active) - Number(a.active) || b.started_ms - a.started_ms);
+}
+
+/** An SVG polyline's points for a small chart of `values`, in a `w`×`h` box. */
+export function sparkline(values: number[], w: number, h: number): string {
+  if (values.length === 0) return "";
+  const min = Math.min(...values);
+  const max = Math.max(...values);
+  const span = max - min || 1;
+  const step = values.length > 1 ? w / (values.length - 1) : 0;
+  return values
+    .map((v, i) => `${(i * step).toFixed(1)},${(h - ((v - min) / span) * h).toFixed(1)}`)
+    .join(" ");
+}
