@@ -1,6 +1,7 @@
 //! One module per subcommand. Each exposes `Args` and an async `run` returning the exit code.
 
 pub mod connect;
+pub mod context;
 pub mod history;
 pub mod lab;
 pub mod login;

@@ -1,0 +1,254 @@
+//! What every service subcommand shares: base URLs, the data directory, the secret store and the
+//! clients built from them.
+//!
+//! - Base URLs: `--api-url URL` (for the one service a command targets) or `--api-url SERVICE=URL`
+//!   (repeatable), else `FERRY_ORBNET_URL` / `FERRY_TUNNELBYTE_URL` / `FERRY_NEOSC_URL`, else the
+//!   vendor's production URL (NeoSC is self-hosted and has none).
+//! - Data directory: `--data-dir`, else `FERRY_DATA_DIR`, else `$XDG_DATA_HOME/ferry`.
+//! - Secret store: `FERRY_SECRETS=keyring` (default: the Secret Service on Linux, Keychain,
+//!   Credential Manager), `keyutils` (Linux kernel session keyring: headless, not persistent
+//!   across reboots) or `memory` (this process only: for tests and one-shot use with
+//!   `FERRY_*_TOKEN`). There is deliberately no plaintext-file store. `FERRY_ORBNET_TOKEN`,
+//!   `FERRY_TUNNELBYTE_TOKEN` and `FERRY_NEOSC_TOKEN` override whichever store is chosen.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context as _};
+use ferry_core::http::HttpSettings;
+use ferry_core::secrets::{
+    EnvOverride, KeyringBackend, KeyringStore, MemoryStore, Secret, SharedSecretStore,
+};
+use ferry_core::services::neosc::NeoscClient;
+use ferry_core::services::orbnet::{OrbnetClient, OrbnetTokens, StoreTokenSink};
+use ferry_core::services::tunnelbyte::TunnelbyteClient;
+use ferry_core::services::ServiceKind;
+use ferry_core::store::Store;
+
+/// Options shared by the service subcommands.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct Common {
+    /// Base URL of the service this command talks to, or SERVICE=URL (repeatable).
+    #[arg(long = "api-url", value_name = "URL|SERVICE=URL")]
+    pub api_url: Vec<String>,
+    /// Data directory (history database); default $FERRY_DATA_DIR or $XDG_DATA_HOME/ferry.
+    #[arg(long = "data-dir", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Which secret store the CLI uses (`FERRY_SECRETS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretsMode {
+    /// The platform keyring (Secret Service on Linux).
+    Keyring,
+    /// The Linux kernel session keyring.
+    Keyutils,
+    /// Process memory only.
+    Memory,
+}
+
+impl SecretsMode {
+    /// Reads `FERRY_SECRETS` (default `keyring`).
+    pub fn from_env() -> anyhow::Result<Self> {
+        match std::env::var("FERRY_SECRETS")
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "" | "keyring" => Ok(SecretsMode::Keyring),
+            "keyutils" => Ok(SecretsMode::Keyutils),
+            "memory" => Ok(SecretsMode::Memory),
+            other => bail!("FERRY_SECRETS={other:?}: expected keyring, keyutils or memory"),
+        }
+    }
+}
+
+/// The resolved environment of one command.
+#[derive(Debug, Clone)]
+pub struct Context {
+    urls: HashMap<ServiceKind, String>,
+    data_dir: PathBuf,
+    secrets: SharedSecretStore,
+    mode: SecretsMode,
+    http: HttpSettings,
+}
+
+/// Keyring calls give up after this long (a locked keyring must not hang the CLI).
+pub const KEYRING_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Context {
+    /// Resolves URLs, data dir and secret store. `target` is the service a bare `--api-url URL`
+    /// applies to (`None` when the command spans services).
+    pub fn new(common: &Common, target: Option<ServiceKind>) -> anyhow::Result<Self> {
+        let mut urls = HashMap::new();
+        for s in ServiceKind::ALL {
+            if let Some(u) = std::env::var(s.url_env_var())
+                .ok()
+                .filter(|u| !u.trim().is_empty())
+            {
+                urls.insert(s, u.trim().to_string());
+            } else if let Some(d) = s.default_base_url() {
+                urls.insert(s, d.to_string());
+            }
+        }
+        for spec in &common.api_url {
+            let (service, url) = match spec.split_once('=') {
+                Some((name, url)) if !name.contains("://") => (
+                    name.parse::<ServiceKind>()
+                        .map_err(|e| anyhow!("--api-url {spec}: {e}"))?,
+                    url,
+                ),
+                _ => (
+                    target.ok_or_else(|| {
+                        anyhow!(
+                            "--api-url {spec}: this command talks to several services; \
+                             write SERVICE=URL (e.g. tunnelbyte={spec}) or pick one with --service"
+                        )
+                    })?,
+                    spec.as_str(),
+                ),
+            };
+            urls.insert(service, url.trim().to_string());
+        }
+        let data_dir = ferry_core::paths::data_dir(common.data_dir.as_deref())?;
+        let mode = SecretsMode::from_env()?;
+        let secrets: SharedSecretStore = match mode {
+            SecretsMode::Keyring => Arc::new(EnvOverride::new(KeyringStore::new(
+                KeyringBackend::Platform,
+                KEYRING_TIMEOUT,
+            ))),
+            SecretsMode::Keyutils => Arc::new(EnvOverride::new(KeyringStore::new(
+                KeyringBackend::KernelKeyutils,
+                KEYRING_TIMEOUT,
+            ))),
+            SecretsMode::Memory => Arc::new(EnvOverride::new(MemoryStore::new())),
+        };
+        Ok(Self {
+            urls,
+            data_dir,
+            secrets,
+            mode,
+            http: HttpSettings::default(),
+        })
+    }
+
+    /// The base URL of a service.
+    pub fn base_url(&self, service: ServiceKind) -> anyhow::Result<&str> {
+        self.urls.get(&service).map(String::as_str).ok_or_else(|| {
+            anyhow!(
+                "no {service} address: set {} or pass --api-url (NeoSC is self-hosted)",
+                service.url_env_var()
+            )
+        })
+    }
+
+    /// The data directory (for `ferry connect`'s own files).
+    #[allow(dead_code)]
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
+    }
+
+    /// The secret store in use.
+    pub fn secrets(&self) -> &SharedSecretStore {
+        &self.secrets
+    }
+
+    /// The secret store mode.
+    pub fn secrets_mode(&self) -> SecretsMode {
+        self.mode
+    }
+
+    /// Opens the history store.
+    pub async fn store(&self) -> anyhow::Result<Store> {
+        Store::open_in(&self.data_dir)
+            .await
+            .with_context(|| format!("opening the history in {}", self.data_dir.display()))
+    }
+
+    /// The stored (or env-overridden) token of a service.
+    pub async fn token(&self, service: ServiceKind) -> anyhow::Result<Option<Secret>> {
+        Ok(self.secrets.get(service).await?)
+    }
+
+    /// An OrbNET client with the stored tokens; refreshed tokens are written back.
+    pub async fn orbnet(&self) -> anyhow::Result<OrbnetClient> {
+        let tokens = self
+            .token(ServiceKind::Orbnet)
+            .await?
+            .map(|s| OrbnetTokens::from_stored(&s));
+        Ok(
+            OrbnetClient::new(self.base_url(ServiceKind::Orbnet)?, self.http.clone())?
+                .with_tokens(tokens)
+                .with_token_sink(Arc::new(StoreTokenSink(self.secrets.clone()))),
+        )
+    }
+
+    /// A tunnelbyte client with the stored token.
+    pub async fn tunnelbyte(&self) -> anyhow::Result<TunnelbyteClient> {
+        let token = self.token(ServiceKind::Tunnelbyte).await?;
+        Ok(
+            TunnelbyteClient::new(self.base_url(ServiceKind::Tunnelbyte)?, self.http.clone())?
+                .with_token(token),
+        )
+    }
+
+    /// A NeoSC client with the stored token.
+    pub async fn neosc(&self) -> anyhow::Result<NeoscClient> {
+        let token = self.token(ServiceKind::Neosc).await?;
+        Ok(
+            NeoscClient::new(self.base_url(ServiceKind::Neosc)?, self.http.clone())?
+                .with_token(token),
+        )
+    }
+}
+
+/// Prints a JSON value on one line.
+pub fn print_json(v: &serde_json::Value) {
+    println!("{v}");
+}
+
+/// Human-readable byte count (binary units).
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < UNITS.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[i])
+    }
+}
+
+/// Human-readable duration, e.g. `1h 02m 03s`.
+pub fn human_secs(s: u64) -> String {
+    let (h, m, sec) = (s / 3600, (s % 3600) / 60, s % 60);
+    if h > 0 {
+        format!("{h}h {m:02}m {sec:02}s")
+    } else if m > 0 {
+        format!("{m}m {sec:02}s")
+    } else {
+        format!("{sec}s")
+    }
+}
+
+/// Reads one secret line from stdin (for `--password-stdin` / `--token-stdin`).
+pub fn read_stdin_secret(what: &str) -> anyhow::Result<Secret> {
+    use std::io::Read;
+    let mut buf = String::new();
+    std::io::stdin()
+        .take(16 * 1024)
+        .read_to_string(&mut buf)
+        .with_context(|| format!("reading the {what} from stdin"))?;
+    let line = buf.lines().next().unwrap_or("").trim_end_matches('\r');
+    if line.trim().is_empty() {
+        bail!("no {what} on stdin");
+    }
+    Ok(Secret::new(line))
+}
