@@ -9,3 +9,4 @@ pub mod peer;
 pub mod system;
 pub mod tunnel;
 pub mod error;
+pub mod proxy;
