@@ -9,3 +9,4 @@ pub mod ports;
 pub mod recover;
 pub mod supervisor;
 pub mod tunnelbyte;
+pub mod instance;
