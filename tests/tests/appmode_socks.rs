@@ -1,5 +1,5 @@
 //! App mode end to end without root: local SOCKS5 / HTTP CONNECT proxies on a userspace stack,
-//! a boringtun client peer, the exit node with loopback egress, and servers on 127.0.0.1.
+//! Ferry's tunnel in pipe mode (the real peer loop), the exit node with loopback egress, and servers on 127.0.0.1.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod exit_support;
@@ -7,47 +7,17 @@ mod exit_support;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use boringtun::x25519::{PublicKey, StaticSecret};
 use exit_support::*;
-use ferry_tunnel::exit::{ExitNode, TUNNEL_DNS_V4};
-use ferry_tunnel::netstack::IpNet;
-use ferry_tunnel::pipe::pipe;
-use ferry_tunnel::proxy::AppProxy;
+use ferry_tunnel::exit::ExitNode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
 const BODY: &str = "hello through the tunnel\n";
 
-struct AppMode {
-    exit: ExitNode,
-    proxy: AppProxy,
-    _peer: ClientPeer,
-    public_key: PublicKey,
-}
-
-async fn app_mode() -> AppMode {
+async fn setup() -> (ExitNode, AppMode) {
     let exit = loopback_exit().await;
-    let key = StaticSecret::random_from_rng(rand::rngs::OsRng);
-    let public_key = PublicKey::from(&key);
-    let tunnel_ip: IpAddr = "10.64.0.2".parse().unwrap();
-    exit.add_peer(public_key, tunnel_ip);
-    let (stack_end, peer_end) = pipe(1024);
-    let proxy = AppProxy::start(
-        stack_end,
-        vec![IpNet::new(tunnel_ip, 32).unwrap()],
-        vec![TUNNEL_DNS_V4.into()],
-        "127.0.0.1:0".parse().unwrap(),
-        Some("127.0.0.1:0".parse().unwrap()),
-    )
-    .await
-    .unwrap();
-    let peer = client_peer(exit.local_addr(), exit.public_key(), key, peer_end).await;
-    AppMode {
-        exit,
-        proxy,
-        _peer: peer,
-        public_key,
-    }
+    let app = app_mode(&exit).await;
+    (exit, app)
 }
 
 fn curl_available() -> bool {
@@ -84,7 +54,7 @@ async fn curl_through_socks5_hostname_and_http_connect() {
         eprintln!("skipping: curl is not installed");
         return;
     }
-    let app = app_mode().await;
+    let (exit, app) = setup().await;
     let (http, _server) = http_server(BODY).await;
     let socks = app.proxy.socks_addr();
 
@@ -119,7 +89,7 @@ async fn curl_through_socks5_hostname_and_http_connect() {
     assert!(ok, "curl via HTTP CONNECT failed: {err}");
     assert_eq!(body, BODY);
 
-    let stats = app.exit.peer_stats(&app.public_key).unwrap();
+    let stats = exit.peer_stats(&app.public_key).unwrap();
     assert!(stats.rx_bytes > 0 && stats.tx_bytes > 0, "{stats:?}");
 }
 
@@ -153,7 +123,7 @@ fn connect_request(addr: SocketAddr) -> Vec<u8> {
 
 #[tokio::test]
 async fn socks_errors_are_reported_with_their_codes() {
-    let app = app_mode().await;
+    let (_exit, app) = setup().await;
     let socks = app.proxy.socks_addr();
     // Refused by the exit node's loopback egress: connection refused (5).
     let (_s, reply) = socks_request(socks, &connect_request("192.0.2.1:80".parse().unwrap())).await;
@@ -193,7 +163,7 @@ async fn socks_errors_are_reported_with_their_codes() {
 
 #[tokio::test]
 async fn socks_udp_associate_round_trips() {
-    let app = app_mode().await;
+    let (_exit, app) = setup().await;
     let (echo, _server) = udp_echo_server().await;
     let (control, reply) =
         socks_request(app.proxy.socks_addr(), &[5, 3, 0, 1, 0, 0, 0, 0, 0, 0]).await;

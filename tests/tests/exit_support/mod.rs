@@ -200,3 +200,50 @@ pub async fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
     f()
 }
+
+/// App mode as Ferry runs it: Ferry's tunnel (`Tunnel::up` in pipe mode, the real peer loop)
+/// joined to the app-mode proxies, with the exit node as the server.
+pub struct AppMode {
+    pub proxy: ferry_tunnel::proxy::AppProxy,
+    pub tunnel: ferry_tunnel::tunnel::Tunnel,
+    pub public_key: PublicKey,
+}
+
+/// Brings up app mode against `exit`, with tunnel address 10.64.0.2 and the exit's DNS.
+pub async fn app_mode(exit: &ExitNode) -> AppMode {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let key = StaticSecret::random_from_rng(rand::rngs::OsRng);
+    let public_key = PublicKey::from(&key);
+    let tunnel_ip: IpAddr = "10.64.0.2".parse().unwrap();
+    exit.add_peer(public_key, tunnel_ip);
+    let text = format!(
+        "[Interface]\nPrivateKey = {}\nAddress = {tunnel_ip}/32\nDNS = {}\n\n[Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = 0.0.0.0/0\n",
+        b64.encode(key.to_bytes()),
+        ferry_tunnel::exit::TUNNEL_DNS_V4,
+        b64.encode(exit.public_key().as_bytes()),
+        exit.local_addr(),
+    );
+    let config = ferry_tunnel::wgconf::WgConfig::parse(&text).unwrap();
+    let (stack_end, peer_end) = pipe(1024);
+    let tunnel = ferry_tunnel::tunnel::Tunnel::up(
+        config.clone(),
+        ferry_tunnel::tunnel::Mode::Pipe(peer_end),
+    )
+    .await
+    .unwrap();
+    let proxy = ferry_tunnel::proxy::AppProxy::start(
+        stack_end,
+        config.interface.addresses.clone(),
+        config.interface.dns.clone(),
+        "127.0.0.1:0".parse().unwrap(),
+        Some("127.0.0.1:0".parse().unwrap()),
+    )
+    .await
+    .unwrap();
+    AppMode {
+        proxy,
+        tunnel,
+        public_key,
+    }
+}
