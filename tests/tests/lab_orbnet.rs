@@ -4,10 +4,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use base64::Engine;
+use boringtun::noise::{Tunn, TunnResult};
+use boringtun::x25519::{PublicKey, StaticSecret};
 use ferry_tests::lab::LabProcess;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use std::time::Duration;
 
 const DEMO: &str = "demo@orbnet.lab";
 const EMPTY: &str = "empty@orbnet.lab";
@@ -529,7 +532,11 @@ async fn wireguard_config_is_real_and_points_at_the_lab_exit_node() {
     let server_public = key(&d["peer"]["public_key"]);
     assert_ne!(private, [0u8; 32]);
     assert_eq!(d["interface"]["mtu"], 1420);
-    assert_eq!(d["interface"]["dns"], json!(["1.1.1.1", "1.0.0.1"]));
+    // The lab's configs name the resolver its exit node answers inside the tunnel.
+    assert_eq!(
+        d["interface"]["dns"],
+        json!([ferry_tunnel::exit::TUNNEL_DNS_V4.to_string()])
+    );
     assert_eq!(d["peer"]["allowed_ips"], json!(["0.0.0.0/0", "::/0"]));
     assert_eq!(d["peer"]["persistent_keepalive"], 25);
     let address = d["interface"]["address"].as_str().unwrap();
@@ -549,7 +556,7 @@ async fn wireguard_config_is_real_and_points_at_the_lab_exit_node() {
     );
     assert_eq!(conf.interface.addresses[0].to_string(), address);
     assert_eq!(conf.interface.mtu, Some(1420));
-    assert_eq!(conf.interface.dns.len(), 2);
+    assert_eq!(conf.interface.dns.len(), 1);
     assert_eq!(conf.peers.len(), 1);
     let peer = &conf.peers[0];
     assert_eq!(peer.public_key.as_bytes(), &server_public);
@@ -1032,4 +1039,98 @@ async fn state_survives_a_restart_with_state_file() {
     .await
     .data();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A WireGuard client made from an OrbNET config: handshakes with the exit node and, if that
+/// works, sends one IPv4/UDP packet from the tunnel address. Returns whether the handshake was
+/// answered within `wait`.
+async fn wg_connect_and_send(config: &Value, wait: Duration) -> bool {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let key =
+        |v: &Value| -> [u8; 32] { b64.decode(v.as_str().unwrap()).unwrap().try_into().unwrap() };
+    let secret = StaticSecret::from(key(&config["interface"]["private_key"]));
+    let server = PublicKey::from(key(&config["peer"]["public_key"]));
+    let address = config["interface"]["address"].as_str().unwrap();
+    let tunnel_ip: std::net::Ipv4Addr = address.trim_end_matches("/32").parse().unwrap();
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    sock.connect(config["peer"]["endpoint"].as_str().unwrap())
+        .await
+        .unwrap();
+    let mut tunn = Tunn::new(secret, server, None, None, 1, None);
+    let (mut out, mut buf) = (vec![0u8; 2048], vec![0u8; 2048]);
+    match tunn.format_handshake_initiation(&mut out, false) {
+        TunnResult::WriteToNetwork(d) => {
+            sock.send(d).await.unwrap();
+        }
+        _ => panic!("no handshake initiation"),
+    }
+    let Ok(received) = tokio::time::timeout(wait, sock.recv(&mut buf)).await else {
+        return false;
+    };
+    let n = received.unwrap();
+    let mut input: &[u8] = &buf[..n];
+    while let TunnResult::WriteToNetwork(d) = tunn.decapsulate(None, input, &mut out) {
+        sock.send(d).await.unwrap();
+        input = &[];
+    }
+    // IPv4/UDP from the tunnel address to 127.0.0.1:9 with 100 bytes of payload.
+    let total = 20 + 8 + 100;
+    let mut p = vec![0u8; total];
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+    p[8] = 64;
+    p[9] = 17;
+    p[12..16].copy_from_slice(&tunnel_ip.octets());
+    p[16..20].copy_from_slice(&[127, 0, 0, 1]);
+    let mut sum: u32 = (0..20)
+        .step_by(2)
+        .map(|i| u32::from(u16::from_be_bytes([p[i], p[i + 1]])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    p[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    p[20..22].copy_from_slice(&40000u16.to_be_bytes());
+    p[22..24].copy_from_slice(&9u16.to_be_bytes());
+    p[24..26].copy_from_slice(&((8 + 100) as u16).to_be_bytes());
+    if let TunnResult::WriteToNetwork(d) = tunn.encapsulate(&p, &mut out) {
+        sock.send(d).await.unwrap();
+    }
+    true
+}
+
+#[tokio::test]
+async fn the_exit_node_accepts_the_config_until_the_session_ends() {
+    let orb = Orb::launch();
+    let (token, _) = orb.login(DEMO).await;
+    let config = orb
+        .get("/vpn/servers/101/wireguard", &token)
+        .await
+        .data()
+        .clone();
+    orb.start(&token, SID).await.data();
+    assert!(
+        wg_connect_and_send(&config, Duration::from_secs(5)).await,
+        "the exit node answers the handshake of a handed-out key"
+    );
+    // The connection view reports the bytes the exit node counted for this peer.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let c = orb.get("/vpn/connection", &token).await;
+        let bytes = c.data()["connection"]["data_transferred"].as_u64().unwrap();
+        if bytes > 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no bytes counted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Credits run out: the server ends the session and the exit node forgets the key.
+    orb.set_credits(DEMO, 0.0).await;
+    orb.beat(&token, SID, json!(60))
+        .await
+        .error(402, "CREDITS_DEPLETED");
+    assert!(
+        !wg_connect_and_send(&config, Duration::from_millis(700)).await,
+        "a removed peer gets no handshake answer"
+    );
 }

@@ -10,7 +10,7 @@ use super::validate::Fields;
 use super::vpn::server_field;
 use crate::ctx::{lock, LabCtx};
 use axum::body::Bytes;
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -140,6 +140,22 @@ impl Gate {
 
 type Ctx = State<Arc<LabCtx>>;
 
+/// A request body, or why it could not be read.
+type Body = Result<Bytes, BytesRejection>;
+
+/// The body's fields; an unreadable body (e.g. over axum's 2 MB limit) is a 400 as well.
+fn fields(body: Body) -> Result<Fields, ApiError> {
+    let bytes = body.map_err(|e| {
+        ApiError::validation(
+            "body",
+            "readable",
+            json!(null),
+            format!("Cannot read body: {e}"),
+        )
+    })?;
+    Fields::from_body(&bytes)
+}
+
 async fn no_route(gate: Gate) -> Response {
     gate.finish(Err(ApiError::no_route()))
 }
@@ -148,19 +164,19 @@ async fn wrong_method(gate: Gate) -> Response {
     gate.finish(Err(ApiError::wrong_method()))
 }
 
-async fn login(State(ctx): Ctx, gate: Gate, body: Bytes) -> Response {
-    let r = Fields::from_body(&body).and_then(|f| lock(&ctx.orbnet).login(&f, ctx.clock.now()));
+async fn login(State(ctx): Ctx, gate: Gate, body: Body) -> Response {
+    let r = fields(body).and_then(|f| lock(&ctx.orbnet).login(&f, ctx.clock.now()));
     gate.finish(r)
 }
 
-async fn refresh(State(ctx): Ctx, gate: Gate, body: Bytes) -> Response {
-    let r = Fields::from_body(&body).and_then(|f| lock(&ctx.orbnet).refresh(&f, ctx.clock.now()));
+async fn refresh(State(ctx): Ctx, gate: Gate, body: Body) -> Response {
+    let r = fields(body).and_then(|f| lock(&ctx.orbnet).refresh(&f, ctx.clock.now()));
     gate.finish(r)
 }
 
-async fn logout(State(ctx): Ctx, gate: Gate, body: Bytes) -> Response {
+async fn logout(State(ctx): Ctx, gate: Gate, body: Body) -> Response {
     let r = gate.user().and_then(|_| {
-        let f = Fields::from_body(&body)?;
+        let f = fields(body)?;
         let token = gate.token.as_deref().unwrap_or_default();
         lock(&ctx.orbnet).logout(token, &f)
     });
@@ -221,9 +237,9 @@ fn query_fields(
         })
 }
 
-async fn authorize_post(State(ctx): Ctx, gate: Gate, body: Bytes) -> Response {
+async fn authorize_post(State(ctx): Ctx, gate: Gate, body: Body) -> Response {
     let r = gate.user().and_then(|user| {
-        let f = Fields::from_body(&body)?;
+        let f = fields(body)?;
         lock(&ctx.orbnet).authorize(user, &f)
     });
     gate.finish(r)
@@ -251,9 +267,9 @@ async fn connection(State(ctx): Ctx, gate: Gate) -> Response {
 /// Longest accepted client `session_id`.
 const SESSION_ID_MAX: usize = 128;
 
-async fn session_start(State(ctx): Ctx, gate: Gate, body: Bytes) -> Response {
+async fn session_start(State(ctx): Ctx, gate: Gate, body: Body) -> Response {
     let r = gate.user().and_then(|user| {
-        let f = Fields::from_body(&body)?;
+        let f = fields(body)?;
         let req = StartReq {
             session_id: f.string("session_id", SESSION_ID_MAX)?,
             server_id: server_field(&f, true)?.map_or(0, |s| s.id),
@@ -264,9 +280,9 @@ async fn session_start(State(ctx): Ctx, gate: Gate, body: Bytes) -> Response {
     gate.finish(r)
 }
 
-async fn session_heartbeat(State(ctx): Ctx, gate: Gate, body: Bytes) -> Response {
+async fn session_heartbeat(State(ctx): Ctx, gate: Gate, body: Body) -> Response {
     let r = gate.user().and_then(|user| {
-        let f = Fields::from_body(&body)?;
+        let f = fields(body)?;
         let req = BeatReq {
             session_id: f.string("session_id", SESSION_ID_MAX)?,
             seconds: f.int("seconds_since_last", 1, 300)? as u64,
@@ -276,9 +292,9 @@ async fn session_heartbeat(State(ctx): Ctx, gate: Gate, body: Bytes) -> Response
     gate.finish(r)
 }
 
-async fn session_end(State(ctx): Ctx, gate: Gate, body: Bytes) -> Response {
+async fn session_end(State(ctx): Ctx, gate: Gate, body: Body) -> Response {
     let r = gate.user().and_then(|user| {
-        let f = Fields::from_body(&body)?;
+        let f = fields(body)?;
         let req = EndReq {
             session_id: f.string("session_id", SESSION_ID_MAX)?,
             seconds: f.int("seconds_since_last", 1, 300)? as u64,

@@ -111,8 +111,10 @@ impl Server {
     }
 }
 
-/// DNS servers put in configs (the WireGuard page's example).
-pub const DNS: [&str; 2] = ["1.1.1.1", "1.0.0.1"];
+/// DNS servers put in configs. The WireGuard page's example shows public resolvers
+/// (`1.1.1.1, 1.0.0.1`); the lab puts the resolver its exit node answers inside the tunnel, so
+/// names resolve with loopback-only egress too.
+pub const DNS: [std::net::Ipv4Addr; 1] = [crate::exit::TUNNEL_DNS];
 /// Interface MTU.
 pub const MTU: u16 = 1420;
 /// Peer keepalive, seconds.
@@ -135,7 +137,7 @@ pub fn wireguard_json(
         "[Interface]\nPrivateKey = {private_key}\nAddress = {address}\nDNS = {dns}\nMTU = {MTU}\n\n\
          [Peer]\nPublicKey = {public_key}\nEndpoint = {endpoint}\nAllowedIPs = {allowed}\n\
          PersistentKeepalive = {KEEPALIVE}\n",
-        dns = DNS.join(", "),
+        dns = DNS.map(|d| d.to_string()).join(", "),
         allowed = ALLOWED_IPS.join(", "),
     );
     json!({
