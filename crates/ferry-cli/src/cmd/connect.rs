@@ -1,14 +1,657 @@
-//! `ferry connect` (placeholder until its issue lands).
+//! `ferry connect [REGION|SERVER] [--service orbnet|tunnelbyte] [--all] [--proxy ADDR] [--json]
+//! [-- CMD ARGS...]`: connects through a service, meters the session live, and disconnects
+//! cleanly on SIGINT/SIGTERM or when CMD exits.
+//!
+//! Exit codes: 0 clean disconnect, 1 error, 2 credits or quota exhausted at start, 3 ended by
+//! the server or by depleted credits while running.
+
+use std::io::{IsTerminal as _, Write as _};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use ferry_core::clock::SystemClock;
+use ferry_core::meter::credits::CreditsConfig;
+use ferry_core::meter::quota::{format_cost, POLL_INTERVAL};
+use ferry_core::services::orbnet::OrbnetClient;
+use ferry_core::services::ServiceKind;
+use ferry_core::session::event::SessionEvent;
+use ferry_core::session::instance::{InstanceLock, InstanceLockError};
+use ferry_core::session::machine::State;
+use ferry_core::session::orbnet::{OrbnetProvider, OrbnetSettings};
+use ferry_core::session::ports::{TunnelFactory, TunnelHandle};
+use ferry_core::session::recover::{reconcile_orbnet, reconcile_tunnelbyte};
+use ferry_core::session::supervisor::{self, Provider};
+use ferry_core::session::tunnelbyte::{TunnelbyteProvider, TunnelbyteSettings};
+use ferry_core::store::Store;
+use ferry_tunnel::proxy::AppProxy;
+use ferry_tunnel::tunnel::{Mode, SystemOptions, Tunnel, TunnelEnd};
+use ferry_tunnel::wgconf::WgConfig;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::context::{human_bytes, human_secs, Common, Context};
 
 /// Arguments of `ferry connect`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Free-form arguments (placeholder).
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub rest: Vec<String>,
+    /// An OrbNET server id or name, or a tunnelbyte region code; default: the last choice, or
+    /// the first available.
+    pub target: Option<String>,
+    /// The service: orbnet or tunnelbyte (default: the last one used, else orbnet).
+    #[arg(long)]
+    pub service: Option<String>,
+    /// System mode: route everything through a TUN device (root or CAP_NET_ADMIN).
+    #[arg(long)]
+    pub all: bool,
+    /// App mode: where the SOCKS5 proxy listens (an HTTP CONNECT proxy listens on the next port).
+    #[arg(long, default_value = "127.0.0.1:1080")]
+    pub proxy: SocketAddr,
+    /// One JSON event per line on stdout instead of the status line.
+    #[arg(long)]
+    pub json: bool,
+    /// Heartbeat every N seconds instead of min(60, next_deduction) (tests, demos).
+    #[arg(long, env = "FERRY_HEARTBEAT_SECS", value_name = "N")]
+    pub heartbeat_secs: Option<u64>,
+    /// tunnelbyte status poll interval in seconds (default 10).
+    #[arg(long, env = "FERRY_STATUS_POLL_SECS", value_name = "N")]
+    pub poll_secs: Option<u64>,
+    /// Seconds to wait for the tunnel's first handshake.
+    #[arg(long, default_value_t = 15)]
+    pub handshake_timeout: u64,
+    /// URLs, data dir.
+    #[command(flatten)]
+    pub common: Common,
+    /// A command to run through the tunnel; the session ends when it exits.
+    #[arg(last = true)]
+    pub command: Vec<String>,
 }
 
+const LAST_SERVICE: &str = "connect.last_service";
+const LAST_ORBNET: &str = "connect.last_orbnet_server";
+const LAST_TUNNELBYTE: &str = "connect.last_tunnelbyte_region";
+
 /// Runs `ferry connect`.
-pub async fn run(_args: Args) -> anyhow::Result<u8> {
-    super::not_yet("connect")
+pub async fn run(args: Args) -> anyhow::Result<u8> {
+    let service = match args.service.as_deref() {
+        Some(s) => Some(
+            s.parse::<ServiceKind>()
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        ),
+        None => None,
+    };
+    let ctx = Context::new(&args.common, service)?;
+    let store = ctx.store().await?;
+    let service = match service {
+        Some(s) => s,
+        None => store
+            .setting(LAST_SERVICE)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(ServiceKind::Orbnet),
+    };
+    let _lock = match InstanceLock::acquire(ctx.data_dir()) {
+        Ok(l) => l,
+        Err(InstanceLockError::Busy) => bail!(
+            "another `ferry connect` is running with {}; disconnect it first",
+            ctx.data_dir().display()
+        ),
+        Err(e) => return Err(e.into()),
+    };
+    let clock = SystemClock::shared();
+    let tunnels = CliTunnels {
+        all: args.all,
+        proxy: args.proxy,
+    };
+    let out = Output::new(args.json);
+    let http_proxy = !args.all && args.proxy.port() != 0;
+    let store = Arc::new(store);
+    match service {
+        ServiceKind::Orbnet => {
+            let client = Arc::new(ctx.orbnet().await?);
+            let r = reconcile_orbnet(&*client, &*store, &*clock).await;
+            if r.closed > 0 {
+                out.notice(&format!(
+                    "closed {} session(s) left open by an earlier run ({} ended on the server)",
+                    r.closed, r.ended_on_server
+                ));
+            }
+            let server = resolve_server(&client, &store, args.target.as_deref()).await?;
+            let credits = CreditsConfig {
+                heartbeat_override: args.heartbeat_secs.map(Duration::from_secs),
+                ..CreditsConfig::default()
+            };
+            let settings = OrbnetSettings {
+                server,
+                credits,
+                handshake_timeout: Duration::from_secs(args.handshake_timeout),
+                ..OrbnetSettings::default()
+            };
+            let _ = store.set_setting(LAST_SERVICE, "orbnet").await;
+            if let Some(id) = server {
+                let _ = store.set_setting(LAST_ORBNET, &id.to_string()).await;
+            }
+            let provider =
+                OrbnetProvider::new(client, tunnels, store.clone(), clock.clone(), settings);
+            drive(provider, clock, out, args.command, http_proxy).await
+        }
+        ServiceKind::Tunnelbyte => {
+            let client = Arc::new(ctx.tunnelbyte().await?);
+            let r = reconcile_tunnelbyte(&*client, &*store).await;
+            if r.closed > 0 {
+                out.notice(&format!(
+                    "closed {} session(s) left open by an earlier run",
+                    r.closed
+                ));
+            }
+            let region = match args.target.clone() {
+                Some(r) => Some(r),
+                None => store.setting(LAST_TUNNELBYTE).await.ok().flatten(),
+            };
+            let settings = TunnelbyteSettings {
+                region: region.clone(),
+                poll: args
+                    .poll_secs
+                    .map(|s| Duration::from_secs(s.max(1)))
+                    .unwrap_or(POLL_INTERVAL),
+                handshake_timeout: Duration::from_secs(args.handshake_timeout),
+            };
+            let _ = store.set_setting(LAST_SERVICE, "tunnelbyte").await;
+            if let Some(r) = &region {
+                let _ = store.set_setting(LAST_TUNNELBYTE, r).await;
+            }
+            let provider =
+                TunnelbyteProvider::new(client, tunnels, store.clone(), clock.clone(), settings);
+            drive(provider, clock, out, args.command, http_proxy).await
+        }
+        ServiceKind::Neosc => {
+            bail!("NeoSC has no tunnel to connect; use `ferry workspaces` and `ferry sessions`")
+        }
+    }
+}
+
+/// An OrbNET server from an id or a name; with neither, the last choice (or OrbNET picks).
+async fn resolve_server(
+    client: &OrbnetClient,
+    store: &Store,
+    target: Option<&str>,
+) -> anyhow::Result<Option<i64>> {
+    let Some(t) = target else {
+        return Ok(store
+            .setting(LAST_ORBNET)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|s| s.parse().ok()));
+    };
+    if let Ok(id) = t.parse::<i64>() {
+        return Ok(Some(id));
+    }
+    let servers = client.servers().await.context("listing OrbNET servers")?;
+    let wanted = t.to_ascii_lowercase();
+    servers
+        .iter()
+        .find(|s| {
+            s.display_name().to_ascii_lowercase() == wanted
+                || s.host_name.to_ascii_lowercase() == wanted
+        })
+        .map(|s| Some(s.id))
+        .ok_or_else(|| {
+            let names: Vec<_> = servers
+                .iter()
+                .map(|s| s.display_name().to_string())
+                .collect();
+            anyhow::anyhow!("no OrbNET server named {t:?}; known: {}", names.join(", "))
+        })
+}
+
+/// Connects, shows events, and disconnects on a signal or when the command exits.
+async fn drive<P: Provider>(
+    provider: P,
+    clock: ferry_core::clock::SharedClock,
+    mut out: Output,
+    command: Vec<String>,
+    http_proxy: bool,
+) -> anyhow::Result<u8> {
+    let (handle, task) = supervisor::spawn(provider, clock);
+    let mut events = handle.subscribe();
+    let mut state = handle.state();
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    handle.connect();
+    let mut child: Option<tokio::process::Child> = None;
+    let mut ended_cause = None;
+    let mut asked_to_stop = false;
+    let code = loop {
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Ok(ev) => {
+                    if let SessionEvent::Connected { proxy, .. } = &ev {
+                        if !command.is_empty() && child.is_none() {
+                            child = Some(spawn_command(&command, proxy.as_deref(), http_proxy)?);
+                        }
+                    }
+                    if let SessionEvent::Failed { cause, .. } = &ev {
+                        ended_cause = Some(cause.clone());
+                    }
+                    out.event(&ev);
+                }
+                Err(RecvError::Lagged(n)) => tracing::warn!(n, "status output fell behind"),
+                Err(RecvError::Closed) => break 1,
+            },
+            _ = sigint.recv() => { asked_to_stop = true; handle.disconnect(); }
+            _ = sigterm.recv() => { asked_to_stop = true; handle.disconnect(); }
+            status = wait_child(&mut child) => {
+                out.notice(&format!("command exited ({status}); disconnecting"));
+                child = None;
+                asked_to_stop = true;
+                handle.disconnect();
+            }
+            changed = state.changed() => {
+                if changed.is_err() { break 1; }
+                let s = state.borrow_and_update().clone();
+                match s {
+                    State::Disconnected => break 0,
+                    State::Error { cause } => {
+                        // Drain what is already queued (the Failed event) before leaving.
+                        while let Ok(ev) = events.try_recv() { out.event(&ev); }
+                        if !asked_to_stop || ended_cause.is_none() {
+                            out.error(&cause.to_string());
+                        }
+                        break cause.exit_code();
+                    }
+                    _ => {}
+                }
+            }
+        }
+    };
+    while let Ok(ev) = events.try_recv() {
+        out.event(&ev);
+    }
+    out.finish();
+    if let Some(mut c) = child {
+        let _ = c.start_kill();
+        let _ = c.wait().await;
+    }
+    drop(handle);
+    let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    Ok(code)
+}
+
+/// Runs CMD with the proxy in its environment: `ALL_PROXY` (SOCKS5, names resolved through the
+/// tunnel) and, when the HTTP CONNECT proxy runs (on the SOCKS port + 1), `HTTP(S)_PROXY`.
+fn spawn_command(
+    cmd: &[String],
+    proxy: Option<&str>,
+    http_proxy: bool,
+) -> anyhow::Result<tokio::process::Child> {
+    let (prog, rest) = cmd
+        .split_first()
+        .ok_or_else(|| anyhow::anyhow!("empty command"))?;
+    let mut c = tokio::process::Command::new(prog);
+    c.args(rest);
+    if let Some(p) = proxy {
+        let socks = format!("socks5h://{p}");
+        c.env("ALL_PROXY", &socks).env("all_proxy", &socks);
+        if let (true, Ok(addr)) = (http_proxy, p.parse::<SocketAddr>()) {
+            let http = format!("http://{}:{}", addr.ip(), addr.port().saturating_add(1));
+            for k in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] {
+                c.env(k, &http);
+            }
+        }
+    }
+    c.spawn().with_context(|| format!("cannot run {prog}"))
+}
+
+async fn wait_child(child: &mut Option<tokio::process::Child>) -> String {
+    match child {
+        Some(c) => match c.wait().await {
+            Ok(s) => s.to_string(),
+            Err(e) => e.to_string(),
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// Human status line or JSON lines.
+struct Output {
+    json: bool,
+    tty: bool,
+    status: Status,
+    line_shown: bool,
+}
+
+#[derive(Default)]
+struct Status {
+    state: String,
+    location: String,
+    connected_at: Option<std::time::Instant>,
+    rx: u64,
+    tx: u64,
+    credits: Option<(f64, Option<f64>)>,
+    cost: Option<String>,
+    quota: Vec<String>,
+}
+
+impl Output {
+    fn new(json: bool) -> Self {
+        Self {
+            json,
+            tty: std::io::stderr().is_terminal(),
+            status: Status::default(),
+            line_shown: false,
+        }
+    }
+
+    fn notice(&self, msg: &str) {
+        if self.json {
+            self.print_json(&SessionEvent::Notice {
+                message: msg.to_string(),
+            });
+        } else {
+            eprintln!("ferry: {msg}");
+        }
+    }
+
+    fn error(&self, msg: &str) {
+        if !self.json {
+            eprintln!("ferry: {msg}");
+        }
+    }
+
+    fn print_json(&self, ev: &SessionEvent) {
+        match serde_json::to_string(ev) {
+            Ok(s) => {
+                let mut o = std::io::stdout().lock();
+                let _ = writeln!(o, "{s}");
+                let _ = o.flush();
+            }
+            Err(e) => tracing::warn!(error = %e, "event not serialisable"),
+        }
+    }
+
+    fn event(&mut self, ev: &SessionEvent) {
+        if self.json {
+            self.print_json(ev);
+            return;
+        }
+        let st = &mut self.status;
+        let mut line: Option<String> = None;
+        match ev {
+            SessionEvent::State { state } => st.state = state.name().to_string(),
+            SessionEvent::Connected {
+                service,
+                location,
+                session_id,
+                exit_ip,
+                proxy,
+            } => {
+                st.location = location.clone();
+                st.connected_at = Some(std::time::Instant::now());
+                let mut s = format!("connected via {service} to {location} (session {session_id})");
+                if let Some(ip) = exit_ip {
+                    s.push_str(&format!(", exit IP {ip}"));
+                }
+                match proxy {
+                    Some(p) => s.push_str(&format!("; SOCKS5 proxy on {p}")),
+                    None => s.push_str("; all traffic goes through the tunnel"),
+                }
+                line = Some(s);
+            }
+            SessionEvent::Credits {
+                credits_remaining,
+                minutes_left,
+                ..
+            } => st.credits = Some((*credits_remaining, *minutes_left)),
+            SessionEvent::LowCredits {
+                minutes_left,
+                threshold_minutes,
+            } => line = Some(format!(
+                "warning: credits run out in {minutes_left:.1} min (under {threshold_minutes} min)"
+            )),
+            SessionEvent::Quota(q) => {
+                st.cost = q
+                    .cost_millicents
+                    .map(|m| format_cost(m, q.currency.as_deref()));
+                st.quota = [
+                    ("data", &q.bytes_window, true),
+                    ("time", &q.seconds_window, false),
+                ]
+                .iter()
+                .filter(|(_, w, _)| w.limit > 0)
+                .map(|(n, w, bytes)| {
+                    let pct = w.fraction().unwrap_or(0.0) * 100.0;
+                    if *bytes {
+                        format!(
+                            "{n} {} of {} ({pct:.0}%)",
+                            human_bytes(w.used),
+                            human_bytes(w.limit)
+                        )
+                    } else {
+                        format!(
+                            "{n} {} of {} ({pct:.0}%)",
+                            human_secs(w.used),
+                            human_secs(w.limit)
+                        )
+                    }
+                })
+                .collect();
+            }
+            SessionEvent::QuotaWarning {
+                window,
+                threshold_percent,
+                usage,
+            } => {
+                let resets = usage
+                    .resets_at
+                    .map(|r| format!("; resets {}", r.format("%Y-%m-%d %H:%M UTC")))
+                    .unwrap_or_default();
+                line = Some(format!(
+                    "warning: {threshold_percent}% of the tunnelbyte {} window used{resets}",
+                    match window {
+                        ferry_core::meter::quota::Window::Bytes => "data",
+                        ferry_core::meter::quota::Window::Seconds => "time",
+                    }
+                ));
+            }
+            SessionEvent::Traffic { rx_bytes, tx_bytes } => {
+                st.rx = *rx_bytes;
+                st.tx = *tx_bytes;
+            }
+            SessionEvent::SessionEnded {
+                reason,
+                billed_secs,
+                connected_secs,
+                credits_used,
+            } => {
+                let mut s = format!(
+                    "session ended ({reason}) after {}",
+                    human_secs(connected_secs.round() as u64)
+                );
+                if let Some(b) = billed_secs {
+                    s.push_str(&format!(", {b} s reported"));
+                }
+                if let Some(c) = credits_used {
+                    s.push_str(&format!(", {c:.2} credits used"));
+                }
+                line = Some(s);
+            }
+            SessionEvent::Failed { message, .. } => line = Some(format!("error: {message}")),
+            SessionEvent::Notice { message } => line = Some(message.clone()),
+            SessionEvent::Heartbeat { .. } => {}
+        }
+        if let Some(l) = line {
+            self.clear_line();
+            eprintln!("{l}");
+        }
+        self.show_status();
+    }
+
+    fn status_text(&self) -> String {
+        let st = &self.status;
+        let mut parts = vec![st.state.clone()];
+        if let Some(t) = st.connected_at {
+            parts.push(human_secs(t.elapsed().as_secs()));
+            parts.push(format!("↓{} ↑{}", human_bytes(st.rx), human_bytes(st.tx)));
+        }
+        if let Some((c, m)) = st.credits {
+            let mut s = format!("{c:.2} credits");
+            if let Some(m) = m {
+                s.push_str(&format!(" (~{m:.0} min)"));
+            }
+            parts.push(s);
+        }
+        if let Some(c) = &st.cost {
+            parts.push(c.clone());
+        }
+        parts.extend(st.quota.iter().cloned());
+        parts.join(" | ")
+    }
+
+    fn show_status(&mut self) {
+        if self.tty && self.status.connected_at.is_some() {
+            eprint!("\r\x1b[K{}", self.status_text());
+            let _ = std::io::stderr().flush();
+            self.line_shown = true;
+        }
+    }
+
+    fn clear_line(&mut self) {
+        if self.line_shown {
+            eprint!("\r\x1b[K");
+            self.line_shown = false;
+        }
+    }
+
+    fn finish(&mut self) {
+        self.clear_line();
+    }
+}
+
+/// Brings tunnels up in app mode (userspace stack + local proxies) or system mode (`--all`).
+struct CliTunnels {
+    all: bool,
+    proxy: SocketAddr,
+}
+
+/// A running tunnel and, in app mode, its proxies. The tunnel sits behind an `Arc` so waits on
+/// it (handshake, end) never block `down`, which first tells those waits to let go.
+struct CliTunnel {
+    slot: std::sync::Mutex<Option<Arc<Tunnel>>>,
+    going_down: tokio::sync::watch::Sender<bool>,
+    proxy: Option<AppProxy>,
+    last: std::sync::Mutex<(u64, u64)>,
+}
+
+impl TunnelFactory for CliTunnels {
+    type Tunnel = CliTunnel;
+
+    async fn up(&self, wg_quick: String) -> Result<CliTunnel, String> {
+        let config =
+            WgConfig::parse(&wg_quick).map_err(|e| format!("bad WireGuard config: {e}"))?;
+        let addrs = config.interface.addresses.clone();
+        let dns = config.interface.dns.clone();
+        let (mode, proxy) = if self.all {
+            (Mode::System(SystemOptions::default()), None)
+        } else {
+            let (ours, stack) = ferry_tunnel::pipe::pipe(1024);
+            let http = SocketAddr::new(self.proxy.ip(), self.proxy.port().saturating_add(1));
+            let http = (self.proxy.port() != 0).then_some(http);
+            let proxy = AppProxy::start(stack, addrs, dns, self.proxy, http)
+                .await
+                .map_err(|e| format!("cannot start the local proxy: {e}"))?;
+            (Mode::Pipe(ours), Some(proxy))
+        };
+        let tunnel = Tunnel::up(config, mode)
+            .await
+            .map_err(|e| format!("cannot bring the tunnel up: {e}"))?;
+        Ok(CliTunnel {
+            slot: std::sync::Mutex::new(Some(Arc::new(tunnel))),
+            going_down: tokio::sync::watch::channel(false).0,
+            proxy,
+            last: std::sync::Mutex::new((0, 0)),
+        })
+    }
+}
+
+impl CliTunnel {
+    fn get(&self) -> Option<Arc<Tunnel>> {
+        self.slot.lock().ok().and_then(|s| s.clone())
+    }
+
+    async fn until_down(&self) {
+        let mut rx = self.going_down.subscribe();
+        let _ = rx.wait_for(|d| *d).await;
+    }
+}
+
+impl TunnelHandle for CliTunnel {
+    async fn first_handshake(&self, timeout: Duration) -> Result<(), String> {
+        let Some(t) = self.get() else {
+            return Err("the tunnel is down".into());
+        };
+        tokio::select! {
+            r = t.wait_first_handshake(timeout) => r.map(|_| ()).map_err(|e| e.to_string()),
+            _ = self.until_down() => Err("the tunnel was taken down".into()),
+        }
+    }
+
+    fn traffic(&self) -> (u64, u64) {
+        match self.get() {
+            Some(t) => {
+                let s = t.stats();
+                if let Ok(mut last) = self.last.lock() {
+                    *last = (s.rx_bytes, s.tx_bytes);
+                }
+                (s.rx_bytes, s.tx_bytes)
+            }
+            None => self.last.lock().map(|s| *s).unwrap_or((0, 0)),
+        }
+    }
+
+    fn proxy(&self) -> Option<String> {
+        self.proxy.as_ref().map(|p| p.socks_addr().to_string())
+    }
+
+    async fn closed(&self) -> String {
+        let Some(t) = self.get() else {
+            return "the tunnel went down".into();
+        };
+        tokio::select! {
+            end = t.closed() => match end {
+                TunnelEnd::Down => "the tunnel went down".into(),
+                TunnelEnd::Failed(why) => why,
+            },
+            _ = self.until_down() => "the tunnel was taken down".into(),
+        }
+    }
+
+    async fn down(&self) {
+        let _ = self.traffic();
+        self.going_down.send_replace(true);
+        if let Some(p) = &self.proxy {
+            p.shutdown();
+        }
+        let taken = self.slot.lock().ok().and_then(|mut s| s.take());
+        let Some(mut t) = taken else { return };
+        // Waits that hold a clone let go at once (they watch `going_down`).
+        for _ in 0..500 {
+            match Arc::try_unwrap(t) {
+                Ok(tunnel) => {
+                    if let Err(e) = tunnel.down().await {
+                        tracing::warn!(error = %e, "tunnel teardown");
+                    }
+                    return;
+                }
+                Err(back) => {
+                    t = back;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+        tracing::warn!("tunnel still in use after 5 s; it closes when released");
+    }
 }
