@@ -14,7 +14,7 @@ ferry_apt_packages=(
   # session services for tests: D-Bus, notification daemon, keyrings
   dbus dbus-x11 dunst gnome-keyring libsecret-tools keyutils
   # tunnel and network tests
-  iproute2 iputils-ping wireguard-go wireguard-tools iperf3 procps
+  iproute2 iputils-ping wireguard-go wireguard-tools iperf3 procps ethtool
 )
 
 ferry_sudo() {

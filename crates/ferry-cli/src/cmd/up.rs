@@ -1,14 +1,137 @@
-//! `ferry up` (placeholder until its issue lands).
+//! `ferry up CONFIG.conf [--all] [--proxy ADDR]`: brings up a plain WireGuard config, prints the
+//! handshake and stats, and tears down on SIGINT/SIGTERM.
+
+use anyhow::Context as _;
+use ferry_tunnel::tunnel::{Mode, SystemOptions, Tunnel, TunnelEnd, TunnelStats};
+use ferry_tunnel::wgconf::WgConfig;
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tokio::signal::unix::{signal, SignalKind};
 
 /// Arguments of `ferry up`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Free-form arguments (placeholder).
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub rest: Vec<String>,
+    /// A wg-quick config file (hook keys such as PostUp are refused).
+    pub config: PathBuf,
+    /// System mode: a TUN device with routes for AllowedIPs and the config's DNS (needs root
+    /// or CAP_NET_ADMIN). Without it, app mode: a local SOCKS5/HTTP proxy, no privileges.
+    #[arg(long)]
+    pub all: bool,
+    /// App mode: where the SOCKS5 proxy listens.
+    #[arg(long, default_value = "127.0.0.1:1080")]
+    pub proxy: SocketAddr,
+    /// System mode: the TUN interface name.
+    #[arg(long, default_value = "ferry0")]
+    pub interface: String,
+    /// System mode: where the undo journal lives.
+    #[arg(long, env = "FERRY_SYSTEM_STATE_DIR", default_value = "/run/ferry")]
+    pub state_dir: PathBuf,
+    /// Seconds between stats lines (0: only at handshake and exit).
+    #[arg(long, default_value_t = 5)]
+    pub stats_interval: u64,
+}
+
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn stats_line(s: &TunnelStats) -> String {
+    let hs = s
+        .last_handshake_age
+        .map(|a| format!("{}s ago", a.as_secs()))
+        .unwrap_or_else(|| "none".into());
+    let ep = s
+        .endpoint
+        .map(|e| e.to_string())
+        .unwrap_or_else(|| "unknown".into());
+    format!(
+        "rx {} tx {} | last handshake {hs} | endpoint {ep} | dropped {}",
+        human(s.rx_bytes),
+        human(s.tx_bytes),
+        s.dropped
+    )
 }
 
 /// Runs `ferry up`.
-pub async fn run(_args: Args) -> anyhow::Result<u8> {
-    super::not_yet("up")
+pub async fn run(args: Args) -> anyhow::Result<u8> {
+    super::init_tracing();
+    let meta = std::fs::metadata(&args.config)
+        .with_context(|| format!("cannot read {}", args.config.display()))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        eprintln!(
+            "warning: {} is readable by others and holds a private key (chmod 600 it)",
+            args.config.display()
+        );
+    }
+    let text = std::fs::read_to_string(&args.config)
+        .with_context(|| format!("cannot read {}", args.config.display()))?;
+    let config = WgConfig::parse(&text).with_context(|| format!("{}", args.config.display()))?;
+
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let started = Instant::now();
+    let mode = if args.all {
+        Mode::System(SystemOptions {
+            ifname: args.interface.clone(),
+            state_dir: args.state_dir.clone(),
+            ..SystemOptions::default()
+        })
+    } else {
+        app_mode(args.proxy)?
+    };
+    let tunnel = Tunnel::up(config, mode)
+        .await
+        .context("bringing the tunnel up")?;
+    match tunnel.interface() {
+        Some(ifname) => println!("up: system mode on {ifname}, UDP {}", tunnel.local_addr()),
+        None => println!("up: app mode, UDP {}", tunnel.local_addr()),
+    }
+
+    let mut handshake_reported = false;
+    let interval = Duration::from_secs(args.stats_interval.max(1));
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    let end = loop {
+        tokio::select! {
+            _ = sigint.recv() => break None,
+            _ = sigterm.recv() => break None,
+            end = tunnel.closed() => break Some(end),
+            r = tunnel.wait_first_handshake(Duration::from_secs(3600)), if !handshake_reported => {
+                handshake_reported = true;
+                if let Ok(s) = r {
+                    println!("handshake: completed {} ms after start | {}", started.elapsed().as_millis(), stats_line(&s));
+                }
+            }
+            _ = ticker.tick(), if args.stats_interval > 0 => println!("{}", stats_line(&tunnel.stats())),
+        }
+    };
+    let last = tunnel.stats();
+    let end = match end {
+        Some(end) => end,
+        None => tunnel.down().await.context("tearing down")?,
+    };
+    println!("down: {}", stats_line(&last));
+    match end {
+        TunnelEnd::Down => Ok(0),
+        TunnelEnd::Failed(why) => {
+            eprintln!("ferry up: tunnel failed: {why}");
+            Ok(1)
+        }
+    }
+}
+
+fn app_mode(_proxy: SocketAddr) -> anyhow::Result<Mode> {
+    anyhow::bail!("app mode is not available in this build yet; use --all for system mode")
 }
