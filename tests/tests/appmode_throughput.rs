@@ -121,4 +121,29 @@ async fn socks5_throughput() {
         "exit node counted rx {} B, tx {} B",
         stats.rx_bytes, stats.tx_bytes
     );
+
+    // Idle: a connection open through the proxy, nothing flowing. The whole process (client
+    // stack, proxy, tunnel, exit node, both stacks' timers) should be nearly asleep.
+    let (echo, _server) = tcp_echo_server().await;
+    let mut idle = socks_connect(socks, echo).await;
+    idle.write_all(b"x").await.unwrap();
+    let mut one = [0u8; 1];
+    idle.read_exact(&mut one).await.unwrap();
+    let before = cpu_ticks();
+    let wall = Instant::now();
+    tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+    let used = (cpu_ticks() - before) as f64 / 100.0;
+    println!(
+        "idle with an open proxied connection: {:.2} % of one core over {:.0} s",
+        used / wall.elapsed().as_secs_f64() * 100.0,
+        wall.elapsed().as_secs_f64()
+    );
+}
+
+/// User plus system CPU time of this process, in clock ticks (100 per second on Linux).
+fn cpu_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after_name.split(' ').collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }

@@ -39,6 +39,13 @@ type FlowKey = (SocketAddr, SocketAddr);
 
 /// How long a listener created for a SYN may wait for it before it is dropped.
 const LISTENER_WAIT: Duration = Duration::from_secs(10);
+/// Most TCP flows (each holds two socket buffers) an any-IP stack keeps at once; SYNs beyond
+/// are answered with a reset.
+const MAX_TCP_FLOWS: usize = 2048;
+/// Most connections waiting for their relay to decide.
+const MAX_PENDING_TCP: usize = 256;
+/// Most UDP destination endpoints with a socket at once.
+const MAX_UDP_BINDS: usize = 1024;
 
 pub(crate) struct AnyIpState {
     policy: FlowPolicy,
@@ -127,6 +134,11 @@ impl AnyIpState {
         }
     }
 
+    /// Whether listeners wait for their SYN (they expire on a deadline).
+    pub(crate) fn has_waiting(&self) -> bool {
+        !self.listeners.is_empty()
+    }
+
     /// Looks at a packet before the interface does; creates a socket for a new allowed flow.
     /// Returns whether the packet goes on to the interface.
     pub(crate) fn admit(
@@ -145,8 +157,16 @@ impl AnyIpState {
         match flow.proto {
             IpProtocol::Tcp if flow.syn => {
                 let key = (flow.src, flow.dst);
-                if self.tcp_flows.contains_key(&key) || !(self.policy)(FlowProto::Tcp, flow.dst) {
-                    // A retransmitted SYN, or a refused flow that the interface answers with RST.
+                if self.tcp_flows.contains_key(&key) {
+                    // A retransmitted SYN.
+                    return true;
+                }
+                if self.tcp_keys.len() >= MAX_TCP_FLOWS || self.listeners.len() >= MAX_PENDING_TCP {
+                    tracing::debug!(dst = %flow.dst, "too many TCP flows; resetting");
+                    return true;
+                }
+                if !(self.policy)(FlowProto::Tcp, flow.dst) {
+                    // Refused: with no socket, the interface answers with a reset.
                     return true;
                 }
                 let mut socket = new_tcp_socket(tcp_buffer);
@@ -175,6 +195,10 @@ impl AnyIpState {
                 if self.udp_binds.contains_key(&flow.dst) || self.udp_binds.contains_key(&wildcard)
                 {
                     return true;
+                }
+                if self.udp_binds.len() >= MAX_UDP_BINDS {
+                    tracing::debug!(dst = %flow.dst, "too many UDP endpoints; dropping");
+                    return false;
                 }
                 if !(self.policy)(FlowProto::Udp, flow.dst) {
                     return true;

@@ -94,6 +94,8 @@ impl NetstackConfig {
 const INCOMING_CAPACITY: usize = 256;
 /// Packets taken from the pipe per lock of the stack.
 const INGEST_BATCH: usize = 256;
+/// Longest sleep while dropped sockets or any-IP listeners wait for a deadline.
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
 /// How long a dropped TCP socket may linger while closing before it is aborted.
 const ORPHAN_LINGER: Duration = Duration::from_secs(30);
 
@@ -410,10 +412,19 @@ async fn drive(shared: Arc<Shared>, pipe: PipeEnd) {
                 inner.reap_orphans();
             }
             outbox.append(&mut inner.device.tx);
-            inner
+            let delay = inner
                 .iface
                 .poll_delay(now, &inner.sockets)
-                .map(|d| Duration::from_micros(d.total_micros()))
+                .map(|d| Duration::from_micros(d.total_micros()));
+            // Dropped sockets and any-IP listeners have deadlines of their own that smoltcp
+            // does not know about: look again at least once a second while any are waiting.
+            let waiting =
+                !inner.orphans.is_empty() || inner.any_ip.as_ref().is_some_and(|a| a.has_waiting());
+            if waiting {
+                Some(delay.map_or(HOUSEKEEPING, |d| d.min(HOUSEKEEPING)))
+            } else {
+                delay
+            }
         };
         // Hand packets to the peer loop without ever blocking on a full pipe: what does not fit
         // waits for `reserve` below while we keep receiving.
