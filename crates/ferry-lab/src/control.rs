@@ -26,6 +26,7 @@ pub fn router() -> Router<Arc<LabCtx>> {
         .route("/regions/offline", post(region_offline))
         .route("/regions/online", post(region_online))
         .route("/requests", get(requests).delete(clear_requests))
+        .merge(crate::tunnelbyte::control_routes())
         .fallback(|| async { bad(StatusCode::NOT_FOUND, "no such control route") })
 }
 
