@@ -50,7 +50,8 @@ impl Fields {
         self.0.get(field).filter(|v| !v.is_null())
     }
 
-    /// A required non-empty string of at most `max_len` characters.
+    /// A required string, not blank, of at most `max_len` characters, returned as sent (a
+    /// client's `session_id` is echoed back exactly).
     pub fn string(&self, field: &str, max_len: usize) -> Result<String, ApiError> {
         let v = self.get(field).ok_or_else(|| missing(field))?;
         let s = v.as_str().ok_or_else(|| {
@@ -61,8 +62,7 @@ impl Fields {
                 format!("{field} must be a string"),
             )
         })?;
-        let trimmed = s.trim();
-        if trimmed.is_empty() {
+        if s.trim().is_empty() {
             return Err(ApiError::validation(
                 field,
                 "required",
@@ -70,7 +70,7 @@ impl Fields {
                 format!("{field} must not be empty"),
             ));
         }
-        if trimmed.chars().count() > max_len {
+        if s.chars().count() > max_len {
             return Err(ApiError::validation(
                 field,
                 &format!("max_length:{max_len}"),
@@ -78,7 +78,7 @@ impl Fields {
                 format!("{field} must be at most {max_len} characters"),
             ));
         }
-        Ok(trimmed.to_owned())
+        Ok(s.to_owned())
     }
 
     /// An optional string (absent or null gives `None`).
