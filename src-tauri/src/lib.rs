@@ -9,6 +9,7 @@ pub mod commands;
 pub mod contract;
 pub mod csv;
 pub mod format;
+pub mod live;
 pub mod notify_policy;
 pub mod observe;
 pub mod paths;

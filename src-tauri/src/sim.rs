@@ -219,8 +219,45 @@ impl SimBackend {
         }
     }
 
-    fn emit(&self, e: UiEvent) {
+    /// Sends an event on the stream.
+    pub(crate) fn emit(&self, e: UiEvent) {
         let _ = self.events.send(e);
+    }
+
+    /// Replaces one account's sign-in state (used by engines that sign in for real).
+    pub(crate) fn set_account(&self, account: AccountView) {
+        let mut st = lock(&self.state);
+        match st
+            .accounts
+            .iter_mut()
+            .find(|a| a.service == account.service)
+        {
+            Some(a) => *a = account,
+            None => st.accounts.push(account),
+        }
+        self.emit(UiEvent::Accounts(st.accounts.clone()));
+    }
+
+    /// The current settings.
+    pub(crate) fn settings(&self) -> Settings {
+        lock(&self.state).settings.clone()
+    }
+
+    /// Replaces the settings without validation (start-up values).
+    pub(crate) fn set_settings(&self, settings: Settings) {
+        lock(&self.state).settings = settings;
+    }
+
+    /// Sets the starting OrbNET balance of the simulated account.
+    pub(crate) fn set_credits(&self, credits: f64) {
+        let mut st = lock(&self.state);
+        if let Some(a) = st
+            .accounts
+            .iter_mut()
+            .find(|a| a.service == Service::Orbnet)
+        {
+            a.credits = Some(credits);
+        }
     }
 
     fn require(&self, service: Service) -> Result<(), CommandError> {
@@ -236,6 +273,52 @@ impl SimBackend {
                 format!("Sign in to {} first.", service.display_name()),
             ))
         }
+    }
+
+    /// Starts the simulated session to `region` (already resolved by the caller).
+    pub(crate) async fn connect_region(
+        &self,
+        request: ConnectRequest,
+        region: Region,
+    ) -> Result<ConnectionView, CommandError> {
+        self.require(request.region.service)?;
+        if !region.available {
+            return Err(CommandError::new(
+                "unavailable",
+                region.note.unwrap_or_else(|| "Region unavailable.".into()),
+            ));
+        }
+        let generation = {
+            let mut st = lock(&self.state);
+            if !matches!(st.connection.phase, Phase::Disconnected | Phase::Error) {
+                return Err(CommandError::new("busy", "Disconnect first."));
+            }
+            if request.region.service == Service::Orbnet
+                && st
+                    .accounts
+                    .iter()
+                    .any(|a| a.service == Service::Orbnet && a.credits.unwrap_or(0.0) <= 0.0)
+            {
+                return Err(CommandError::new(
+                    "insufficient_credits",
+                    "Your OrbNET account has no credits left. Top up, then connect.",
+                ));
+            }
+            st.generation += 1;
+            st.last_region = Some(request.region.clone());
+            st.connection = ConnectionView {
+                phase: Phase::Connecting,
+                region: Some(request.region.clone()),
+                region_label: Some(region.label.clone()),
+                mode: request.mode,
+                error: None,
+                since_ms: now_ms(),
+            };
+            self.emit(UiEvent::Connection(st.connection.clone()));
+            st.generation
+        };
+        self.spawn_session(generation);
+        Ok(lock(&self.state).connection.clone())
     }
 
     fn workspaces_view(st: &SimState) -> WorkspacesView {
@@ -587,49 +670,12 @@ impl Backend for SimBackend {
     }
 
     async fn connect(&self, request: ConnectRequest) -> Result<ConnectionView, CommandError> {
-        self.require(request.region.service)?;
         let region = regions()
             .into_iter()
             .flat_map(|g| g.regions)
             .find(|r| r.reference == request.region)
             .ok_or_else(|| CommandError::new("invalid_input", "Unknown region."))?;
-        if !region.available {
-            return Err(CommandError::new(
-                "unavailable",
-                region.note.unwrap_or_else(|| "Region unavailable.".into()),
-            ));
-        }
-        let generation = {
-            let mut st = lock(&self.state);
-            if !matches!(st.connection.phase, Phase::Disconnected | Phase::Error) {
-                return Err(CommandError::new("busy", "Disconnect first."));
-            }
-            if request.region.service == Service::Orbnet
-                && st
-                    .accounts
-                    .iter()
-                    .any(|a| a.service == Service::Orbnet && a.credits.unwrap_or(0.0) <= 0.0)
-            {
-                return Err(CommandError::new(
-                    "insufficient_credits",
-                    "Your OrbNET account has no credits left. Top up, then connect.",
-                ));
-            }
-            st.generation += 1;
-            st.last_region = Some(request.region.clone());
-            st.connection = ConnectionView {
-                phase: Phase::Connecting,
-                region: Some(request.region.clone()),
-                region_label: Some(region.label.clone()),
-                mode: request.mode,
-                error: None,
-                since_ms: now_ms(),
-            };
-            self.emit(UiEvent::Connection(st.connection.clone()));
-            st.generation
-        };
-        self.spawn_session(generation);
-        Ok(lock(&self.state).connection.clone())
+        self.connect_region(request, region).await
     }
 
     async fn disconnect(&self) -> Result<ConnectionView, CommandError> {

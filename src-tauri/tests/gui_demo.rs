@@ -28,10 +28,15 @@ async fn demo_walkthrough_in_the_real_window() {
         eprintln!("skipping GUI test: {reason}");
         return;
     }
-    // 25 credits burning 1 per 100 ms tick: a session lasts about 2.5 s.
+    // The demo runs the lab in-process and signs in to its seeded accounts. The connection is still
+    // simulated: 25 credits burning 1 per 100 ms tick, so a session lasts about 2.5 s.
     let app = common::AppSession::start(
         &["--demo"],
-        &[("FERRY_SIM_TICK_MS", "100"), ("FERRY_SIM_BURN", "1")],
+        &[
+            ("FERRY_SIM_TICK_MS", "100"),
+            ("FERRY_SIM_BURN", "1"),
+            ("FERRY_SIM_CREDITS", "25"),
+        ],
     )
     .await;
     app.wait_css("#demo-badge").await;
@@ -48,7 +53,7 @@ async fn demo_walkthrough_in_the_real_window() {
 
     // Connect: pick Paris, connect, see the live panel and credits fall.
     app.click_css("#nav-connect").await;
-    app.click_css("#region option[value='orbnet/srv-par-1']")
+    app.click_css("#region optgroup option:not([disabled])")
         .await;
     app.wait_text("#connect-btn", "Connect enabled", |t| t == "Connect")
         .await;
@@ -92,6 +97,9 @@ async fn demo_walkthrough_in_the_real_window() {
 
     // Workspaces: disconnect an active session; it leaves the active list.
     app.click_css("#nav-workspaces").await;
+    // Launch a workspace on the lab's NeoSC: that starts a session with a Disconnect button.
+    app.click_css("#workspaces button[data-launch]:not([disabled])")
+        .await;
     let id = app
         .attr_css("#ws-sessions button[data-disconnect]", "data-disconnect")
         .await;

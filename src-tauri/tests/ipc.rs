@@ -262,3 +262,52 @@ fn settings_are_validated() {
     assert_eq!(saved["close_to_tray"], false);
     assert!(!a.snapshot().settings.close_to_tray);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_engine_signs_in_to_the_in_process_lab() {
+    use ferry_desktop::backend::Backend;
+    let sim = SimBackend::new(fast(false), true);
+    let secrets: ferry_core::secrets::SharedSecretStore =
+        Arc::new(ferry_core::secrets::MemoryStore::new());
+    let live = ferry_desktop::live::demo(sim, secrets.clone())
+        .await
+        .expect("demo engine");
+    let snap = live.snapshot().await;
+    assert!(snap.demo);
+    assert!(snap
+        .settings
+        .base_urls
+        .orbnet
+        .starts_with("http://127.0.0.1:"));
+    for a in &snap.accounts {
+        assert!(a.signed_in, "{a:?}");
+    }
+    // OrbNET's lab is real: its token went to the secret store, and its servers are listed.
+    let orb = snap
+        .accounts
+        .iter()
+        .find(|a| a.service == ferry_desktop::contract::Service::Orbnet)
+        .unwrap();
+    if !orb.label.as_deref().unwrap_or("").contains("simulated") {
+        assert!(secrets
+            .get(ferry_core::services::ServiceKind::Orbnet)
+            .await
+            .unwrap()
+            .is_some());
+    }
+    let groups = live.regions().await;
+    let first = groups
+        .iter()
+        .flat_map(|g| g.regions.iter())
+        .find(|r| r.available)
+        .expect("a region")
+        .clone();
+    assert!(live.workspaces().await.is_ok());
+    live.connect(ferry_desktop::contract::ConnectRequest {
+        region: first.reference,
+        mode: ferry_desktop::contract::TunnelMode::App,
+    })
+    .await
+    .expect("connect");
+    live.disconnect().await.expect("disconnect");
+}

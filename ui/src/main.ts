@@ -245,8 +245,8 @@ function workspacesScreen(): HTMLElement {
       h("ul", { class: "cards" }, w.workspaces.map((ws) =>
         h("li", { class: "card", id: `ws-${ws.id}` },
           h("strong", {}, ws.name), h("span", { class: "pill" }, ws.state),
-          h("button", { onclick: () => act("launch_workspace", ws.id), disabled: ws.state === "running" }, "Launch"),
-          h("button", { onclick: () => act("stop_workspace", ws.id), disabled: ws.state !== "running" }, "Stop")))),
+          h("button", { "data-launch": ws.id, onclick: () => act("launch_workspace", ws.id), disabled: ws.state === "running" || ws.state === "coming_soon" }, "Launch"),
+          h("button", { "data-stop": ws.id, onclick: () => act("stop_workspace", ws.id), disabled: ws.state !== "running" }, "Stop")))),
       h("h2", {}, "Sessions"),
       h("table", { id: "ws-sessions" },
         h("thead", {}, h("tr", {}, ["Workspace", "Type", "Started", "Duration", "Tunnel", "MFA", ""].map((c) => h("th", { scope: "col" }, c)))),
