@@ -182,7 +182,8 @@ impl<P: Provider> Supervisor<P> {
         let (next, actions) = step(&current, input.clone(), self.clock.now());
         if next != current {
             info!(from = current.name(), to = next.name(), "state");
-            self.state_tx.send_replace(next.clone());
+            // Events first, then the state: a listener that stops at a final state has
+            // already been sent every event that led to it.
             let _ = self.events.send(SessionEvent::State {
                 state: next.clone(),
             });
@@ -192,6 +193,7 @@ impl<P: Provider> Supervisor<P> {
                     cause: cause.clone(),
                 });
             }
+            self.state_tx.send_replace(next.clone());
         } else if matches!(input, Input::Established) {
             // A connection that finished after the user gave up on it: take it down.
             if let Some(live) = self.live.take() {

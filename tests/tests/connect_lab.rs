@@ -1,0 +1,554 @@
+//! `ferry connect` as a separate process against `ferry lab` as a separate process: metering to
+//! the second, server-side billing checked through the lab's request log and balances, failures,
+//! conflicts, tunnelbyte quota and cost, crash recovery. App mode only (no root needed).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ferry_tests::lab::{ferry_bin, LabProcess};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(tag: &str) -> Self {
+        let p = std::env::temp_dir().join(format!(
+            "ferry-connect-{tag}-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        Dir(p)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn lab() -> LabProcess {
+    tokio::task::spawn_blocking(LabProcess::start)
+        .await
+        .unwrap()
+        .expect("lab starts")
+}
+
+async fn orbnet_token(lab: &LabProcess, email: &str, password: &str) -> String {
+    let v: Value = lab
+        .http()
+        .post(format!("{}/auth/login", lab.urls.orbnet))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["data"]["tokens"]["access_token"]
+        .as_str()
+        .expect("access token")
+        .to_string()
+}
+
+async fn tb_token(lab: &LabProcess, tier: &str) -> String {
+    let acc = lab.accounts().await;
+    acc["tunnelbyte"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["tier"] == tier)
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn orbnet_credits(lab: &LabProcess, email: &str) -> f64 {
+    let acc = lab.accounts().await;
+    acc["orbnet"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["email"] == email)
+        .unwrap()["credits"]
+        .as_f64()
+        .unwrap()
+}
+
+/// A running `ferry connect --json`.
+struct Cli {
+    child: Child,
+    events: mpsc::UnboundedReceiver<Value>,
+    seen: Vec<Value>,
+    stderr: Arc<Mutex<String>>,
+}
+
+fn connect(lab: &LabProcess, dir: &Dir, env: &[(&str, &str)], args: &[&str]) -> Cli {
+    let mut cmd = Command::new(ferry_bin());
+    cmd.arg("connect")
+        .args(["--json", "--proxy", "127.0.0.1:0"])
+        .args(args)
+        .env("FERRY_SECRETS", "memory")
+        .env("FERRY_DATA_DIR", dir.0.join("data"))
+        .env("FERRY_ORBNET_URL", &lab.urls.orbnet)
+        .env("FERRY_TUNNELBYTE_URL", &lab.urls.tunnelbyte)
+        .env("FERRY_HEARTBEAT_SECS", "1")
+        .env("FERRY_STATUS_POLL_SECS", "1")
+        .env_remove("FERRY_ORBNET_TOKEN")
+        .env_remove("FERRY_TUNNELBYTE_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("ferry connect starts");
+    let stdout = child.stdout.take().unwrap();
+    let mut stderr_pipe = child.stderr.take().unwrap();
+    let (tx, events) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stdout).lines();
+        while let Ok(Some(l)) = lines.next_line().await {
+            let v: Value = serde_json::from_str(&l)
+                .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}"));
+            let _ = tx.send(v);
+        }
+    });
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let s2 = stderr.clone();
+    tokio::spawn(async move {
+        let mut buf = String::new();
+        let _ = stderr_pipe.read_to_string(&mut buf).await;
+        s2.lock().unwrap().push_str(&buf);
+    });
+    Cli {
+        child,
+        events,
+        seen: Vec::new(),
+        stderr,
+    }
+}
+
+impl Cli {
+    /// Waits for an event matching `pred` (all events are kept in `seen`).
+    async fn wait_event(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Ok(Some(v)) => {
+                    self.seen.push(v.clone());
+                    if pred(&v) {
+                        return v;
+                    }
+                }
+                _ => panic!(
+                    "no {what} event; seen {:?}; stderr {}",
+                    self.seen,
+                    self.stderr.lock().unwrap()
+                ),
+            }
+        }
+    }
+
+    fn signal(&self, sig: i32) {
+        let pid = self.child.id().expect("running") as i32;
+        // SAFETY: sending a signal to our own child process.
+        unsafe {
+            libc::kill(pid, sig);
+        }
+    }
+
+    /// Waits for the exit; returns the code and every event.
+    async fn exit(mut self) -> (i32, Vec<Value>, String) {
+        let status = tokio::time::timeout(WAIT, self.child.wait())
+            .await
+            .expect("ferry connect exits")
+            .unwrap();
+        // Drain the rest of stdout.
+        while let Ok(Some(v)) =
+            tokio::time::timeout(Duration::from_secs(2), self.events.recv()).await
+        {
+            self.seen.push(v);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let stderr = self.stderr.lock().unwrap().clone();
+        (status.code().unwrap_or(-1), self.seen, stderr)
+    }
+}
+
+fn session_calls(reqs: &[Value], kind: &str) -> Vec<Value> {
+    reqs.iter()
+        .filter(|r| {
+            r["path"]
+                .as_str()
+                .unwrap_or("")
+                .ends_with(&format!("/vpn/session/{kind}"))
+        })
+        .cloned()
+        .collect()
+}
+
+fn secs(r: &Value) -> f64 {
+    r["body"]["seconds_since_last"].as_f64().unwrap()
+}
+
+fn ended(events: &[Value]) -> Value {
+    events
+        .iter()
+        .find(|e| e["event"] == "session_ended")
+        .cloned()
+        .unwrap_or_else(|| panic!("no session_ended in {events:?}"))
+}
+
+/// A tiny HTTP server on loopback for traffic through the tunnel.
+async fn http_server(body: &'static str) -> u16 {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                let mut buf = [0u8; 2048];
+                let _ = s.read(&mut buf).await;
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn orbnet_session_bills_its_connected_time_and_carries_real_bytes() {
+    let lab = lab().await;
+    let dir = Dir::new("full");
+    let token = orbnet_token(&lab, "demo@orbnet.lab", "orbnet-demo-pass").await;
+    let before = orbnet_credits(&lab, "demo@orbnet.lab").await;
+    let port = http_server("hello through the tunnel").await;
+    let out = dir.0.join("body");
+    let script = format!(
+        "curl -s -m 10 -o {} http://127.0.0.1:{port}/ && sleep 4",
+        out.display()
+    );
+    let cli = connect(
+        &lab,
+        &dir,
+        &[("FERRY_ORBNET_TOKEN", &token)],
+        &["--service", "orbnet", "--", "sh", "-c", &script],
+    );
+    let (code, events, stderr) = cli.exit().await;
+    assert_eq!(code, 0, "stderr: {stderr}; events {events:?}");
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "hello through the tunnel"
+    );
+    let end = ended(&events);
+    assert_eq!(end["reason"], "user_initiated");
+    let connected = end["connected_secs"].as_f64().unwrap();
+    assert!(connected >= 4.0, "{end}");
+
+    let reqs = lab.requests().await;
+    let starts = session_calls(&reqs, "start");
+    assert_eq!(starts.len(), 1);
+    let id = starts[0]["body"]["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
+    let beats = session_calls(&reqs, "heartbeat");
+    let ends = session_calls(&reqs, "end");
+    assert!(beats.len() >= 3, "{beats:?}");
+    assert_eq!(ends.len(), 1);
+    assert_eq!(ends[0]["body"]["disconnect_reason"], "user_initiated");
+    let sent: f64 = beats.iter().chain(&ends).map(secs).sum();
+    assert!(
+        (sent - connected).abs() <= 1.0,
+        "sent {sent} s for {connected} s connected"
+    );
+    assert_eq!(end["billed_secs"].as_f64().unwrap(), sent);
+    // The lab billed exactly what was sent: 1.5 credits per minute.
+    let used = before - orbnet_credits(&lab, "demo@orbnet.lab").await;
+    assert!(
+        (used - 1.5 * sent / 60.0).abs() < 1e-6,
+        "used {used} for {sent} s"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn orbnet_credits_depleted_mid_session_exits_3_and_ends_with_credits_depleted() {
+    let lab = lab().await;
+    let dir = Dir::new("402");
+    let token = orbnet_token(&lab, "demo@orbnet.lab", "orbnet-demo-pass").await;
+    let mut cli = connect(&lab, &dir, &[("FERRY_ORBNET_TOKEN", &token)], &[]);
+    cli.wait_event("heartbeat", |e| e["event"] == "heartbeat")
+        .await;
+    lab.control_post(
+        "/orbnet/credits",
+        json!({"email": "demo@orbnet.lab", "credits": 0.0}),
+    )
+    .await
+    .unwrap();
+    let (code, events, stderr) = cli.exit().await;
+    assert_eq!(code, 3, "stderr {stderr}; events {events:?}");
+    assert!(events
+        .iter()
+        .any(|e| e["event"] == "failed" && e["cause"]["kind"] == "credits_depleted"));
+    let reqs = lab.requests().await;
+    let ends = session_calls(&reqs, "end");
+    assert_eq!(ends.len(), 1, "{ends:?}");
+    assert_eq!(ends[0]["body"]["disconnect_reason"], "credits_depleted");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn orbnet_foreign_active_session_stops_with_a_clear_message() {
+    let lab = lab().await;
+    let dir = Dir::new("409");
+    let token = orbnet_token(&lab, "demo@orbnet.lab", "orbnet-demo-pass").await;
+    let r = lab
+        .http()
+        .post(format!("{}/vpn/session/start", lab.urls.orbnet))
+        .bearer_auth(&token)
+        .json(&json!({"session_id": "other-device-session", "server_id": 101, "protocol": "wireguard"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let cli = connect(&lab, &dir, &[("FERRY_ORBNET_TOKEN", &token)], &[]);
+    let (code, events, stderr) = cli.exit().await;
+    assert_eq!(code, 1, "{stderr} {events:?}");
+    let failed = events.iter().find(|e| e["event"] == "failed").unwrap();
+    assert_eq!(failed["cause"]["kind"], "session_conflict");
+    assert!(failed["message"]
+        .as_str()
+        .unwrap()
+        .contains("other-device-session"));
+    // Never ended someone else's session.
+    assert!(session_calls(&lab.requests().await, "end").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn orbnet_heartbeat_failures_never_bill_twice() {
+    let lab = lab().await;
+    let dir = Dir::new("faults");
+    let token = orbnet_token(&lab, "demo@orbnet.lab", "orbnet-demo-pass").await;
+    let before = orbnet_credits(&lab, "demo@orbnet.lab").await;
+    let path = "/orbnet/api/v1/vpn/session/heartbeat";
+    // Not processed (503), processed with the answer lost (500 after), processed and the
+    // connection dropped before the answer.
+    for rule in [
+        json!({"method": "POST", "path": path, "status": 503, "times": 1}),
+        json!({"method": "POST", "path": path, "status": 500, "after": true, "times": 1}),
+        json!({"method": "POST", "path": path, "drop": true, "after": true, "times": 1}),
+    ] {
+        lab.fault(rule).await.unwrap();
+    }
+    let mut cli = connect(&lab, &dir, &[("FERRY_ORBNET_TOKEN", &token)], &[]);
+    // Wait past the three faults and a few clean heartbeats.
+    let mut beats = 0;
+    while beats < 6 {
+        cli.wait_event("heartbeat", |e| e["event"] == "heartbeat")
+            .await;
+        beats += 1;
+    }
+    cli.signal(libc::SIGINT);
+    let (code, events, stderr) = cli.exit().await;
+    assert_eq!(code, 0, "{stderr} {events:?}");
+    let deliveries: Vec<_> = events
+        .iter()
+        .filter(|e| e["event"] == "heartbeat")
+        .map(|e| e["delivery"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        &deliveries[..3],
+        ["not_delivered", "unconfirmed", "unconfirmed"],
+        "{deliveries:?}"
+    );
+    let connected = ended(&events)["connected_secs"].as_f64().unwrap();
+    let used = before - orbnet_credits(&lab, "demo@orbnet.lab").await;
+    let billed_secs = used / 1.5 * 60.0;
+    assert!(
+        (billed_secs - connected).abs() <= 1.0 + 1e-6,
+        "the lab billed {billed_secs} s for {connected} s connected"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn orbnet_crash_is_recovered_on_the_next_run() {
+    let lab = lab().await;
+    let dir = Dir::new("crash");
+    let token = orbnet_token(&lab, "demo@orbnet.lab", "orbnet-demo-pass").await;
+    let mut cli = connect(&lab, &dir, &[("FERRY_ORBNET_TOKEN", &token)], &[]);
+    let connected = cli
+        .wait_event("connected", |e| e["event"] == "connected")
+        .await;
+    let crashed_id = connected["session_id"].as_str().unwrap().to_string();
+    cli.wait_event("heartbeat", |e| e["event"] == "heartbeat")
+        .await;
+    cli.signal(libc::SIGKILL);
+    let (code, _, _) = cli.exit().await;
+    assert_eq!(code, -1);
+    // The server still has our session.
+    let active: Value = lab
+        .http()
+        .get(format!("{}/vpn/session/active", lab.urls.orbnet))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(active["data"]["session"]["session_id"], crashed_id.as_str());
+
+    let cli = connect(
+        &lab,
+        &dir,
+        &[("FERRY_ORBNET_TOKEN", &token)],
+        &["--", "true"],
+    );
+    let (code, events, stderr) = cli.exit().await;
+    assert_eq!(code, 0, "{stderr} {events:?}");
+    let reqs = lab.requests().await;
+    let ends = session_calls(&reqs, "end");
+    let crashed_end = ends
+        .iter()
+        .find(|r| r["body"]["session_id"] == crashed_id.as_str())
+        .expect("the crashed session was ended on the server");
+    assert_eq!(crashed_end["body"]["disconnect_reason"], "error");
+    let out = std::process::Command::new(ferry_bin())
+        .args(["history", "--json"])
+        .env("FERRY_SECRETS", "memory")
+        .env("FERRY_DATA_DIR", dir.0.join("data"))
+        .output()
+        .unwrap();
+    let hist: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = hist["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["client_session_id"] == crashed_id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(row["end_reason"], "recovered", "{row}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tunnelbyte_paid_session_shows_live_cost_and_deletes_on_sigterm() {
+    let lab = lab().await;
+    let dir = Dir::new("tbpaid");
+    let token = tb_token(&lab, "paid").await;
+    let mut cli = connect(
+        &lab,
+        &dir,
+        &[("FERRY_TUNNELBYTE_TOKEN", &token)],
+        &["fsn", "--service", "tunnelbyte"],
+    );
+    cli.wait_event("connected", |e| e["event"] == "connected")
+        .await;
+    lab.advance(120.0).await.unwrap();
+    let q = cli
+        .wait_event("quota with cost", |e| {
+            e["event"] == "quota" && e["cost_millicents"].as_u64().unwrap_or(0) > 0
+        })
+        .await;
+    assert_eq!(q["currency"], "eur");
+    cli.signal(libc::SIGTERM);
+    let (code, events, stderr) = cli.exit().await;
+    assert_eq!(code, 0, "{stderr} {events:?}");
+    let reqs = lab.requests().await;
+    assert!(reqs.iter().any(|r| r["method"] == "DELETE"
+        && r["path"]
+            .as_str()
+            .unwrap()
+            .contains("/tunnelbyte/v1/sessions/")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tunnelbyte_quota_exceeded_at_create_exits_2_with_the_breakdown() {
+    let lab = lab().await;
+    let dir = Dir::new("tbquota");
+    let token = tb_token(&lab, "free").await;
+    lab.control_post(
+        "/tunnelbyte/usage",
+        json!({"token": token, "session_seconds": 7200}),
+    )
+    .await
+    .unwrap();
+    let cli = connect(
+        &lab,
+        &dir,
+        &[("FERRY_TUNNELBYTE_TOKEN", &token)],
+        &["fsn", "--service", "tunnelbyte"],
+    );
+    let (code, events, stderr) = cli.exit().await;
+    assert_eq!(code, 2, "{stderr} {events:?}");
+    let failed = events.iter().find(|e| e["event"] == "failed").unwrap();
+    assert_eq!(failed["cause"]["kind"], "quota_exhausted");
+    let msg = failed["message"].as_str().unwrap();
+    assert!(
+        msg.contains("7200 of 7200") && msg.contains("resets at"),
+        "{msg}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tunnelbyte_termination_mid_session_exits_3() {
+    let lab = lab().await;
+    let dir = Dir::new("tbterm");
+    let token = tb_token(&lab, "free").await;
+    let mut cli = connect(
+        &lab,
+        &dir,
+        &[("FERRY_TUNNELBYTE_TOKEN", &token)],
+        &["fsn", "--service", "tunnelbyte"],
+    );
+    let c = cli
+        .wait_event("connected", |e| e["event"] == "connected")
+        .await;
+    cli.wait_event("quota", |e| e["event"] == "quota").await;
+    lab.control_post(
+        "/sessions/terminate",
+        json!({"service": "tunnelbyte", "id": c["session_id"], "reason": "quota_exceeded"}),
+    )
+    .await
+    .unwrap();
+    let (code, events, stderr) = cli.exit().await;
+    assert_eq!(code, 3, "{stderr} {events:?}");
+    assert_eq!(ended(&events)["reason"], "quota_exceeded");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tunnelbyte_region_without_nodes_lists_the_alternatives() {
+    let lab = lab().await;
+    let dir = Dir::new("tb503");
+    let token = tb_token(&lab, "free").await;
+    lab.control_post("/regions/offline", json!({"code": "sin"}))
+        .await
+        .unwrap();
+    let cli = connect(
+        &lab,
+        &dir,
+        &[("FERRY_TUNNELBYTE_TOKEN", &token)],
+        &["sin", "--service", "tunnelbyte"],
+    );
+    let (code, events, stderr) = cli.exit().await;
+    assert_eq!(code, 1, "{stderr} {events:?}");
+    let failed = events.iter().find(|e| e["event"] == "failed").unwrap();
+    assert_eq!(failed["cause"]["kind"], "region_unavailable");
+    let msg = failed["message"].as_str().unwrap();
+    assert!(msg.contains("fsn") && msg.contains("ash"), "{msg}");
+}
