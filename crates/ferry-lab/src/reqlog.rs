@@ -57,10 +57,53 @@ impl RequestLog {
     }
 }
 
+/// JSON body fields whose values are secrets and are never recorded.
+const SECRET_FIELDS: &[&str] = &[
+    "password",
+    "refresh_token",
+    "access_token",
+    "token",
+    "totp_code",
+    "private_key",
+];
+
+/// Replaces secret fields (at any depth) of a recorded JSON body by `<redacted>`.
+pub fn redact_body(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, val) in map.iter_mut() {
+                if SECRET_FIELDS.contains(&k.to_ascii_lowercase().as_str()) {
+                    *val = serde_json::Value::String("<redacted>".into());
+                } else {
+                    redact_body(val);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(redact_body),
+        _ => {}
+    }
+}
+
 /// Header names whose values are secrets and are never recorded.
 pub fn is_secret_header(name: &str) -> bool {
     matches!(
         name.to_ascii_lowercase().as_str(),
         "authorization" | "cookie" | "set-cookie" | "x-api-key" | "proxy-authorization"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_fields_are_redacted_at_any_depth() {
+        let mut v = serde_json::json!({"email": "a@b", "password": "pw",
+            "nested": [{"refresh_token": "rt"}], "session_id": "s1"});
+        redact_body(&mut v);
+        assert_eq!(v["password"], "<redacted>");
+        assert_eq!(v["nested"][0]["refresh_token"], "<redacted>");
+        assert_eq!(v["email"], "a@b");
+        assert_eq!(v["session_id"], "s1");
+    }
 }

@@ -350,7 +350,10 @@ async fn lab_middleware(State(ctx): State<Arc<LabCtx>>, req: Request, next: Next
             path: path.clone(),
             query: parts.uri.query().map(str::to_owned),
             headers,
-            body: serde_json::from_slice(&bytes).ok(),
+            body: serde_json::from_slice(&bytes).ok().map(|mut v| {
+                crate::reqlog::redact_body(&mut v);
+                v
+            }),
             at_ms: ctx.clock.now_ms(),
         });
     }
