@@ -286,6 +286,45 @@ async fn orbnet_session_bills_its_connected_time_and_carries_real_bytes() {
         (used - 1.5 * sent / 60.0).abs() < 1e-6,
         "used {used} for {sent} s"
     );
+    // History has the row, closed, with the tunnel's bytes.
+    let out = std::process::Command::new(ferry_bin())
+        .args(["history", "--json"])
+        .env("FERRY_SECRETS", "memory")
+        .env("FERRY_DATA_DIR", dir.0.join("data"))
+        .output()
+        .unwrap();
+    let hist: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = hist["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["client_session_id"] == id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(row["end_reason"], "user_initiated", "{row}");
+    assert!(row["bytes_in"].as_u64().unwrap() > 0, "{row}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn orbnet_low_credits_warn_once_at_the_most_severe_threshold() {
+    let lab = lab().await;
+    let dir = Dir::new("low");
+    // 3 credits at 1.5 per minute: 2 minutes left.
+    let token = orbnet_token(&lab, "low@orbnet.lab", "orbnet-low-pass").await;
+    let mut cli = connect(&lab, &dir, &[("FERRY_ORBNET_TOKEN", &token)], &[]);
+    cli.wait_event("heartbeat", |e| e["event"] == "heartbeat")
+        .await;
+    cli.wait_event("heartbeat", |e| e["event"] == "heartbeat")
+        .await;
+    cli.signal(libc::SIGINT);
+    let (code, events, stderr) = cli.exit().await;
+    assert_eq!(code, 0, "{stderr} {events:?}");
+    let lows: Vec<_> = events
+        .iter()
+        .filter(|e| e["event"] == "low_credits")
+        .collect();
+    assert_eq!(lows.len(), 1, "{lows:?}");
+    assert_eq!(lows[0]["threshold_minutes"], 2.0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
