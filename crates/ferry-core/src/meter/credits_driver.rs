@@ -631,4 +631,46 @@ mod tests {
             }) if *threshold_minutes == 10.0
         )));
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        /// The driver on the manual clock, with random waits (suspends included), failures that
+        /// never reached the server and lost answers: every value in 1..=300, what it counted
+        /// (never resent) sums to the connected time within 1 s.
+        #[test]
+        fn driver_counts_connected_time_whatever_fails(
+            steps in proptest::collection::vec((0u64..90_000, 0u8..6), 1..40),
+            suspend_at in proptest::option::of(0usize..40),
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let h = harness(1e9);
+                for (_, kind) in &steps {
+                    h.api.script(match kind {
+                        0 => Err(CreditsApiError::NotSent("refused".into())),
+                        1 => Err(CreditsApiError::Unconfirmed("reset".into())),
+                        _ => Ok(()),
+                    });
+                }
+                for (i, (ms, _)) in steps.iter().enumerate() {
+                    let ms = if suspend_at == Some(i) { 1_000_000 } else { *ms };
+                    h.clock.advance(Duration::from_millis(ms));
+                    for _ in 0..200 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+                h.stop.send(Some(DisconnectReason::UserInitiated)).unwrap();
+                let api = h.api.clone();
+                let (exit, _) = finish(h).await;
+                let calls = api.calls();
+                for c in &calls {
+                    let (Call::Heartbeat(s) | Call::End(s, _)) = c;
+                    assert!((1..=300).contains(s), "{calls:?}");
+                }
+                let connected = exit.connected.as_secs_f64();
+                let counted = exit.counted_secs as f64;
+                assert!((counted - connected).abs() <= 1.0, "{counted} vs {connected}: {calls:?}");
+            });
+        }
+    }
 }
