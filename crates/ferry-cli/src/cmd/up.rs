@@ -2,6 +2,7 @@
 //! handshake and stats, and tears down on SIGINT/SIGTERM.
 
 use anyhow::Context as _;
+use ferry_tunnel::proxy::AppProxy;
 use ferry_tunnel::tunnel::{Mode, SystemOptions, Tunnel, TunnelEnd, TunnelStats};
 use ferry_tunnel::wgconf::WgConfig;
 use std::net::SocketAddr;
@@ -19,7 +20,7 @@ pub struct Args {
     /// or CAP_NET_ADMIN). Without it, app mode: a local SOCKS5/HTTP proxy, no privileges.
     #[arg(long)]
     pub all: bool,
-    /// App mode: where the SOCKS5 proxy listens.
+    /// App mode: where the SOCKS5 proxy listens (HTTP CONNECT on the next port).
     #[arg(long, default_value = "127.0.0.1:1080")]
     pub proxy: SocketAddr,
     /// System mode: the TUN interface name.
@@ -83,21 +84,44 @@ pub async fn run(args: Args) -> anyhow::Result<u8> {
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let started = Instant::now();
-    let mode = if args.all {
-        Mode::System(SystemOptions {
+    let (mode, proxy) = if args.all {
+        let mode = Mode::System(SystemOptions {
             ifname: args.interface.clone(),
             state_dir: args.state_dir.clone(),
             ..SystemOptions::default()
-        })
+        });
+        (mode, None)
     } else {
-        app_mode(args.proxy)?
+        // App mode: the userspace stack and its proxies on one end of a pipe, the tunnel on
+        // the other. HTTP CONNECT listens on the SOCKS port + 1.
+        let (ours, stack) = ferry_tunnel::pipe::pipe(1024);
+        let http = (args.proxy.port() != 0)
+            .then(|| SocketAddr::new(args.proxy.ip(), args.proxy.port().saturating_add(1)));
+        let proxy = AppProxy::start(
+            stack,
+            config.interface.addresses.clone(),
+            config.interface.dns.clone(),
+            args.proxy,
+            http,
+        )
+        .await
+        .context("starting the local proxy")?;
+        (Mode::Pipe(ours), Some(proxy))
     };
     let tunnel = Tunnel::up(config, mode)
         .await
         .context("bringing the tunnel up")?;
-    match tunnel.interface() {
-        Some(ifname) => println!("up: system mode on {ifname}, UDP {}", tunnel.local_addr()),
-        None => println!("up: app mode, UDP {}", tunnel.local_addr()),
+    match (tunnel.interface(), &proxy) {
+        (Some(ifname), _) => println!("up: system mode on {ifname}, UDP {}", tunnel.local_addr()),
+        (None, Some(p)) => println!(
+            "up: app mode, SOCKS5 {}{}, UDP {}",
+            p.socks_addr(),
+            p.http_addr()
+                .map(|h| format!(", HTTP CONNECT {h}"))
+                .unwrap_or_default(),
+            tunnel.local_addr()
+        ),
+        (None, None) => println!("up: UDP {}", tunnel.local_addr()),
     }
 
     let mut handshake_reported = false;
@@ -122,6 +146,9 @@ pub async fn run(args: Args) -> anyhow::Result<u8> {
         Some(end) => end,
         None => tunnel.down().await.context("tearing down")?,
     };
+    if let Some(p) = proxy {
+        p.shutdown();
+    }
     println!("down: {}", stats_line(&last));
     match end {
         TunnelEnd::Down => Ok(0),
@@ -130,8 +157,4 @@ pub async fn run(args: Args) -> anyhow::Result<u8> {
             Ok(1)
         }
     }
-}
-
-fn app_mode(_proxy: SocketAddr) -> anyhow::Result<Mode> {
-    anyhow::bail!("app mode is not available in this build yet; use --all for system mode")
 }
