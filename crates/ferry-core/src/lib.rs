@@ -1,10 +1,10 @@
 //! Everything a headless Ferry client needs: service clients, metering, supervisor, store, secrets.
 pub mod clock;
-pub mod meter;
-pub mod session;
 pub mod http;
+pub mod meter;
 pub mod paths;
 pub mod secrets;
 pub mod services;
+pub mod session;
 pub mod store;
 pub mod timefmt;

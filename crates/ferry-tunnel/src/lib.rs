@@ -1,12 +1,12 @@
 //! Ferry's WireGuard data plane on boringtun: peer loop, system mode, app mode, exit node.
 
-pub mod pipe;
-pub mod keys;
-pub mod wgconf;
-pub mod netstack;
+pub mod error;
 pub mod exit;
+pub mod keys;
+pub mod netstack;
 pub mod peer;
+pub mod pipe;
+pub mod proxy;
 pub mod system;
 pub mod tunnel;
-pub mod error;
-pub mod proxy;
+pub mod wgconf;

@@ -19,7 +19,10 @@ pub struct PipeEnd {
 pub fn pipe(capacity: usize) -> (PipeEnd, PipeEnd) {
     let (a_tx, b_rx) = mpsc::channel(capacity.max(1));
     let (b_tx, a_rx) = mpsc::channel(capacity.max(1));
-    (PipeEnd { tx: a_tx, rx: a_rx }, PipeEnd { tx: b_tx, rx: b_rx })
+    (
+        PipeEnd { tx: a_tx, rx: a_rx },
+        PipeEnd { tx: b_tx, rx: b_rx },
+    )
 }
 
 #[cfg(test)]

@@ -409,9 +409,11 @@ impl Output {
             SessionEvent::LowCredits {
                 minutes_left,
                 threshold_minutes,
-            } => line = Some(format!(
+            } => {
+                line = Some(format!(
                 "warning: credits run out in {minutes_left:.1} min (under {threshold_minutes} min)"
-            )),
+            ))
+            }
             SessionEvent::Quota(q) => {
                 st.cost = q
                     .cost_millicents

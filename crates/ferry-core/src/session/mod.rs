@@ -3,10 +3,10 @@
 
 pub mod adapters;
 pub mod event;
+pub mod instance;
 pub mod machine;
 pub mod orbnet;
 pub mod ports;
 pub mod recover;
 pub mod supervisor;
 pub mod tunnelbyte;
-pub mod instance;
