@@ -7,77 +7,9 @@
     clippy::print_stderr
 )]
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
-
-use ferry_tests::lab::{ferry_bin, LabProcess};
+use ferry_tests::cli::{text, Cli};
+use ferry_tests::lab::LabProcess;
 use serde_json::{json, Value};
-
-struct Cli<'a> {
-    lab: &'a LabProcess,
-    data: tempfile::TempDir,
-    env: Vec<(String, String)>,
-}
-
-impl<'a> Cli<'a> {
-    fn new(lab: &'a LabProcess) -> Self {
-        Self {
-            lab,
-            data: tempfile::tempdir().unwrap(),
-            env: Vec::new(),
-        }
-    }
-
-    fn with(mut self, k: &str, v: &str) -> Self {
-        self.env.push((k.into(), v.into()));
-        self
-    }
-
-    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut cmd = Command::new(ferry_bin());
-        cmd.args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", self.data.path())
-            .env("FERRY_DATA_DIR", self.data.path().join("ferry"))
-            .env("FERRY_SECRETS", "memory")
-            .env("FERRY_ORBNET_URL", &self.lab.urls.orbnet)
-            .env("FERRY_TUNNELBYTE_URL", &self.lab.urls.tunnelbyte)
-            .env("FERRY_NEOSC_URL", &self.lab.urls.neosc)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().unwrap();
-        {
-            let mut si = child.stdin.take().unwrap();
-            if let Some(s) = stdin {
-                si.write_all(s.as_bytes()).unwrap();
-            }
-        }
-        let out = child.wait_with_output().unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!err.contains("panicked"), "ferry {args:?} panicked: {err}");
-        out
-    }
-
-    fn ok_json(&self, args: &[&str]) -> Value {
-        let out = self.run(args, None);
-        assert!(
-            out.status.success(),
-            "ferry {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("ferry {args:?} printed no JSON ({e}): {:?}", out.stdout))
-    }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 async fn serves(lab: &LabProcess) -> bool {
     for url in [
