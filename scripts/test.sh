@@ -32,10 +32,6 @@ check "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
 check "boringtun timers on a mocked clock" \
   cargo test -p ferry-tunnel --features mock-clock --lib peer::clock_tests
 
-# The lab/CLI tests in tests/ run target/debug/ferry, which `cargo test` of another package
-# does not build.
-check "build the ferry CLI binary" cargo build -p ferry-cli --bin ferry
-
 XDG_DATA_HOME="$(mktemp -d)"   # gnome-keyring keeps its store here; HOME stays as it is
 export XDG_DATA_HOME
 trap 'rm -rf "$XDG_DATA_HOME"' EXIT
