@@ -50,15 +50,21 @@ impl LabProcess {
     /// Starts `ferry lab --listen 127.0.0.1:0 --egress loopback` plus `extra` args and waits
     /// (up to 20 s) for its JSON line.
     pub fn start_with(extra: &[&str]) -> Result<Self, String> {
-        let bin = ferry_bin();
-        let mut child = Command::new(&bin)
-            .args(["lab", "--listen", "127.0.0.1:0", "--egress", "loopback"])
-            .args(extra)
+        let mut cmd = Command::new(ferry_bin());
+        cmd.args(["lab", "--listen", "127.0.0.1:0", "--egress", "loopback"])
+            .args(extra);
+        Self::start_command(cmd)
+    }
+
+    /// Starts a lab from a prepared command (e.g. `ip netns exec NS ferry lab --listen ...`)
+    /// and waits (up to 20 s) for its JSON line.
+    pub fn start_command(mut cmd: Command) -> Result<Self, String> {
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
+            .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
