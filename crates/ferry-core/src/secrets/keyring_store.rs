@@ -67,7 +67,9 @@ impl KeyringStore {
         match tokio::time::timeout(self.timeout, task).await {
             Err(_) => Err(SecretsError::Timeout {
                 store,
-                secs: self.timeout.as_secs().max(1),
+                secs: u64::try_from(self.timeout.as_millis().div_ceil(1000))
+                    .unwrap_or(u64::MAX)
+                    .max(1),
             }),
             Ok(Err(join)) => Err(SecretsError::Failed {
                 store,

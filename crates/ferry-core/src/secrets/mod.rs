@@ -10,6 +10,8 @@
 //! feature change elsewhere in the build can never turn it into the silent mock store.
 
 mod env;
+#[cfg(test)]
+mod hang_tests;
 mod keyring_store;
 mod memory;
 
