@@ -7,6 +7,7 @@
 //! reconciles them with the server and closes them with [`EndReason::Recovered`].
 
 mod export;
+mod quarantine;
 mod types;
 
 use std::path::{Path, PathBuf};
@@ -104,6 +105,7 @@ impl Default for StoreOptions {
 pub struct Store {
     pool: SqlitePool,
     path: PathBuf,
+    quarantined: Option<PathBuf>,
 }
 
 fn ms(t: DateTime<Utc>) -> i64 {
@@ -122,11 +124,31 @@ impl Store {
 
     /// Opens (creating if needed) the database at `path`: parent 0700, files 0600, WAL,
     /// `synchronous=NORMAL`, busy timeout, foreign keys, migrations applied.
+    ///
+    /// A file that is not a database, or that fails `PRAGMA integrity_check`, is moved aside to
+    /// `<name>.corrupt-<UTC timestamp>` (0600, with its `-wal`), a warning is logged, and a fresh
+    /// database is started; [`Store::quarantined`] tells where the old one went. A database
+    /// locked by another process is never moved: that is [`StoreError::Busy`].
     pub async fn open(path: &Path, opts: StoreOptions) -> Result<Self, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             ensure_private_dir(parent)?;
         }
         ensure_private_file(path)?;
+        let quarantined = match quarantine::check(path, opts.busy_timeout).await {
+            Ok(()) => None,
+            Err(StoreError::Corrupt(why)) => {
+                let moved = quarantine::move_aside(path, chrono::Utc::now())?;
+                tracing::warn!(
+                    path = %path.display(),
+                    moved_to = %moved.display(),
+                    reason = %why,
+                    "history database damaged: moved aside, starting a fresh one"
+                );
+                ensure_private_file(path)?;
+                Some(moved)
+            }
+            Err(e) => return Err(e),
+        };
         let connect = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -155,12 +177,19 @@ impl Store {
         Ok(Self {
             pool,
             path: path.to_path_buf(),
+            quarantined,
         })
     }
 
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Where a damaged database found at open was moved (`<name>.corrupt-<timestamp>`), if one
+    /// was: the window and CLI can tell the user their old history is there.
+    pub fn quarantined(&self) -> Option<&Path> {
+        self.quarantined.as_deref()
     }
 
     /// Closes the pool (waits for connections to finish).

@@ -361,14 +361,135 @@ async fn settings_and_workspace_sessions() {
     assert!(all[0].launched_here, "launched_here is sticky");
 }
 
+fn quarantined_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("history.db.corrupt-") && !n.ends_with("-wal"))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Opens the store on a damaged file: it must move the file aside (same bytes, 0600) and
+/// start a fresh, working database.
+async fn assert_quarantined_and_fresh(db: &Path, damaged: &[u8]) {
+    let store = Store::open(db, StoreOptions::default()).await.unwrap();
+    let dir = db.parent().unwrap();
+    let moved = quarantined_files(dir);
+    assert_eq!(moved.len(), 1, "{moved:?}");
+    assert_eq!(store.quarantined(), Some(moved[0].as_path()));
+    assert_eq!(
+        std::fs::read(&moved[0]).unwrap(),
+        damaged,
+        "moved as it was"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&moved[0]).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert_eq!(store.count_sessions().await.unwrap(), 0, "a fresh database");
+    let id = store
+        .insert_session(&new(ServiceKind::Orbnet, "after", t(4, 0, 0)))
+        .await
+        .unwrap();
+    assert!(store.session(id).await.unwrap().is_some());
+    store.close().await;
+    // The fresh database opens cleanly next time: nothing else is moved.
+    let again = Store::open(db, StoreOptions::default()).await.unwrap();
+    assert_eq!(again.quarantined(), None);
+    assert_eq!(again.count_sessions().await.unwrap(), 1);
+    assert_eq!(quarantined_files(dir).len(), 1);
+}
+
 #[tokio::test]
-async fn garbage_file_is_a_typed_error() {
+async fn garbage_file_is_moved_aside_and_a_fresh_database_starts() {
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join(DB_FILE);
-    std::fs::write(&db, vec![0x42u8; 8192]).unwrap();
-    let e = Store::open(&db, StoreOptions::default()).await.unwrap_err();
+    let garbage = vec![0x42u8; 8192];
+    std::fs::write(&db, &garbage).unwrap();
+    // A stale WAL beside it must never be replayed into the fresh database.
+    std::fs::write(tmp.path().join("history.db-wal"), vec![0x17u8; 4096]).unwrap();
+    assert_quarantined_and_fresh(&db, &garbage).await;
+}
+
+#[tokio::test]
+async fn database_failing_its_integrity_check_is_moved_aside() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join(DB_FILE);
+    let store = Store::open(&db, StoreOptions::default()).await.unwrap();
+    for i in 0..300 {
+        let id = format!("session-{i:04}-{}", "x".repeat(200));
+        store
+            .insert_session(&new(ServiceKind::Orbnet, &id, t(5, 0, 0)))
+            .await
+            .unwrap();
+    }
+    store.close().await;
+    assert!(!tmp.path().join("history.db-wal").exists(), "checkpointed");
+    // Keep the header and schema page; scribble over the pages after it.
+    let mut bytes = std::fs::read(&db).unwrap();
+    let page = usize::from(u16::from_be_bytes([bytes[16], bytes[17]]));
+    assert!(bytes.len() > 6 * page, "{} bytes", bytes.len());
+    for b in &mut bytes[2 * page..5 * page] {
+        *b = 0xA5;
+    }
+    std::fs::write(&db, &bytes).unwrap();
+    assert_quarantined_and_fresh(&db, &bytes).await;
+}
+
+#[tokio::test]
+async fn open_while_another_process_holds_an_exclusive_lock_is_busy_not_quarantined() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join(DB_FILE);
+    let store = Store::open(&db, StoreOptions::default()).await.unwrap();
+    store
+        .insert_session(&new(ServiceKind::Orbnet, "kept", t(6, 0, 0)))
+        .await
+        .unwrap();
+    store.close().await;
+    // Another process in exclusive locking mode with a write transaction: nobody may read.
+    let mut other = SqliteConnectOptions::new()
+        .filename(&db)
+        .pragma("locking_mode", "EXCLUSIVE")
+        .connect()
+        .await
+        .unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO settings (key, value) VALUES ('lock', 'held')")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let e = Store::open(
+        &db,
+        StoreOptions {
+            busy_timeout: Duration::from_millis(300),
+            max_connections: 2,
+        },
+    )
+    .await
+    .unwrap_err();
+    let waited = started.elapsed();
+    assert!(matches!(e, StoreError::Busy), "{e:?}");
+    assert!(waited >= Duration::from_millis(250), "{waited:?}");
+    assert!(waited < Duration::from_secs(10), "{waited:?}");
     assert!(
-        matches!(e, StoreError::Corrupt(_) | StoreError::Migrate(_)),
-        "{e:?}"
+        quarantined_files(tmp.path()).is_empty(),
+        "a locked db is not damaged"
+    );
+    sqlx::query("COMMIT").execute(&mut other).await.unwrap();
+    other.close().await.unwrap();
+    let store = Store::open(&db, StoreOptions::default()).await.unwrap();
+    assert_eq!(store.count_sessions().await.unwrap(), 1, "no row lost");
+    assert_eq!(
+        store.setting("lock").await.unwrap().as_deref(),
+        Some("held")
     );
 }
