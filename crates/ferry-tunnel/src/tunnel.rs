@@ -12,15 +12,15 @@
 //! ```
 
 use crate::error::TunnelError;
+use crate::peer::dataplane::SystemLoop;
 use crate::peer::engine::{Engine, EngineConfig};
-use crate::peer::run::{Inside, PeerLoop, PeerStats};
+use crate::peer::run::{PeerLoop, PeerStats};
 use crate::pipe::PipeEnd;
 use crate::system::tun::{valid_ifname, TunDevice};
 use crate::system::{self, SystemPlan};
 use crate::wgconf::{Endpoint, WgConfig};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 
@@ -133,7 +133,7 @@ fn udp_socket(
     endpoint: Option<SocketAddr>,
     listen_port: Option<u16>,
     fwmark: Option<u32>,
-) -> Result<tokio::net::UdpSocket, TunnelError> {
+) -> Result<std::net::UdpSocket, TunnelError> {
     use socket2::{Domain, Protocol, Socket, Type};
     let io = |source| TunnelError::Io {
         what: "UDP socket",
@@ -169,7 +169,20 @@ fn udp_socket(
         let _ = s.set_send_buffer_size(BUF);
     }
     s.bind(&bind.into()).map_err(io)?;
-    tokio::net::UdpSocket::from_std(s.into()).map_err(io)
+    Ok(s.into())
+}
+
+fn local_addr_of(s: &std::net::UdpSocket) -> Result<SocketAddr, TunnelError> {
+    s.local_addr().map_err(|source| TunnelError::Io {
+        what: "UDP socket",
+        source,
+    })
+}
+
+/// The packet loop a tunnel runs: over a pipe (async) or a TUN device (threads).
+enum DataPlane {
+    Pipe(PeerLoop),
+    System(SystemLoop),
 }
 
 fn set_sockopt_int(s: &socket2::Socket, opt: libc::c_int, value: usize) -> bool {
@@ -224,10 +237,23 @@ impl Tunnel {
         let (ended_tx, ended_rx) = watch::channel(None);
         let (shutdown_tx, shutdown_rx) = oneshot::channel();
 
-        let (inside, guard, interface, socket) = match mode {
+        let (data_plane, guard, interface, local_addr) = match mode {
             Mode::Pipe(pipe) => {
                 let socket = udp_socket(endpoint, config.interface.listen_port, None)?;
-                (Inside::Pipe(pipe), None, None, socket)
+                let local_addr = local_addr_of(&socket)?;
+                let socket =
+                    tokio::net::UdpSocket::from_std(socket).map_err(|source| TunnelError::Io {
+                        what: "UDP socket",
+                        source,
+                    })?;
+                let lp = PeerLoop {
+                    engine,
+                    socket,
+                    endpoint,
+                    inside: pipe,
+                    stats: stats_tx,
+                };
+                (DataPlane::Pipe(lp), None, None, local_addr)
             }
             Mode::System(opts) => {
                 if !valid_ifname(&opts.ifname) {
@@ -240,10 +266,11 @@ impl Tunnel {
                 if recovered > 0 {
                     tracing::info!(recovered, "reverted system changes left by a crashed run");
                 }
+                let mtu = config.interface.mtu.unwrap_or(DEFAULT_MTU);
                 let plan = SystemPlan {
                     ifname: opts.ifname.clone(),
                     addresses: config.interface.addresses.clone(),
-                    mtu: config.interface.mtu.unwrap_or(DEFAULT_MTU),
+                    mtu,
                     allowed_ips: peer.allowed_ips.clone(),
                     dns: config.interface.dns.clone(),
                     dns_search: config.interface.dns_search.clone(),
@@ -261,24 +288,25 @@ impl Tunnel {
                     config.interface.listen_port,
                     full.then_some(opts.fwmark),
                 )?;
+                let local_addr = local_addr_of(&socket)?;
                 let guard = system::apply(&plan).await?;
                 let name = tun.name().to_string();
-                (Inside::Tun(Arc::new(tun)), Some(guard), Some(name), socket)
+                let sl = SystemLoop {
+                    engine,
+                    socket,
+                    endpoint,
+                    tun,
+                    mtu,
+                    stats: stats_tx,
+                };
+                (DataPlane::System(sl), Some(guard), Some(name), local_addr)
             }
         };
-        let local_addr = socket.local_addr().map_err(|source| TunnelError::Io {
-            what: "UDP socket",
-            source,
-        })?;
-        let peer_loop = PeerLoop {
-            engine,
-            socket,
-            endpoint,
-            inside,
-            stats: stats_tx,
-        };
         let task = tokio::spawn(async move {
-            let res = peer_loop.run(shutdown_rx).await;
+            let res = match data_plane {
+                DataPlane::Pipe(lp) => lp.run(shutdown_rx).await,
+                DataPlane::System(sl) => sl.run(shutdown_rx).await,
+            };
             // The loop (and with it the TUN device) is gone; now revert the system.
             let mut end = match res {
                 Ok(()) => TunnelEnd::Down,

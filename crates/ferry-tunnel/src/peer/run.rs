@@ -1,12 +1,11 @@
-//! The async peer loop: one UDP socket, one inside packet device, timers every 250 ms.
+//! The async peer loop for packet pipes: one UDP socket, one pipe to a userspace stack, timers
+//! every 250 ms. Also the stats snapshot both this loop and system mode's data plane publish.
 
 use super::engine::{Engine, Output, BUF_SIZE, MAX_DATAGRAM};
 use crate::pipe::PipeEnd;
-use crate::system::tun::TunDevice;
 use bytes::Bytes;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc::error::TrySendError;
@@ -24,6 +23,9 @@ pub enum PeerError {
     /// The TUN device failed.
     #[error("TUN device: {0}")]
     Tun(#[source] io::Error),
+    /// A data-plane thread could not be started.
+    #[error("starting a data-plane thread: {0}")]
+    Thread(#[source] io::Error),
     /// The inside end (userspace stack) went away.
     #[error("the inside packet pipe closed")]
     InsideClosed,
@@ -53,38 +55,21 @@ impl PeerStats {
     }
 }
 
-/// Where decrypted packets go and encrypted ones come from.
-#[derive(Debug)]
-pub enum Inside {
-    /// A TUN device (system mode).
-    Tun(Arc<TunDevice>),
-    /// A packet pipe to a userspace stack (app mode, exit node, tests).
-    Pipe(PipeEnd),
+/// Reads one packet from the pipe into `buf`; `None` when the other end closed.
+async fn pipe_recv(p: &mut PipeEnd, buf: &mut [u8]) -> Option<usize> {
+    p.rx.recv().await.map(|b| {
+        let n = b.len().min(buf.len());
+        buf[..n].copy_from_slice(&b[..n]);
+        n
+    })
 }
 
-impl Inside {
-    /// Reads one packet into `buf`; `Ok(None)` when the inside closed.
-    async fn recv(&mut self, buf: &mut [u8]) -> Result<Option<usize>, PeerError> {
-        match self {
-            Self::Tun(t) => t.recv(buf).await.map(Some).map_err(PeerError::Tun),
-            Self::Pipe(p) => Ok(p.rx.recv().await.map(|b| {
-                let n = b.len().min(buf.len());
-                buf[..n].copy_from_slice(&b[..n]);
-                n
-            })),
-        }
-    }
-
-    /// Delivers one packet; returns false if it was dropped because the inside is full.
-    async fn send(&mut self, pkt: &[u8]) -> Result<bool, PeerError> {
-        match self {
-            Self::Tun(t) => t.send(pkt).await.map(|_| true).map_err(PeerError::Tun),
-            Self::Pipe(p) => match p.tx.try_send(Bytes::copy_from_slice(pkt)) {
-                Ok(()) => Ok(true),
-                Err(TrySendError::Full(_)) => Ok(false),
-                Err(TrySendError::Closed(_)) => Err(PeerError::InsideClosed),
-            },
-        }
+/// Delivers one packet to the pipe; false if it was dropped because the pipe is full.
+fn pipe_send(p: &PipeEnd, pkt: &[u8]) -> Result<bool, PeerError> {
+    match p.tx.try_send(Bytes::copy_from_slice(pkt)) {
+        Ok(()) => Ok(true),
+        Err(TrySendError::Full(_)) => Ok(false),
+        Err(TrySendError::Closed(_)) => Err(PeerError::InsideClosed),
     }
 }
 
@@ -97,8 +82,9 @@ pub struct PeerLoop {
     pub socket: UdpSocket,
     /// Where to send; `None` until the peer contacts us.
     pub endpoint: Option<SocketAddr>,
-    /// The inside device.
-    pub inside: Inside,
+    /// The inside end: a packet pipe to a userspace stack (app mode, exit node, tests). System
+    /// mode uses [`super::dataplane::SystemLoop`] instead.
+    pub inside: PipeEnd,
     /// Stats are published here.
     pub stats: watch::Sender<PeerStats>,
 }
@@ -107,7 +93,7 @@ struct State {
     net_in: Vec<u8>,
     out: Vec<u8>,
     inside_in: Vec<u8>,
-    stats: PeerStats,
+    stats: StatsPublisher,
     pipe_drops: u64,
 }
 
@@ -118,10 +104,7 @@ impl PeerLoop {
             net_in: vec![0u8; MAX_DATAGRAM],
             out: vec![0u8; BUF_SIZE],
             inside_in: vec![0u8; MAX_DATAGRAM],
-            stats: PeerStats {
-                endpoint: self.endpoint,
-                ..PeerStats::default()
-            },
+            stats: StatsPublisher::new(self.endpoint),
             pipe_drops: 0,
         };
         // Start the handshake right away when we know where the peer is.
@@ -140,8 +123,8 @@ impl PeerLoop {
                     let (n, from) = r.map_err(PeerError::Socket)?;
                     self.on_datagram(&mut st, n, from).await?;
                 }
-                r = self.inside.recv(&mut st.inside_in) => {
-                    let Some(n) = r? else { return Err(PeerError::InsideClosed) };
+                r = pipe_recv(&mut self.inside, &mut st.inside_in) => {
+                    let Some(n) = r else { return Err(PeerError::InsideClosed) };
                     if let Output::Network(d) = self.engine.encapsulate(&st.inside_in[..n], &mut st.out) {
                         if let Some(ep) = self.endpoint {
                             send_udp(&self.socket, d, ep).await?;
@@ -183,7 +166,7 @@ impl PeerLoop {
                 true
             }
             Output::Inside(p) => {
-                if !self.inside.send(p).await? {
+                if !pipe_send(&self.inside, p)? {
                     st.pipe_drops += 1;
                 }
                 true
@@ -202,28 +185,60 @@ impl PeerLoop {
     }
 
     fn publish(&mut self, st: &mut State) {
-        let c = self.engine.counters();
-        let age = self.engine.last_handshake_age();
+        st.stats
+            .publish(&self.stats, &self.engine, self.endpoint, st.pipe_drops);
+    }
+}
+
+/// Keeps the last published [`PeerStats`], counts handshakes between snapshots, and publishes
+/// a new snapshot when anything changed.
+#[derive(Debug, Default)]
+pub struct StatsPublisher {
+    cur: PeerStats,
+}
+
+impl StatsPublisher {
+    /// Starts with the configured endpoint (if any).
+    pub fn new(endpoint: Option<SocketAddr>) -> Self {
+        Self {
+            cur: PeerStats {
+                endpoint,
+                ..PeerStats::default()
+            },
+        }
+    }
+
+    /// Reads the engine's counters and session age; sends a snapshot if it changed.
+    /// `extra_drops` counts drops outside the engine (full pipe or TUN, failed sends).
+    pub fn publish(
+        &mut self,
+        tx: &watch::Sender<PeerStats>,
+        engine: &Engine,
+        endpoint: Option<SocketAddr>,
+        extra_drops: u64,
+    ) {
+        let c = engine.counters();
+        let age = engine.last_handshake_age();
         let now = Instant::now();
         let hs = age.and_then(|a| now.checked_sub(a));
-        let new_session = match (hs, st.stats.last_handshake) {
+        let new_session = match (hs, self.cur.last_handshake) {
             (Some(t), Some(old)) => t > old + Duration::from_secs(1),
             (Some(_), None) => true,
             _ => false,
         };
         if new_session {
-            st.stats.handshakes += 1;
-            st.stats.last_handshake = hs;
+            self.cur.handshakes += 1;
+            self.cur.last_handshake = hs;
         } else if hs.is_none() {
-            st.stats.last_handshake = None;
+            self.cur.last_handshake = None;
         }
-        st.stats.rx_bytes = c.rx_bytes;
-        st.stats.tx_bytes = c.tx_bytes;
-        st.stats.dropped = c.dropped + st.pipe_drops;
-        st.stats.endpoint = self.endpoint;
-        self.stats.send_if_modified(|s| {
-            if *s != st.stats {
-                *s = st.stats.clone();
+        self.cur.rx_bytes = c.rx_bytes;
+        self.cur.tx_bytes = c.tx_bytes;
+        self.cur.dropped = c.dropped + extra_drops;
+        self.cur.endpoint = endpoint;
+        tx.send_if_modified(|s| {
+            if *s != self.cur {
+                *s = self.cur.clone();
                 true
             } else {
                 false

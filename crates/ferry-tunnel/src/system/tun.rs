@@ -1,18 +1,19 @@
-//! A Linux TUN device opened with one ioctl (`TUNSETIFF`), read and written without copies
-//! beyond the kernel's, driven by tokio's `AsyncFd`.
+//! A Linux TUN device opened with one ioctl (`TUNSETIFF`), non-blocking, read and written by
+//! the data-plane threads (see [`crate::peer::dataplane`]) after `poll(2)` says it is ready.
 //!
-//! A small module rather than a crate: it is ~100 lines, needs no feature negotiation, and keeps
-//! the door open for `IFF_VNET_HDR`/TSO offloads, which need control over the open flags.
+//! A small module rather than a crate: it is ~100 lines and keeps control over the open flags
+//! (`IFF_VNET_HDR` for offloads).
 
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use tokio::io::unix::AsyncFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
-const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
 const IFF_TUN: libc::c_short = 0x0001;
 const IFF_NO_PI: libc::c_short = 0x1000;
 const IFNAMSIZ: usize = 16;
+/// Queue length given to the interface: the kernel's default for TUN (500) overflows when
+/// TCP bursts faster than one read per packet.
+pub const TXQUEUELEN: libc::c_int = 1000;
 
 #[repr(C)]
 struct IfReq {
@@ -21,10 +22,17 @@ struct IfReq {
     _pad: [u8; 22],
 }
 
+#[repr(C)]
+struct IfReqQlen {
+    name: [u8; IFNAMSIZ],
+    qlen: libc::c_int,
+    _pad: [u8; 20],
+}
+
 /// An open TUN device. The kernel removes the interface when this is dropped.
 #[derive(Debug)]
 pub struct TunDevice {
-    fd: AsyncFd<OwnedFd>,
+    fd: OwnedFd,
     name: String,
 }
 
@@ -37,8 +45,15 @@ pub fn valid_ifname(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
 }
 
+fn ifname_bytes(name: &str) -> [u8; IFNAMSIZ] {
+    let mut b = [0u8; IFNAMSIZ];
+    let n = name.len().min(IFNAMSIZ - 1);
+    b[..n].copy_from_slice(&name.as_bytes()[..n]);
+    b
+}
+
 impl TunDevice {
-    /// Creates (or attaches to) the TUN interface `name`. Needs CAP_NET_ADMIN.
+    /// Creates (or attaches to) the TUN interface `name`, non-blocking. Needs CAP_NET_ADMIN.
     pub fn open(name: &str) -> io::Result<Self> {
         if !valid_ifname(name) {
             return Err(io::Error::new(
@@ -59,22 +74,52 @@ impl TunDevice {
         // SAFETY: `raw` is a fresh descriptor we own.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let mut req = IfReq {
-            name: [0; IFNAMSIZ],
+            name: ifname_bytes(name),
             flags: IFF_TUN | IFF_NO_PI,
             _pad: [0; 22],
         };
-        req.name[..name.len()].copy_from_slice(name.as_bytes());
         // SAFETY: TUNSETIFF reads and writes a `struct ifreq`, which `IfReq` lays out (40 bytes).
-        let rc = unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETIFF as _, &mut req as *mut IfReq) };
+        let rc =
+            unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETIFF as _, &mut req as *mut IfReq) };
         if rc < 0 {
             return Err(io::Error::last_os_error());
         }
         let name = CStr::from_bytes_until_nul(&req.name)
             .map(|c| c.to_string_lossy().into_owned())
             .unwrap_or_else(|_| name.to_string());
-        // SAFETY: `AsyncFd` owns the `OwnedFd`, so the descriptor stays open while registered.
-        let fd = unsafe { AsyncFd::register(fd) }.map_err(|e| io::Error::other(e.to_string()))?;
-        Ok(Self { fd, name })
+        let dev = Self { fd, name };
+        if let Err(e) = dev.set_txqueuelen(TXQUEUELEN) {
+            tracing::debug!(error = %e, "TUN txqueuelen left at the default");
+        }
+        Ok(dev)
+    }
+
+    /// Sets the interface's transmit queue length (packets the kernel holds for us to read).
+    pub fn set_txqueuelen(&self, qlen: libc::c_int) -> io::Result<()> {
+        // SAFETY: a fresh datagram socket just to carry the interface ioctl; closed on drop.
+        let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a fresh descriptor we own.
+        let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+        let mut req = IfReqQlen {
+            name: ifname_bytes(&self.name),
+            qlen,
+            _pad: [0; 20],
+        };
+        // SAFETY: SIOCSIFTXQLEN reads a `struct ifreq` with `ifr_qlen`, laid out by `IfReqQlen`.
+        let rc = unsafe {
+            libc::ioctl(
+                sock.as_raw_fd(),
+                libc::SIOCSIFTXQLEN as _,
+                &mut req as *mut IfReqQlen,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
     }
 
     /// The interface name the kernel gave the device.
@@ -82,44 +127,32 @@ impl TunDevice {
         &self.name
     }
 
-    /// Reads one IP packet into `buf`.
-    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            let mut guard = self.fd.readable().await?;
-            let res = guard.try_io(|fd| {
-                // SAFETY: `buf` is valid for `buf.len()` writable bytes.
-                let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(n as usize)
-                }
-            });
-            match res {
-                Ok(r) => return r,
-                Err(_would_block) => continue,
-            }
+    /// Reads one IP packet into `buf` without blocking (`WouldBlock` when none is queued).
+    pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        // SAFETY: `buf` is valid for `buf.len()` writable bytes.
+        let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
         }
     }
 
-    /// Writes one IP packet.
-    pub async fn send(&self, pkt: &[u8]) -> io::Result<usize> {
-        loop {
-            let mut guard = self.fd.writable().await?;
-            let res = guard.try_io(|fd| {
-                // SAFETY: `pkt` is valid for `pkt.len()` readable bytes.
-                let n = unsafe { libc::write(fd.as_raw_fd(), pkt.as_ptr().cast(), pkt.len()) };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(n as usize)
-                }
-            });
-            match res {
-                Ok(r) => return r,
-                Err(_would_block) => continue,
-            }
+    /// Writes one IP packet without blocking.
+    pub fn write(&self, pkt: &[u8]) -> io::Result<usize> {
+        // SAFETY: `pkt` is valid for `pkt.len()` readable bytes.
+        let n = unsafe { libc::write(self.fd.as_raw_fd(), pkt.as_ptr().cast(), pkt.len()) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
         }
+    }
+}
+
+impl AsFd for TunDevice {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 }
 
@@ -135,5 +168,6 @@ mod tests {
         assert!(!valid_ifname("bad/name"));
         assert!(!valid_ifname("x; rm"));
         assert_eq!(std::mem::size_of::<IfReq>(), 40);
+        assert_eq!(std::mem::size_of::<IfReqQlen>(), 40);
     }
 }
