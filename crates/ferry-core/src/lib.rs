@@ -8,3 +8,4 @@ pub mod services;
 pub mod session;
 pub mod store;
 pub mod timefmt;
+pub mod workspaces;
