@@ -47,6 +47,13 @@ pub struct SessionsArgs {
     /// Only active sessions.
     #[arg(long)]
     pub active: bool,
+    /// Keep watching active sessions and print each start and end (one JSON object per line
+    /// with --json) until interrupted.
+    #[arg(long, conflicts_with = "active")]
+    pub watch: bool,
+    /// Seconds between refreshes with --watch.
+    #[arg(long, default_value_t = 30, value_name = "SECS", requires = "watch")]
+    pub interval: u64,
     /// Print JSON.
     #[arg(long, global = true)]
     pub json: bool,
@@ -160,6 +167,9 @@ pub async fn run(args: Args) -> anyhow::Result<u8> {
 pub async fn sessions(args: SessionsArgs) -> anyhow::Result<u8> {
     let ctx = Context::new(&args.common, Some(ServiceKind::Neosc))?;
     let client = ctx.neosc().await?;
+    if args.watch && args.action.is_none() {
+        return watch(ctx, client, args.interval, args.json).await;
+    }
     match args.action {
         None => {
             let list = if args.active {
@@ -217,5 +227,67 @@ pub async fn sessions(args: SessionsArgs) -> anyhow::Result<u8> {
             }
         }
     }
+    Ok(0)
+}
+
+/// `ferry sessions --watch`: the workspace watcher's events until SIGINT or SIGTERM.
+async fn watch(
+    ctx: Context,
+    client: ferry_core::services::neosc::NeoscClient,
+    interval: u64,
+    json: bool,
+) -> anyhow::Result<u8> {
+    use ferry_core::workspaces::{WatchConfig, WorkspaceEvent, WorkspaceWatcher};
+    use tokio::signal::unix::{signal, SignalKind};
+    let store = ctx.store().await.ok();
+    let config = WatchConfig {
+        interval: std::time::Duration::from_secs(interval.max(1)),
+        ..WatchConfig::default()
+    };
+    let (watcher, mut events) = WorkspaceWatcher::spawn(
+        std::sync::Arc::new(client),
+        store,
+        ferry_core::clock::SystemClock::shared(),
+        config,
+    );
+    let mut term = signal(SignalKind::terminate())?;
+    loop {
+        let ev = tokio::select! {
+            ev = events.recv() => ev,
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+        };
+        let ev = match ev {
+            Ok(ev) => ev,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+        };
+        if json {
+            print_json(&serde_json::to_value(&ev)?);
+            continue;
+        }
+        match ev {
+            WorkspaceEvent::Started { session } => println!(
+                "started  {} {} at {}",
+                session.id,
+                session.workspace_id,
+                session.started_at.map(format_rfc3339).unwrap_or_default()
+            ),
+            WorkspaceEvent::Ended { session } => println!(
+                "ended    {} {} ({}) at {}",
+                session.id,
+                session.workspace_id,
+                session.status,
+                session.ended_at.map(format_rfc3339).unwrap_or_default()
+            ),
+            WorkspaceEvent::RefreshFailed {
+                message,
+                retry_in_secs,
+                ..
+            } => eprintln!("refresh failed: {message}; retrying in {retry_in_secs} s"),
+            WorkspaceEvent::Recovered => eprintln!("refreshing works again"),
+        }
+    }
+    watcher.stop().await;
     Ok(0)
 }
