@@ -4,22 +4,60 @@
 #   veth        the bare veth path (MTU 1500, offloads on)
 #   veth1420    a second veth pair at MTU 1420 with TSO/GSO/GRO off
 #   wggo        Debian's wireguard-go at both ends
+#   boringtun   Cloudflare's boringtun-cli at both ends (`cargo install boringtun-cli`)
+#   gotatun     Mullvad's gotatun-cli at both ends (`cargo install gotatun-cli`)
 #   ferry       Ferry's system mode at both ends (`ferry up --all` in each namespace)
-# Also: time from `ferry up` to the first ping through the tunnel, ping RTT, RSS and CPU-seconds
-# per GB of each daemon under load, idle CPU, UDP receive-buffer errors and TUN drops.
+# Per scenario: median Mbit/s, TCP retransmits (iperf3's sender count), RSS and CPU-seconds per
+# GB of both daemons under load, UDP receive-buffer errors and TUN tx drops during the runs.
+# Also: time from `ferry up` to the first ping through the tunnel, ping RTT, idle CPU and RSS.
+# The peer daemons are looked up in PEER_BIN (default target/bench-tools/bin, then PATH); a
+# missing one is installed there with `cargo install --locked --root target/bench-tools` unless
+# INSTALL_PEERS=0. A peer that cannot be installed or started is reported and skipped.
 # Background processes are started with `ip netns exec` directly (it execs), so $! is the daemon.
-# Usage: sudo scripts/bench-tunnel.sh     (env: ROUNDS=3 DURATION=10 FERRY_BIN=target/release/ferry)
+# Usage: sudo scripts/bench-tunnel.sh
+#   env: ROUNDS=3 DURATION=10 FERRY_BIN=target/release/ferry (default: built here)
+#        SCENARIOS="veth veth1420 wggo boringtun gotatun ferry" INSTALL_PEERS=1
+#        FERRY_UDP_OFFLOAD=0 (Ferry without UDP GSO/GRO, for comparison)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
 DUR=${DURATION:-10}
-FERRY=${FERRY_BIN:-target/release/ferry}
+TOOLS=$(pwd)/target/bench-tools
+PEER_BIN=${PEER_BIN:-$TOOLS/bin}
+SCEN=(${SCENARIOS:-veth veth1420 wggo boringtun gotatun ferry})
 [ "$(id -u)" = 0 ] || { echo "bench-tunnel: needs root (network namespaces)"; exit 1; }
 for t in ip iperf3 wireguard-go wg ethtool ping; do
   command -v "$t" >/dev/null || { echo "bench-tunnel: $t missing (scripts/deps.sh installs it)"; exit 1; }
 done
-[ -x "$FERRY" ] || cargo build --release -p ferry-cli
-FERRY=$(realpath "$FERRY")
+if [ -z "${FERRY_BIN:-}" ]; then
+  cargo build --release -p ferry-cli
+  FERRY_BIN=target/release/ferry
+fi
+FERRY=$(realpath "$FERRY_BIN")
+
+has_scen() { local s; for s in "${SCEN[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
+drop_scen() { local s keep=(); for s in "${SCEN[@]}"; do [ "$s" = "$1" ] || keep+=("$s"); done; SCEN=("${keep[@]}"); }
+
+# Find (or install) a peer daemon; prints its path, or nothing with the reason on stderr.
+peer_tool() { # crate binary
+  local crate=$1 bin=$2
+  if [ -x "$PEER_BIN/$bin" ]; then echo "$PEER_BIN/$bin"; return; fi
+  if command -v "$bin" >/dev/null; then command -v "$bin"; return; fi
+  if [ "${INSTALL_PEERS:-1}" = 1 ] && command -v cargo >/dev/null; then
+    echo "bench-tunnel: installing $crate into $TOOLS (cargo install; takes minutes)" >&2
+    if cargo install --locked --root "$TOOLS" "$crate" >"$TOOLS.$crate.log" 2>&1 && [ -x "$TOOLS/bin/$bin" ]; then
+      echo "$TOOLS/bin/$bin"; return
+    fi
+    echo "bench-tunnel: skipping $crate: cargo install failed (last lines of $TOOLS.$crate.log):" >&2
+    tail -n 3 "$TOOLS.$crate.log" >&2 || true
+    return
+  fi
+  echo "bench-tunnel: skipping $crate: $bin not found and INSTALL_PEERS=0 or no cargo" >&2
+}
+declare -A BIN=([wggo]=$(command -v wireguard-go))
+mkdir -p "$TOOLS"
+if has_scen boringtun; then BIN[boringtun]=$(peer_tool boringtun-cli boringtun-cli); [ -n "${BIN[boringtun]}" ] || drop_scen boringtun; fi
+if has_scen gotatun; then BIN[gotatun]=$(peer_tool gotatun-cli gotatun); [ -n "${BIN[gotatun]}" ] || drop_scen gotatun; fi
 
 A=fbench-a-$$ B=fbench-b-$$
 WORK=$(mktemp -d)
@@ -50,16 +88,35 @@ inB ethtool -K fbb1 tso off gso off gro off >/dev/null 2>&1 || true
 
 kA=$(wg genkey); kB=$(wg genkey); pA=$(echo "$kA" | wg pubkey); pB=$(echo "$kB" | wg pubkey)
 
-# wireguard-go at both ends: 10.97.0.1 (A) <-> 10.97.0.2 (B), UDP 51820 on B.
-rm -f /var/run/wireguard/wgga.sock /var/run/wireguard/wggb.sock
-ip netns exec "$A" wireguard-go -f wgga >/dev/null 2>&1 & PIDS+=($!); WGA=$!
-ip netns exec "$B" wireguard-go -f wggb >/dev/null 2>&1 & PIDS+=($!); WGB=$!
-for _ in $(seq 200); do [ -S /var/run/wireguard/wgga.sock ] && [ -S /var/run/wireguard/wggb.sock ] && break; sleep 0.05; done
-printf '[Interface]\nPrivateKey = %s\n[Peer]\nPublicKey = %s\nEndpoint = 198.18.0.2:51820\nAllowedIPs = 10.97.0.2/32\n' "$kA" "$pB" >"$WORK/wga.conf"
-printf '[Interface]\nPrivateKey = %s\nListenPort = 51820\n[Peer]\nPublicKey = %s\nAllowedIPs = 10.97.0.1/32\n' "$kB" "$pA" >"$WORK/wgb.conf"
-inA wg setconf wgga "$WORK/wga.conf"; inB wg setconf wggb "$WORK/wgb.conf"
-inA ip addr add 10.97.0.1/24 dev wgga; inB ip addr add 10.97.0.2/24 dev wggb
-inA ip link set wgga mtu 1420 up; inB ip link set wggb mtu 1420 up
+declare -A TARGET=([veth]=198.18.0.2 [veth1420]=198.18.1.2) DAEMONS=() TUNS=()
+
+# A UAPI daemon (wireguard-go, boringtun-cli, gotatun) at both ends: NET.1 (A) <-> NET.2 (B),
+# UDP PORT on B. Interfaces ${ifp}a / ${ifp}b. Returns non-zero if it did not come up.
+uapi_pair() { # scenario ifprefix net port cmd...
+  local s=$1 ifp=$2 net=$3 port=$4; shift 4
+  local ia=${ifp}a ib=${ifp}b da db
+  rm -f "/var/run/wireguard/$ia.sock" "/var/run/wireguard/$ib.sock"
+  ip netns exec "$A" env WG_SUDO=1 "$@" "$ia" >"$WORK/$ia.log" 2>&1 & PIDS+=($!); da=$!
+  ip netns exec "$B" env WG_SUDO=1 "$@" "$ib" >"$WORK/$ib.log" 2>&1 & PIDS+=($!); db=$!
+  for _ in $(seq 200); do [ -S "/var/run/wireguard/$ia.sock" ] && [ -S "/var/run/wireguard/$ib.sock" ] && break; sleep 0.05; done
+  if ! [ -S "/var/run/wireguard/$ia.sock" ] || ! [ -S "/var/run/wireguard/$ib.sock" ]; then
+    echo "bench-tunnel: skipping $s: its UAPI sockets did not appear ($(tail -n 2 "$WORK/$ia.log" | tr '\n' ' '))"
+    return 1
+  fi
+  printf '[Interface]\nPrivateKey = %s\n[Peer]\nPublicKey = %s\nEndpoint = 198.18.0.2:%s\nAllowedIPs = %s.2/32\n' "$kA" "$pB" "$port" "$net" >"$WORK/$ia.conf"
+  printf '[Interface]\nPrivateKey = %s\nListenPort = %s\n[Peer]\nPublicKey = %s\nAllowedIPs = %s.1/32\n' "$kB" "$port" "$pA" "$net" >"$WORK/$ib.conf"
+  inA wg setconf "$ia" "$WORK/$ia.conf" && inB wg setconf "$ib" "$WORK/$ib.conf" || { echo "bench-tunnel: skipping $s: wg setconf failed"; return 1; }
+  inA ip addr add "$net.1/24" dev "$ia"; inB ip addr add "$net.2/24" dev "$ib"
+  inA ip link set "$ia" mtu 1420 up; inB ip link set "$ib" mtu 1420 up
+  if ! inA ping -c1 -W3 -q "$net.2" >/dev/null 2>&1; then
+    echo "bench-tunnel: skipping $s: no ping through the tunnel"
+    return 1
+  fi
+  TARGET[$s]=$net.2; DAEMONS[$s]="$da $db"; TUNS[$s]="$ia $ib"
+}
+if has_scen wggo; then uapi_pair wggo wgg 10.97.0 51820 "${BIN[wggo]}" -f || drop_scen wggo; fi
+if has_scen boringtun; then uapi_pair boringtun btn 10.95.0 51822 "${BIN[boringtun]}" -f --disable-drop-privileges || drop_scen boringtun; fi
+if has_scen gotatun; then uapi_pair gotatun got 10.96.0 51823 "${BIN[gotatun]}" -f --disable-drop-privileges || drop_scen gotatun; fi
 
 # Ferry at both ends: 10.98.0.1 (A) <-> 10.98.0.2 (B), UDP 51821 on B.
 printf '[Interface]\nPrivateKey = %s\nAddress = 10.98.0.2/24\nListenPort = 51821\n[Peer]\nPublicKey = %s\nAllowedIPs = 10.98.0.1/32\n' "$kB" "$pA" >"$WORK/fb.conf"
@@ -69,10 +126,10 @@ ip netns exec "$B" "$FERRY" up --all --interface ferryb --state-dir "$WORK/stb" 
 for _ in $(seq 100); do inB ip link show ferryb >/dev/null 2>&1 && break; sleep 0.05; done
 t0=$(date +%s%N)
 ip netns exec "$A" "$FERRY" up --all --interface ferrya --state-dir "$WORK/sta" --stats-interval 0 "$WORK/fa.conf" >"$WORK/fa.log" 2>&1 & PIDS+=($!); FA=$!
-until inA ping -c1 -W1 -q 10.98.0.2 >/dev/null 2>&1; do sleep 0.001; done
+for _ in $(seq 5000); do inA ping -c1 -W1 -q 10.98.0.2 >/dev/null 2>&1 && break; sleep 0.001; done
 t1=$(date +%s%N)
 UP_MS=$(( (t1 - t0) / 1000000 ))
-inA ping -c1 -W2 -q 10.97.0.2 >/dev/null   # wireguard-go handshake
+TARGET[ferry]=10.98.0.2; DAEMONS[ferry]="$FA $FB"; TUNS[ferry]="ferrya ferryb"
 
 ip netns exec "$B" iperf3 -s >/dev/null 2>&1 & PIDS+=($!)
 sleep 0.3
@@ -80,51 +137,71 @@ sleep 0.3
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 HZ=$(getconf CLK_TCK)
-
-declare -A TARGET=([veth]=198.18.0.2 [veth1420]=198.18.1.2 [wggo]=10.97.0.2 [ferry]=10.98.0.2)
-declare -A DAEMONS=([wggo]="$WGA $WGB" [ferry]="$FA $FB")
-SCEN=(veth veth1420 wggo ferry)
+# UdpRcvbufErrors of both namespaces, and tx_dropped of a scenario's TUN interfaces.
+rcvbuf_errs() { local n=0 ns v; for ns in "$A" "$B"; do v=$(ip netns exec "$ns" awk '/^Udp:/ {n++} n==2 && /^Udp:/ {print $6; exit}' /proc/net/snmp); n=$((n + v)); done; echo "$n"; }
+tun_drops() { # scenario
+  local n=0 i ns v; set -- ${TUNS[$1]:-}
+  [ $# = 2 ] || { echo 0; return; }
+  for i in 1 2; do ns=$([ $i = 1 ] && echo "$A" || echo "$B"); v=$(ip netns exec "$ns" cat "/sys/class/net/${!i}/statistics/tx_dropped" 2>/dev/null || echo 0); n=$((n + v)); done
+  echo "$n"
+}
 
 for r in $(seq "$ROUNDS"); do
   for s in "${SCEN[@]}"; do
     for p in 1 4; do
       before=0; for d in ${DAEMONS[$s]:-}; do before=$((before + $(cpu_ticks "$d"))); done
+      u0=$(rcvbuf_errs); t0=$(tun_drops "$s")
       ( sleep $((DUR / 2)); rss=0; for d in ${DAEMONS[$s]:-}; do rss=$((rss + $(rss_kib "$d"))); done; echo "$rss" >>"$WORK/rss_${s}_$p" ) &
-      mbps=$(inA iperf3 -c "${TARGET[$s]}" -t "$DUR" -P "$p" -f m | awk '/receiver/ {v=$(NF-2)} END {print v}')
+      out=$(inA iperf3 -c "${TARGET[$s]}" -t "$DUR" -P "$p" -f m 2>&1 || true)
       wait $! 2>/dev/null || true
+      mbps=$(echo "$out" | awk '/receiver$/ {v=$(NF-2)} END {print v + 0}')
+      retr=$(echo "$out" | awk '/sender$/ {v=$(NF-1)} END {print v + 0}')
       after=0; for d in ${DAEMONS[$s]:-}; do after=$((after + $(cpu_ticks "$d"))); done
       echo "$mbps" >>"$WORK/res_${s}_$p"
+      echo "$retr" >>"$WORK/retr_${s}_$p"
+      echo $(( $(rcvbuf_errs) - u0 + $(tun_drops "$s") - t0 )) >>"$WORK/drop_${s}_$p"
       if [ -n "${DAEMONS[$s]:-}" ]; then
         awk -v c=$((after - before)) -v hz="$HZ" -v m="$mbps" -v d="$DUR" 'BEGIN {gb = m * d / 8 / 1000; if (gb > 0) printf "%.2f\n", c / hz / gb}' >>"$WORK/cpu_${s}_$p"
       fi
-      printf 'round %d  %-9s P=%d  %8s Mbit/s\n' "$r" "$s" "$p" "$mbps"
+      printf 'round %d  %-9s P=%d  %8s Mbit/s  retr %6s\n' "$r" "$s" "$p" "$mbps" "$retr"
     done
   done
 done
 
-median() { sort -g "$1" | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "-"}'; }
+median() { [ -f "$1" ] || { echo -; return; }; sort -g "$1" | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "-"}'; }
 echo
 echo "== medians over $ROUNDS rounds, ${DUR}s iperf3 TCP, A -> B"
-printf '%-10s %12s %12s %14s %14s %12s\n' scenario "P=1 Mbit/s" "P=4 Mbit/s" "RSS P=1 (MiB)" "CPU-s/GB P=1" "CPU-s/GB P=4"
+printf '%-10s %9s %9s %8s %8s %9s %9s %9s %9s\n' scenario "P=1 Mb/s" "P=4 Mb/s" "retr P=1" "retr P=4" "drops P=1" "RSS MiB" "CPUs/GB1" "CPUs/GB4"
 for s in "${SCEN[@]}"; do
-  rss=$( [ -f "$WORK/rss_${s}_1" ] && median "$WORK/rss_${s}_1" | awk '{printf "%.1f", $1/1024}' || echo -)
-  c1=$( [ -f "$WORK/cpu_${s}_1" ] && median "$WORK/cpu_${s}_1" || echo -)
-  c4=$( [ -f "$WORK/cpu_${s}_4" ] && median "$WORK/cpu_${s}_4" || echo -)
-  printf '%-10s %12s %12s %14s %14s %12s\n' "$s" "$(median "$WORK/res_${s}_1")" "$(median "$WORK/res_${s}_4")" "$rss" "$c1" "$c4"
+  rss=$(median "$WORK/rss_${s}_1"); [ "$rss" = - ] || rss=$(awk -v r="$rss" 'BEGIN {printf "%.1f", r / 1024}')
+  [ -n "${DAEMONS[$s]:-}" ] || rss=-
+  printf '%-10s %9s %9s %8s %8s %9s %9s %9s %9s\n' "$s" "$(median "$WORK/res_${s}_1")" "$(median "$WORK/res_${s}_4")" \
+    "$(median "$WORK/retr_${s}_1")" "$(median "$WORK/retr_${s}_4")" "$(median "$WORK/drop_${s}_1")" "$rss" \
+    "$(median "$WORK/cpu_${s}_1")" "$(median "$WORK/cpu_${s}_4")"
 done
-echo "(RSS and CPU are the sum of both ends' daemons)"
+echo "(RSS and CPU: both ends' daemons together; drops: UdpRcvbufErrors of both namespaces + TUN tx_dropped)"
 echo
-for p in 1 4; do
-  f=$(median "$WORK/res_ferry_$p")
-  for s in wggo veth1420 veth; do
-    printf 'P=%d  ferry / %-9s = %s\n' "$p" "$s" "$(awk -v a="$f" -v b="$(median "$WORK/res_${s}_$p")" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "-"}')"
+if has_scen ferry; then
+  for p in 1 4; do
+    f=$(median "$WORK/res_ferry_$p")
+    for s in "${SCEN[@]}"; do
+      [ "$s" = ferry ] && continue
+      printf 'P=%d  ferry / %-9s = %s\n' "$p" "$s" "$(awk -v a="$f" -v b="$(median "$WORK/res_${s}_$p")" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "-"}')"
+    done
   done
-done
-echo
+  echo
+fi
 echo "ferry: up -> first ping through the tunnel: ${UP_MS} ms (process start, TUN, routes, handshake)"
-echo "ferry: ping RTT through the tunnel: $(inA ping -c 50 -i 0.01 -q 10.98.0.2 | awk -F/ '/rtt/ {print $5 " ms avg"}')"
-echo "wggo:  ping RTT through the tunnel: $(inA ping -c 50 -i 0.01 -q 10.97.0.2 | awk -F/ '/rtt/ {print $5 " ms avg"}')"
-echo "bare:  ping RTT over veth:          $(inA ping -c 50 -i 0.01 -q 198.18.0.2 | awk -F/ '/rtt/ {print $5 " ms avg"}')"
-i0=$(( $(cpu_ticks "$FA") + $(cpu_ticks "$FB") )); sleep 5; i1=$(( $(cpu_ticks "$FA") + $(cpu_ticks "$FB") ))
-echo "ferry: idle CPU of both ends over 5 s: $(awk -v c=$((i1 - i0)) -v hz="$HZ" 'BEGIN {printf "%.2f%%", c / hz / 5 * 100}'), idle RSS $(( ($(rss_kib "$FA") + $(rss_kib "$FB")) / 1024 )) MiB"
-echo "drops: UdpRcvbufErrors A=$(inA awk '/^Udp:/ {n++} n==2 && /^Udp:/ {print $6; exit}' /proc/net/snmp) B=$(inB awk '/^Udp:/ {n++} n==2 && /^Udp:/ {print $6; exit}' /proc/net/snmp); TUN tx_dropped ferrya=$(inA cat /sys/class/net/ferrya/statistics/tx_dropped) ferryb=$(inB cat /sys/class/net/ferryb/statistics/tx_dropped)"
+for s in "${SCEN[@]}"; do
+  printf '%-10s ping RTT: %s\n' "$s" "$(inA ping -c 50 -i 0.01 -q "${TARGET[$s]}" | awk -F/ '/rtt/ {print $5 " ms avg"}')"
+done
+ticks() { local n=0 d; for d in "$@"; do n=$((n + $(cpu_ticks "$d"))); done; echo "$n"; }
+declare -A I0
+for s in "${SCEN[@]}"; do [ -n "${DAEMONS[$s]:-}" ] && I0[$s]=$(ticks ${DAEMONS[$s]}); done
+sleep 5
+for s in "${SCEN[@]}"; do
+  [ -n "${DAEMONS[$s]:-}" ] || continue
+  rss=0; for d in ${DAEMONS[$s]}; do rss=$((rss + $(rss_kib "$d"))); done
+  printf '%-10s idle CPU of both ends over 5 s: %s, idle RSS %s MiB\n' "$s" \
+    "$(awk -v c=$(( $(ticks ${DAEMONS[$s]}) - ${I0[$s]} )) -v hz="$HZ" 'BEGIN {printf "%.2f%%", c / hz / 5 * 100}')" $((rss / 1024))
+done
