@@ -254,3 +254,260 @@ fn system_mode_leaves_nothing_behind_after_error_and_after_kill_9() {
         "journal removed"
     );
 }
+
+/// Serves `body` over HTTP/1.1 on `listener` (bound inside some namespace) until the test ends.
+fn serve_http(listener: TcpListener, body: String) {
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut s) = conn else { break };
+            let body = body.clone();
+            std::thread::spawn(move || {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut buf = [0u8; 2048];
+                let _ = s.read(&mut buf);
+                let _ = s.write_all(
+                    format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                );
+            });
+        }
+    });
+}
+
+/// `GET /` on `addr` from the calling thread's namespace: the whole response.
+fn http_get(addr: std::net::SocketAddr) -> std::io::Result<String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.write_all(format!("GET / HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n").as_bytes())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+/// A tunnelbyte session with a client-generated key, created from inside `ns` against the lab:
+/// the wg-quick text and the client's private key (base64).
+fn tunnelbyte_session(ns: &Netns, lab: &ferry_tests::lab::LabUrls) -> (String, String) {
+    let (tb, control) = (lab.tunnelbyte.clone(), lab.control.clone());
+    ns.run(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let acc: serde_json::Value = reqwest::get(format!("{control}/accounts"))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let token = acc["tunnelbyte"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["tier"] == "paid")
+                .unwrap()["token"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let client = ferry_core::services::tunnelbyte::TunnelbyteClient::new(
+                &tb,
+                ferry_core::http::HttpSettings::default(),
+            )
+            .unwrap()
+            .with_token(Some(token.as_str().into()));
+            let key = ferry_core::services::keys::WgKeypair::generate();
+            let created = client.create_session("fsn", &key).await.unwrap();
+            (created.wg_config, key.private_base64().expose().to_string())
+        })
+    })
+    .join()
+    .unwrap()
+}
+
+/// `wg setconf` text and the IPv4 address (with prefix) from a wg-quick config without a
+/// private key: wg-quick-only keys (Address, DNS, MTU) are left out, `PrivateKey` added.
+fn setconf_from_wg_quick(wg_quick: &str, private_key: &str) -> (String, String) {
+    let mut conf = format!("[Interface]\nPrivateKey = {private_key}\n");
+    let mut address = String::new();
+    let mut in_peer = false;
+    for line in wg_quick.lines().map(str::trim) {
+        if line.eq_ignore_ascii_case("[peer]") {
+            in_peer = true;
+            conf.push_str("[Peer]\n");
+            continue;
+        }
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
+        let (k, v) = (k.trim(), v.trim());
+        if k.eq_ignore_ascii_case("address") {
+            address = v
+                .split(',')
+                .map(str::trim)
+                .find(|a| a.contains('.'))
+                .unwrap_or_default()
+                .to_string();
+        } else if in_peer {
+            conf.push_str(&format!("{k} = {v}\n"));
+        }
+    }
+    assert!(!address.is_empty(), "no IPv4 Address in {wg_quick}");
+    (conf, address)
+}
+
+// Known broken (ferry-tunnel's exit node): wireguard-go completes the handshake and the exit
+// node's stack receives its packets (a SYN is answered with SYN|ACK inside the stack), but no
+// datagram ever comes back to wireguard-go (its UDP InDatagrams stay at 1, the handshake
+// response). Ferry's own client through the same exit node works (connect_system.rs,
+// connect_lab.rs). Run with `--ignored` once the exit node is fixed.
+#[test]
+#[ignore = "the lab's exit node never answers a wireguard-go client after the handshake"]
+fn wireguard_go_client_through_the_lab_exit_node_ping_and_http_on_its_loopback() {
+    if skip_unless_root(
+        "wireguard-go client to the lab's exit node",
+        &["wireguard-go", "wg", "ping"],
+    ) {
+        return;
+    }
+    let client = Netns::new("exc");
+    let exit = Netns::new("exs");
+    veth(&client, &exit, "198.18.2.2/24", "198.18.2.1/24");
+    // The lab (loopback egress) and an HTTP server on its namespace's 127.0.0.1.
+    let mut lab_cmd = exit.cmd(ferry_bin().to_str().unwrap());
+    lab_cmd.args(["lab", "--listen", "198.18.2.1:0", "--egress", "loopback"]);
+    let lab = ferry_tests::lab::LabProcess::start_command(lab_cmd).expect("lab starts");
+    let listener = exit
+        .run(|| TcpListener::bind("127.0.0.1:0").unwrap())
+        .join()
+        .unwrap();
+    let target = listener.local_addr().unwrap();
+    let body = format!(
+        "served on the exit node's loopback {}",
+        rand::random::<u64>()
+    );
+    serve_http(listener, body.clone());
+
+    let (wg_quick, private_key) = tunnelbyte_session(&client, &lab.urls);
+    let (conf, address) = setconf_from_wg_quick(&wg_quick, &private_key);
+    let wg = WgGo::start(&client, &conf, &address, 1420);
+    client.ip(&["route", "add", "10.64.0.1/32", "dev", &wg.ifname]);
+
+    // ICMP to the exit node's own tunnel address (its userspace stack answers).
+    let ping = client
+        .cmd("ping")
+        .args(["-c", "3", "-i", "0.2", "-W", "2", "10.64.0.1"])
+        .output()
+        .unwrap();
+    assert!(
+        ping.status.success(),
+        "ping 10.64.0.1 through wireguard-go and the exit node: {}",
+        String::from_utf8_lossy(&ping.stdout)
+    );
+
+    // TCP to 127.0.0.1 *through the tunnel*: in this (test-owned) client namespace 127.0.0.1
+    // stops being local and is routed into the WireGuard interface, which the exit node relays
+    // to its own loopback (the only egress it allows).
+    client.ip(&[
+        "route",
+        "del",
+        "local",
+        "127.0.0.0/8",
+        "dev",
+        "lo",
+        "table",
+        "local",
+    ]);
+    client.ip(&[
+        "route",
+        "del",
+        "local",
+        "127.0.0.1",
+        "dev",
+        "lo",
+        "table",
+        "local",
+    ]);
+    for dev in ["all", wg.ifname.as_str()] {
+        let key = format!("net.ipv4.conf.{dev}.route_localnet=1");
+        let st = client
+            .cmd("sysctl")
+            .args(["-q", "-w", &key])
+            .status()
+            .unwrap();
+        assert!(st.success(), "{key}");
+    }
+    client.ip(&["route", "add", "127.0.0.1/32", "dev", &wg.ifname]);
+    let got = client.run(move || http_get(target)).join().unwrap();
+    let got = got.unwrap_or_else(|e| panic!("GET {target} through the exit node: {e}"));
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    assert!(got.ends_with(&body), "{got}");
+    let show = client
+        .cmd("wg")
+        .args(["show", &wg.ifname, "transfer"])
+        .output()
+        .unwrap();
+    eprintln!(
+        "wireguard-go transfer: {}",
+        String::from_utf8_lossy(&show.stdout).trim()
+    );
+    drop(lab);
+}
+
+#[test]
+fn app_mode_socks5_to_a_wireguard_go_server() {
+    if skip_unless_root("app mode to wireguard-go", &["wireguard-go", "wg", "curl"]) {
+        return;
+    }
+    let s = setup("am", "");
+    let listener = s
+        .server
+        .run(|| TcpListener::bind("10.99.0.1:0").unwrap())
+        .join()
+        .unwrap();
+    let target = listener.local_addr().unwrap();
+    let body = format!("behind wireguard-go {}", rand::random::<u64>());
+    serve_http(listener, body.clone());
+
+    // App mode: no TUN, no routes; a SOCKS5 proxy on the client namespace's loopback.
+    let before = s.client.snapshot();
+    let mut c = s.client.cmd(ferry_bin().to_str().unwrap());
+    c.args(["up", "--proxy", "127.0.0.1:0", "--stats-interval", "0"])
+        .arg(&s.conf);
+    let mut up = Proc::spawn(c);
+    let line = up
+        .wait_line("up: app mode", Duration::from_secs(10))
+        .unwrap();
+    let socks = line
+        .split("SOCKS5 ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .unwrap_or_else(|| panic!("no SOCKS5 address in {line}"))
+        .trim()
+        .to_string();
+    let out = s
+        .client
+        .cmd("curl")
+        .args(["-sS", "-m", "15", "--socks5", &socks])
+        .arg(format!("http://{target}/"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "curl through SOCKS5: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), body);
+    assert_eq!(
+        s.client.snapshot(),
+        before,
+        "app mode changes no routes or links"
+    );
+    assert_eq!(
+        up.signal_and_wait(libc::SIGINT, Duration::from_secs(10)),
+        Some(0),
+        "clean exit on SIGINT"
+    );
+}
