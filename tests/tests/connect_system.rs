@@ -55,37 +55,6 @@ fn http_get(addr: SocketAddr) -> std::io::Result<String> {
     Ok(out)
 }
 
-/// Logs in to the lab's OrbNET from inside `ns`; returns the access token.
-fn orbnet_token(ns: &Netns, orbnet_url: String) -> String {
-    ns.run(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let v: Value = reqwest::Client::new()
-                .post(format!("{orbnet_url}/auth/login"))
-                .json(&serde_json::json!({
-                    "email": "demo@orbnet.lab",
-                    "password": "orbnet-demo-pass"
-                }))
-                .timeout(Duration::from_secs(10))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            v["data"]["tokens"]["access_token"]
-                .as_str()
-                .unwrap_or_else(|| panic!("no access token in {v}"))
-                .to_string()
-        })
-    })
-    .join()
-    .unwrap()
-}
-
 /// rx and tx byte counters of `dev` in `ns`.
 fn link_bytes(ns: &Netns, dev: &str) -> (u64, u64) {
     let out = ns.ip(&["-s", "-j", "link", "show", "dev", dev]);
@@ -106,7 +75,7 @@ fn event_line(p: &mut Proc, event: &str, timeout: Duration) -> Value {
 
 #[test]
 fn connect_all_carries_traffic_through_the_tun_and_leaves_nothing_behind() {
-    if skip_unless_root("connect --all against the lab", &["mount"]) {
+    if skip_unless_root("connect --all against the lab", &["mount", "keyctl"]) {
         return;
     }
     let a = Netns::new("csa");
@@ -125,7 +94,6 @@ fn connect_all_carries_traffic_through_the_tun_and_leaves_nothing_behind() {
     let mut lab_cmd = a.cmd(ferry_bin().to_str().unwrap());
     lab_cmd.args(["lab", "--listen", &format!("{LAB_IP}:0"), "--egress", "any"]);
     let lab = LabProcess::start_command(lab_cmd).expect("lab starts in namespace A");
-    let token = orbnet_token(&b, lab.urls.orbnet.clone());
 
     // Without the tunnel, B cannot reach the server at all.
     let direct = b.run(move || http_get(target)).join().unwrap();
@@ -142,25 +110,29 @@ fn connect_all_carries_traffic_through_the_tun_and_leaves_nothing_behind() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let before = b.snapshot();
-    // A private /run (in the mount namespace `ip netns exec` already made) keeps the tunnel's
-    // undo journal away from the host's /run/ferry.
-    let mut cmd = b.cmd("sh");
+    // `ferry login` then `ferry connect`, sharing the token through the kernel keyring of a
+    // private session (`keyctl session -`), never the host's keyrings. A private /run (in the
+    // mount namespace `ip netns exec` already made) keeps the tunnel's undo journal away from
+    // the host's /run/ferry.
+    let bin = ferry_bin();
+    let mut cmd = b.cmd("keyctl");
     cmd.args([
+        "session",
+        "-",
+        "sh",
         "-c",
-        "mount -t tmpfs ferry-test-run /run && exec \"$0\" \"$@\"",
-        ferry_bin().to_str().unwrap(),
-        "connect",
-        "--all",
-        "--json",
-        "--service",
-        "orbnet",
+        "mount -t tmpfs ferry-test-run /run && \
+         printf '%s\\n' \"$FERRY_TEST_PASSWORD\" | \"$0\" login orbnet --email demo@orbnet.lab --password-stdin >&2 && \
+         exec \"$0\" connect --all --json --service orbnet",
+        bin.to_str().unwrap(),
     ])
-    .env("FERRY_SECRETS", "memory")
+    .env("FERRY_SECRETS", "keyutils")
+    .env("FERRY_TEST_PASSWORD", "orbnet-demo-pass")
     .env("FERRY_DATA_DIR", data.path().join("ferry"))
     .env("HOME", data.path())
     .env("FERRY_ORBNET_URL", &lab.urls.orbnet)
-    .env("FERRY_ORBNET_TOKEN", &token)
     .env("FERRY_HEARTBEAT_SECS", "1")
+    .env_remove("FERRY_ORBNET_TOKEN")
     .env_remove("FERRY_TUNNELBYTE_TOKEN")
     .env_remove("FERRY_NEOSC_TOKEN");
     let mut ferry = Proc::spawn(cmd);
