@@ -1,11 +1,13 @@
 //! System mode's data plane: two OS threads around one WireGuard engine, so encryption and
 //! decryption run on both cores at once and each packet costs as few system calls as possible.
 //!
-//! - `ferry-tx`: TUN → encrypt → UDP. Reads the TUN device until it is empty (up to
-//!   [`MAX_BATCH`] packets), encrypts each into a slot of a [`SendBatch`], and sends the batch
-//!   with one `sendmmsg` (runs of equal-sized datagrams as one UDP GSO message).
+//! - `ferry-tx`: TUN → encrypt → UDP. Reads the TUN device until it is empty (a TSO
+//!   super-packet is cut into segments first, see [`offload`]), encrypts each packet into a
+//!   slot of a [`SendBatch`], and sends the batch with one `sendmmsg` (runs of equal-sized
+//!   datagrams as one UDP GSO message).
 //! - `ferry-rx`: UDP → decrypt → TUN. `recvmmsg` (with UDP GRO, many datagrams per message),
-//!   decrypts each datagram, writes the packets to the TUN device.
+//!   decrypts each datagram, merges consecutive TCP segments into super-packets when the TUN
+//!   device has offloads ([`Coalescer`]), and writes them to the TUN device.
 //! - The async task runs boringtun's timers every 250 ms, publishes stats, and stops the threads.
 //!
 //! The engine sits behind one mutex, taken once per packet; crypto for one packet is about a
@@ -15,6 +17,7 @@ use super::batch::{self, RecvBatch, SendBatch, MAX_BATCH};
 use super::engine::{Engine, Output, BUF_SIZE, MAX_DATAGRAM, OVERHEAD};
 use super::run::{PeerError, PeerStats, StatsPublisher, TICK};
 use super::wake::{Stop, Woken};
+use crate::system::offload::{self, Coalescer, TsoSegments, VnetHdr, VNET_HDR_LEN};
 use crate::system::tun::TunDevice;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -221,9 +224,10 @@ fn transient_send_error(e: &io::Error) -> bool {
 
 /// TUN → encrypt → UDP.
 fn tx_loop(sh: &Shared, stop: &Stop, slot: usize, gso: bool) -> Result<(), PeerError> {
-    let mut pkt = vec![0u8; MAX_DATAGRAM];
+    let mut pkt = vec![0u8; MAX_DATAGRAM + VNET_HDR_LEN];
+    let mut seg = vec![0u8; slot];
     let mut out = SendBatch::new(MAX_BATCH, slot, gso);
-    let sock = sh.socket.as_fd();
+    let vnet = sh.tun.vnet();
     loop {
         if stop
             .wait(sh.tun.as_fd(), libc::POLLIN)
@@ -239,36 +243,66 @@ fn tx_loop(sh: &Shared, stop: &Stop, slot: usize, gso: bool) -> Result<(), PeerE
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(PeerError::Tun(e)),
             };
-            let mut g = sh.lock();
-            let Some(ep) = g.endpoint else {
-                // No peer address yet (we are the listening side): nowhere to send.
+            if !vnet {
+                encrypt(sh, &mut out, &pkt[..n])?;
                 continue;
-            };
-            if out.dest().is_some_and(|d| d != ep) {
-                out.flush(sock).map_err(PeerError::Socket)?;
             }
-            let Some(dst) = out.slot() else {
+            let Ok(hdr) = VnetHdr::parse(&pkt[..n]) else {
                 continue;
             };
-            let start = dst.as_ptr();
-            let len = match g.engine.encapsulate(&pkt[..n], dst) {
-                Output::Network(d) if d.as_ptr() == start => Some(d.len()),
-                _ => None,
-            };
-            drop(g);
-            if let Some(len) = len {
-                out.commit(len, ep);
-                if out.is_full() {
-                    out.flush(sock).map_err(PeerError::Socket)?;
+            let body = &mut pkt[VNET_HDR_LEN..n];
+            if offload::is_gso(&hdr) {
+                match TsoSegments::new(body, &hdr) {
+                    Ok(mut segs) => {
+                        while let Some(len) = segs.next_into(&mut seg) {
+                            encrypt(sh, &mut out, &seg[..len])?;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "TSO packet dropped");
+                        sh.drops.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
+            } else if offload::complete_checksum(body, &hdr).is_ok() {
+                encrypt(sh, &mut out, body)?;
             }
         }
-        out.flush(sock).map_err(PeerError::Socket)?;
+        out.flush(sh.socket.as_fd()).map_err(PeerError::Socket)?;
         let dropped = std::mem::take(&mut out.dropped);
         if dropped > 0 {
             sh.drops.fetch_add(dropped, Ordering::Relaxed);
         }
     }
+}
+
+/// Encrypts one inside packet into the next slot of `out`, sending the batch when it is full
+/// or the peer's endpoint changed.
+fn encrypt(sh: &Shared, out: &mut SendBatch, packet: &[u8]) -> Result<(), PeerError> {
+    let sock = sh.socket.as_fd();
+    let mut g = sh.lock();
+    let Some(ep) = g.endpoint else {
+        // No peer address yet (we are the listening side): nowhere to send.
+        return Ok(());
+    };
+    if out.dest().is_some_and(|d| d != ep) {
+        out.flush(sock).map_err(PeerError::Socket)?;
+    }
+    let Some(dst) = out.slot() else {
+        return Ok(());
+    };
+    let start = dst.as_ptr();
+    let len = match g.engine.encapsulate(packet, dst) {
+        Output::Network(d) if d.as_ptr() == start => Some(d.len()),
+        _ => None,
+    };
+    drop(g);
+    if let Some(len) = len {
+        out.commit(len, ep);
+        if out.is_full() {
+            out.flush(sock).map_err(PeerError::Socket)?;
+        }
+    }
+    Ok(())
 }
 
 /// UDP → decrypt → TUN.
@@ -277,6 +311,7 @@ fn rx_loop(sh: &Shared, stop: &Stop, gro: bool) -> Result<(), PeerError> {
     let count = if gro { 16 } else { MAX_BATCH };
     let mut inb = RecvBatch::new(count, MAX_DATAGRAM);
     let mut plain = vec![0u8; BUF_SIZE];
+    let mut gro = sh.tun.vnet().then(Coalescer::new);
     let sock = sh.socket.as_fd();
     loop {
         if stop.wait(sock, libc::POLLIN).map_err(PeerError::Socket)? == Woken::Stop {
@@ -294,13 +329,16 @@ fn rx_loop(sh: &Shared, stop: &Stop, gro: bool) -> Result<(), PeerError> {
             let mut failed = None;
             inb.for_each(|d, from| {
                 if failed.is_none() {
-                    if let Err(e) = on_datagram(sh, d, from, &mut plain) {
+                    if let Err(e) = on_datagram(sh, d, from, &mut plain, &mut gro) {
                         failed = Some(e);
                     }
                 }
             });
             if let Some(e) = failed {
                 return Err(e);
+            }
+            if let Some(c) = gro.as_mut() {
+                c.flush(|h, p| write_tun_vnet(sh, h, p))?;
             }
             if n < inb.capacity() {
                 break;
@@ -309,15 +347,23 @@ fn rx_loop(sh: &Shared, stop: &Stop, gro: bool) -> Result<(), PeerError> {
     }
 }
 
-fn on_datagram(sh: &Shared, d: &[u8], from: SocketAddr, plain: &mut [u8]) -> Result<(), PeerError> {
+fn on_datagram(
+    sh: &Shared,
+    d: &[u8],
+    from: SocketAddr,
+    plain: &mut [u8],
+    gro: &mut Option<Coalescer>,
+) -> Result<(), PeerError> {
     let is_handshake = matches!(d.first(), Some(1 | 2));
     let mut g = sh.lock();
     let accepted = match g.engine.decapsulate(from.ip(), d, plain) {
         Output::Inside(p) => {
             learn_endpoint(&mut g, from);
             drop(g);
-            write_tun(sh, p)?;
-            return Ok(());
+            return match gro {
+                Some(c) => c.push(p, |h, p| write_tun_vnet(sh, h, p)),
+                None => tun_result(sh, sh.tun.write(p)),
+            };
         }
         Output::Network(r) => {
             send_one(sh, r, from)?;
@@ -346,8 +392,13 @@ fn learn_endpoint(g: &mut Locked, from: SocketAddr) {
     }
 }
 
-fn write_tun(sh: &Shared, p: &[u8]) -> Result<(), PeerError> {
-    match sh.tun.write(p) {
+fn write_tun_vnet(sh: &Shared, hdr: &[u8; VNET_HDR_LEN], p: &[u8]) -> Result<(), PeerError> {
+    tun_result(sh, sh.tun.write_vnet(hdr, p))
+}
+
+/// A TUN write's result: refused packets are counted drops, a broken device is an error.
+fn tun_result(sh: &Shared, r: io::Result<usize>) -> Result<(), PeerError> {
+    match r {
         Ok(_) => Ok(()),
         Err(e)
             if matches!(
@@ -355,6 +406,7 @@ fn write_tun(sh: &Shared, p: &[u8]) -> Result<(), PeerError> {
                 Some(libc::EAGAIN | libc::ENOBUFS | libc::EINVAL | libc::EIO | libc::ENOMEM)
             ) =>
         {
+            tracing::trace!(error = %e, "TUN write dropped");
             sh.drops.fetch_add(1, Ordering::Relaxed);
             Ok(())
         }

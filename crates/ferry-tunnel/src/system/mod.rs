@@ -6,6 +6,7 @@
 //! commands. Before each change, its undo is appended to a journal file (`state_dir`), so a
 //! crash at any point leaves a list of exactly what to revert. Setup and teardown live only here.
 
+pub mod offload;
 pub mod tun;
 
 use ipnet::IpNet;
