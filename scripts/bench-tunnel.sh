@@ -9,7 +9,9 @@
 #   ferry       Ferry's system mode at both ends (`ferry up --all` in each namespace)
 # Per scenario: median Mbit/s, TCP retransmits (iperf3's sender count), RSS and CPU-seconds per
 # GB of both daemons under load, UDP receive-buffer errors and TUN tx drops during the runs.
-# Also: time from `ferry up` to the first ping through the tunnel, ping RTT, idle CPU and RSS.
+# Also: time from `ferry up` to the first ping through the tunnel, ping RTT, idle CPU and RSS,
+# and app mode's throughput: curl through Ferry's SOCKS5 proxy (app mode, namespace A) and a
+# third Ferry (system mode, namespace B) downloading APP_MB (200) MB from an HTTP server in B.
 # The peer daemons are looked up in PEER_BIN (default target/bench-tools/bin, then PATH); a
 # missing one is installed there with `cargo install --locked --root target/bench-tools` unless
 # INSTALL_PEERS=0. A peer that cannot be installed or started is reported and skipped.
@@ -131,6 +133,26 @@ t1=$(date +%s%N)
 UP_MS=$(( (t1 - t0) / 1000000 ))
 TARGET[ferry]=10.98.0.2; DAEMONS[ferry]="$FA $FB"; TUNS[ferry]="ferrya ferryb"
 
+# App mode: Ferry's SOCKS5 proxy in A (client 10.94.0.1) -> a Ferry system-mode peer in B
+# (10.94.0.2, UDP 51824) -> an HTTP server in B serving a sparse APP_MB-MB file.
+APP_MB=${APP_MB:-200}
+APP=0
+if command -v curl >/dev/null && command -v python3 >/dev/null; then
+  kC=$(wg genkey); pC=$(echo "$kC" | wg pubkey)
+  printf '[Interface]\nPrivateKey = %s\nAddress = 10.94.0.2/24\nListenPort = 51824\n[Peer]\nPublicKey = %s\nAllowedIPs = 10.94.0.1/32\n' "$kB" "$pC" >"$WORK/fc.conf"
+  printf '[Interface]\nPrivateKey = %s\nAddress = 10.94.0.1/32\n[Peer]\nPublicKey = %s\nEndpoint = 198.18.0.2:51824\nAllowedIPs = 10.94.0.0/24\n' "$kC" "$pB" >"$WORK/fapp.conf"
+  chmod 600 "$WORK"/*.conf
+  mkdir -p "$WORK/www"; truncate -s "${APP_MB}M" "$WORK/www/blob"
+  ip netns exec "$B" "$FERRY" up --all --interface ferryc --state-dir "$WORK/stc" --stats-interval 0 "$WORK/fc.conf" >"$WORK/fc.log" 2>&1 & PIDS+=($!)
+  for _ in $(seq 100); do inB ip addr show ferryc 2>/dev/null | grep -q 10.94.0.2 && break; sleep 0.05; done
+  ip netns exec "$B" python3 -m http.server --bind 10.94.0.2 --directory "$WORK/www" 8080 >/dev/null 2>&1 & PIDS+=($!)
+  ip netns exec "$A" "$FERRY" up --proxy 127.0.0.1:11080 --stats-interval 0 "$WORK/fapp.conf" >"$WORK/fapp.log" 2>&1 & PIDS+=($!)
+  for _ in $(seq 100); do inA curl -s -o /dev/null --max-time 2 --socks5 127.0.0.1:11080 http://10.94.0.2:8080/ && { APP=1; break; }; sleep 0.1; done
+  [ "$APP" = 1 ] || echo "bench-tunnel: skipping app mode: no HTTP response through the SOCKS5 proxy ($(tail -n 2 "$WORK/fapp.log" | tr '\n' ' '))"
+else
+  echo "bench-tunnel: skipping app mode: needs curl and python3"
+fi
+
 ip netns exec "$B" iperf3 -s >/dev/null 2>&1 & PIDS+=($!)
 sleep 0.3
 
@@ -168,6 +190,14 @@ for r in $(seq "$ROUNDS"); do
   done
 done
 
+if [ "$APP" = 1 ]; then
+  for r in $(seq "$ROUNDS"); do
+    bps=$(inA curl -s -o /dev/null --max-time $((DUR * 6)) -w '%{speed_download}' --socks5 127.0.0.1:11080 "http://10.94.0.2:8080/blob" || echo 0)
+    awk -v b="$bps" 'BEGIN {printf "%.0f\n", b * 8 / 1e6}' >>"$WORK/app"
+    printf 'round %d  app mode (SOCKS5 download of %s MB)  %s Mbit/s\n' "$r" "$APP_MB" "$(tail -n 1 "$WORK/app")"
+  done
+fi
+
 median() { [ -f "$1" ] || { echo -; return; }; sort -g "$1" | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "-"}'; }
 echo
 echo "== medians over $ROUNDS rounds, ${DUR}s iperf3 TCP, A -> B"
@@ -192,6 +222,7 @@ if has_scen ferry; then
   echo
 fi
 echo "ferry: up -> first ping through the tunnel: ${UP_MS} ms (process start, TUN, routes, handshake)"
+[ "$APP" = 1 ] && echo "ferry: app mode through SOCKS5 (curl download, median of $ROUNDS): $(median "$WORK/app") Mbit/s"
 for s in "${SCEN[@]}"; do
   printf '%-10s ping RTT: %s\n' "$s" "$(inA ping -c 50 -i 0.01 -q "${TARGET[$s]}" | awk -F/ '/rtt/ {print $5 " ms avg"}')"
 done
