@@ -222,6 +222,7 @@ if has_scen ferry; then
   echo
 fi
 echo "ferry: up -> first ping through the tunnel: ${UP_MS} ms (process start, TUN, routes, handshake)"
+echo "ferry: handshake completed $(sed -n 's/^handshake: completed \([0-9]*\) ms after start.*/\1/p' "$WORK/fa.log" | head -n 1) ms after process start (ferry's own log; the queued first packet leaves with it)"
 [ "$APP" = 1 ] && echo "ferry: app mode through SOCKS5 (curl download, median of $ROUNDS): $(median "$WORK/app") Mbit/s"
 for s in "${SCEN[@]}"; do
   printf '%-10s ping RTT: %s\n' "$s" "$(inA ping -c 50 -i 0.01 -q "${TARGET[$s]}" | awk -F/ '/rtt/ {print $5 " ms avg"}')"
