@@ -8,6 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
+# One-shot builds: incremental caches only cost disk and time here.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 . scripts/deps.sh
 ferry_install_all
 
@@ -32,19 +34,8 @@ check "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
 check "boringtun timers on a mocked clock" \
   cargo test -p ferry-tunnel --features mock-clock --lib peer::clock_tests
 
-XDG_DATA_HOME="$(mktemp -d)"   # gnome-keyring keeps its store here; HOME stays as it is
-export XDG_DATA_HOME
-trap 'rm -rf "$XDG_DATA_HOME"' EXIT
 check "cargo test (under Xvfb + D-Bus + keyrings + dunst)" \
-  xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- keyctl session - bash -c '
-  set -euo pipefail
-  eval "$(printf %s ferry-ci | gnome-keyring-daemon --unlock --components=secrets)"
-  export GNOME_KEYRING_CONTROL
-  dunst >"$XDG_DATA_HOME/dunst.log" 2>&1 &
-  dunst_pid=$!
-  trap "kill $dunst_pid 2>/dev/null || true" EXIT
-  cargo test --workspace --no-fail-fast
-'
+  bash scripts/desktop-env.sh cargo test --workspace --no-fail-fast
 if [ "${#failed[@]}" -gt 0 ]; then
   printf 'ferry: %d check(s) failed after %d s:\n' "${#failed[@]}" "$((SECONDS - start))" >&2
   printf '  - %s\n' "${failed[@]}" >&2

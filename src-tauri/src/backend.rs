@@ -1,5 +1,5 @@
 //! What the commands drive: one small trait, so the shell, the UI and the tests do not depend on
-//! which engine sits behind it (the simulated one in [`crate::sim`] until ferry-core's supervisor
+//! which engine sits behind it ([`crate::engine::Engine`] in the app).
 //! is wired in).
 
 use async_trait::async_trait;

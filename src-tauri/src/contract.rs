@@ -207,6 +207,9 @@ pub struct LiveView {
     pub at_ms: i64,
     /// Exit IP as seen by the service, when known.
     pub exit_ip: Option<String>,
+    /// App mode: the local SOCKS5 proxy (`host:port`) that apps point at; `None` when all
+    /// traffic is routed.
+    pub proxy: Option<String>,
     /// Bytes received.
     pub bytes_in: u64,
     /// Bytes sent.

@@ -7,14 +7,12 @@
 pub mod backend;
 pub mod commands;
 pub mod contract;
-pub mod csv;
+pub mod engine;
 pub mod format;
-pub mod live;
 pub mod notify_policy;
 pub mod observe;
 pub mod paths;
 pub mod shell;
-pub mod sim;
 pub mod tray;
 pub mod tray_model;
 

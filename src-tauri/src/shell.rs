@@ -15,9 +15,8 @@ use crate::contract::{
 };
 use crate::notify_policy::{self, Notice, PolicyState};
 use crate::observe::{observe, Seen};
-use crate::sim::{SimBackend, SimConfig};
 use crate::tray_model::{self, TrayAction, TrayInput};
-use ferry_core::secrets::{KeyringBackend, KeyringStore, MemoryStore, SharedSecretStore};
+use ferry_core::secrets::{KeyringBackend, KeyringStore, SharedSecretStore};
 
 /// How the app was started (from the command line).
 #[derive(Debug, Clone, Copy, Default)]
@@ -331,47 +330,22 @@ pub fn setup_app<R: Runtime>(
         })
 }
 
-fn env_number(name: &str) -> Option<f64> {
-    std::env::var(name).ok()?.trim().parse().ok()
-}
-
 /// Starts the app and blocks until it quits.
 pub fn run(options: LaunchOptions) -> anyhow::Result<()> {
-    let mut config = SimConfig::default();
-    // Test hooks for the simulated connection (speed up metering in GUI tests).
-    if let Some(ms) = env_number("FERRY_SIM_TICK_MS") {
-        config.tick = Duration::from_millis(ms.clamp(10.0, 60_000.0) as u64);
-    }
-    if let Some(burn) = env_number("FERRY_SIM_BURN") {
-        config.credits_per_tick = burn.clamp(0.0, 1000.0);
-    }
-    let sim = SimBackend::new(config, options.demo);
-    let backend: Arc<dyn Backend> = if options.demo {
-        // The demo's tokens belong to the throwaway lab: keep them in memory, never in the
-        // user's keyring (where they would replace real tokens).
-        let secrets: SharedSecretStore = Arc::new(MemoryStore::new());
-        match tauri::async_runtime::block_on(crate::live::demo(sim, secrets)) {
-            Ok(live) => {
-                if let Some(credits) = env_number("FERRY_SIM_CREDITS") {
-                    live.set_credits(credits);
-                }
-                Arc::new(live)
-            }
-            Err(err) => {
-                tracing::error!(%err, "the demo lab did not start; showing the simulation only");
-                config.signed_in = true;
-                Arc::new(SimBackend::new(config, true))
-            }
+    let data_dir = crate::paths::data_dir()?;
+    let opts = crate::engine::EngineOptions::from_env(data_dir);
+    let engine = tauri::async_runtime::block_on(async {
+        if options.demo {
+            crate::engine::demo::start(opts).await
+        } else {
+            let secrets: SharedSecretStore = Arc::new(KeyringStore::new(
+                KeyringBackend::Platform,
+                Duration::from_secs(5),
+            ));
+            crate::engine::Engine::open(opts, secrets, false, None).await
         }
-    } else {
-        let secrets: SharedSecretStore = Arc::new(KeyringStore::new(
-            KeyringBackend::Platform,
-            Duration::from_secs(5),
-        ));
-        let live = crate::live::LiveBackend::new(sim, secrets, None);
-        tauri::async_runtime::block_on(live.restore());
-        Arc::new(live)
-    };
+    })?;
+    let backend: Arc<dyn Backend> = Arc::new(engine);
     let builder =
         tauri::Builder::default().plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
             show_main_window(app)

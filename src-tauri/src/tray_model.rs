@@ -366,6 +366,7 @@ mod tests {
             started_ms: 0,
             at_ms: 0,
             exit_ip: None,
+            proxy: None,
             bytes_in: 0,
             bytes_out: 0,
             rate_in: 0.0,

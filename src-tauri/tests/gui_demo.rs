@@ -1,6 +1,7 @@
-//! End to end in the real app window (tauri-driver + WebKitWebDriver under Xvfb): the demo signed
-//! in to all three services; connect and watch credits fall; disconnect a workspace session; see
-//! the history row; run the credits out and see the Error state and the desktop notification.
+//! End to end in the real app window (tauri-driver + WebKitWebDriver under Xvfb) against the
+//! demo's in-process lab: signed in to all three services; connect through a real tunnel and
+//! watch credits fall; cost and quota on tunnelbyte; run the credits out in the lab and see the
+//! Error state and the desktop notification; disconnect a workspace session; the history rows.
 //! Saves a screenshot of each main screen to artifacts/.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -22,24 +23,44 @@ fn dunst_history() -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+async fn lab_post(control: &str, path: &str, body: serde_json::Value) {
+    reqwest::Client::new()
+        .post(format!("{control}/{path}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_walkthrough_in_the_real_window() {
     if let Some(reason) = common::skip_reason() {
         eprintln!("skipping GUI test: {reason}");
         return;
     }
-    // The demo runs the lab in-process and signs in to its seeded accounts. The connection is still
-    // simulated: 25 credits burning 1 per 100 ms tick, so a session lasts about 2.5 s.
+    // The demo runs the lab in-process and signs in to its seeded accounts; connections are real
+    // app-mode WireGuard tunnels to the lab's exit node. Heartbeats and status polls every second
+    // so the meters move within the test; the lab's URLs are written for this test to drive it.
+    let urls_file =
+        std::env::temp_dir().join(format!("ferry-gui-urls-{}.json", std::process::id()));
+    let urls = urls_file.display().to_string();
     let app = common::AppSession::start(
         &["--demo"],
         &[
-            ("FERRY_SIM_TICK_MS", "100"),
-            ("FERRY_SIM_BURN", "1"),
-            ("FERRY_SIM_CREDITS", "25"),
+            ("FERRY_HEARTBEAT_SECS", "1"),
+            ("FERRY_STATUS_POLL_SECS", "1"),
+            ("FERRY_PROXY", "127.0.0.1:0"),
+            ("FERRY_DEMO_URLS_FILE", urls.as_str()),
         ],
     )
     .await;
     app.wait_css("#demo-badge").await;
+    let lab: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&urls_file).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&urls_file);
+    let control = lab["control"].as_str().unwrap().to_string();
 
     // Accounts: all three signed in.
     app.click_css("#nav-accounts").await;
@@ -49,11 +70,21 @@ async fn demo_walkthrough_in_the_real_window() {
         })
         .await;
     }
+    let orbnet = app
+        .wait_text("#account-orbnet .signed-in", "OrbNET label", |t| {
+            t.contains('@')
+        })
+        .await;
+    let email = orbnet
+        .split_whitespace()
+        .find(|w| w.contains('@'))
+        .unwrap()
+        .to_string();
     app.screenshot("screen-accounts").await;
 
-    // Connect: pick Paris, connect, see the live panel and credits fall.
+    // OrbNET: pick a server, connect, see the live panel and credits fall after a heartbeat.
     app.click_css("#nav-connect").await;
-    app.click_css("#region optgroup option:not([disabled])")
+    app.click_css("#region optgroup:nth-of-type(1) option:not([disabled])")
         .await;
     app.wait_text("#connect-btn", "Connect enabled", |t| t == "Connect")
         .await;
@@ -68,9 +99,62 @@ async fn demo_walkthrough_in_the_real_window() {
         t.parse::<f64>().map(|v| v < first).unwrap_or(false)
     })
     .await;
+    app.wait_text("#live-proxy dd", "proxy address", |t| {
+        t.starts_with("SOCKS5 127.0.0.1:")
+    })
+    .await;
     app.screenshot("screen-connected").await;
+    app.click_css("#connect-btn").await;
+    app.wait_text("#connect-btn", "disconnected", |t| t == "Connect")
+        .await;
 
-    // Run out: the window shows the Error state with the cause; a notification went out.
+    // tunnelbyte: cost and both quota windows update live.
+    app.click_css("#region optgroup:nth-of-type(2) option:not([disabled])")
+        .await;
+    app.wait_text("#connect-btn", "Connect enabled", |t| t == "Connect")
+        .await;
+    app.click_css("#connect-btn").await;
+    app.wait_text("#connect-btn", "Disconnect", |t| t == "Disconnect")
+        .await;
+    // Real traffic through the app-mode proxy, the tunnel and the lab's exit node.
+    let proxy = app
+        .wait_text("#live-proxy dd", "proxy address", |t| {
+            t.starts_with("SOCKS5 ")
+        })
+        .await;
+    let proxy = proxy.trim_start_matches("SOCKS5 ").trim().to_string();
+    let body: Vec<u8> = (0..256 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let port = common::http_server(body.clone());
+    let got = common::curl_via(&proxy, &format!("http://localhost:{port}/")).await;
+    assert!(
+        got == body,
+        "body through the tunnel differs ({} bytes)",
+        got.len()
+    );
+    app.wait_text("#live-bytes-in dd", "bytes received", |t| {
+        t.contains("KiB") || t.contains("MiB")
+    })
+    .await;
+    app.wait_text("#live-cost dd", "cost", |t| t.starts_with('€'))
+        .await;
+    app.wait_text("#quota-0", "quota bar", |t| t.contains("resets in"))
+        .await;
+    app.screenshot("screen-quota").await;
+    app.click_css("#connect-btn").await;
+    app.wait_text("#connect-btn", "disconnected", |t| t == "Connect")
+        .await;
+
+    // Run the credits out in the lab: the window shows the Error state with the cause, and the
+    // "credits depleted" notification goes out over D-Bus.
+    lab_post(
+        &control,
+        "orbnet/credits",
+        serde_json::json!({"email": email, "credits": 0.05}),
+    )
+    .await;
+    app.click_css("#region optgroup:nth-of-type(1) option:not([disabled])")
+        .await;
+    app.click_css("#connect-btn").await;
     app.wait_text("#connect-btn", "Error state", |t| t == "Try again")
         .await;
     let error = app
@@ -110,10 +194,10 @@ async fn demo_walkthrough_in_the_real_window() {
     app.wait_text(&sel, "session ended", |t| t.contains("ended"))
         .await;
 
-    // History: the session just ended is there with its end reason.
+    // History (from SQLite): the three sessions with their end reasons.
     app.click_css("#nav-history").await;
-    app.wait_text("#history-rows tbody", "history row", |t| {
-        t.contains("credits_depleted")
+    app.wait_text("#history-rows tbody", "history rows", |t| {
+        t.contains("credits_depleted") && t.contains("user_initiated")
     })
     .await;
     app.screenshot("screen-history").await;

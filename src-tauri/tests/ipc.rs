@@ -1,13 +1,16 @@
 //! The commands and events through Tauri's mock runtime (real IPC, real ACL, no display needed),
-//! driving the simulated engine; and the contract's command list against what is registered.
+//! driving the real engine against an in-process lab: sign-in, a real app-mode WireGuard tunnel
+//! to the lab's exit node, credits metered by heartbeats, history in SQLite; and the contract's
+//! command list against what is registered.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferry_desktop::contract::{Phase, Snapshot, COMMANDS};
+use ferry_core::secrets::{MemoryStore, SharedSecretStore};
+use ferry_desktop::contract::{MeterView, Phase, Snapshot, COMMANDS};
+use ferry_desktop::engine::{demo, Engine, EngineOptions};
 use ferry_desktop::shell::{setup_app, Shell, ShellOptions};
-use ferry_desktop::sim::{SimBackend, SimConfig};
 use serde_json::{json, Value};
 use tauri::test::{get_ipc_response, mock_builder, MockRuntime, INVOKE_KEY};
 use tauri::webview::InvokeRequest;
@@ -16,13 +19,52 @@ use tauri::{Manager, WebviewWindow};
 struct App {
     app: tauri::App<MockRuntime>,
     window: WebviewWindow<MockRuntime>,
+    control: String,
+    _dir: tempfile::TempDir,
 }
 
-fn app(config: SimConfig) -> App {
-    let backend = Arc::new(SimBackend::new(config, false));
+fn options(dir: &std::path::Path) -> EngineOptions {
+    let mut o = EngineOptions::from_env(dir.to_path_buf());
+    o.heartbeat = Some(Duration::from_secs(1));
+    o.status_poll = Duration::from_secs(1);
+    o.proxy = "127.0.0.1:0".parse().unwrap();
+    o
+}
+
+/// An app on a fresh engine; `demo` signs in to the lab's seeded accounts, else the engine only
+/// points at a lab and nobody is signed in.
+fn app(demo_mode: bool) -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = options(dir.path());
+    let (engine, control) = tauri::async_runtime::block_on(async {
+        if demo_mode {
+            let urls_file = dir.path().join("urls.json");
+            let mut opts = opts;
+            opts.demo_urls_file = Some(urls_file.clone());
+            let engine = demo::start(opts).await.expect("demo engine");
+            let urls: Value =
+                serde_json::from_str(&std::fs::read_to_string(&urls_file).unwrap()).unwrap();
+            (engine, urls["control"].as_str().unwrap().to_string())
+        } else {
+            let lab = ferry_lab::Lab::start(ferry_lab::LabConfig::default())
+                .await
+                .unwrap();
+            let urls = lab.urls().clone();
+            let secrets: SharedSecretStore = Arc::new(MemoryStore::new());
+            let engine = Engine::open(opts, secrets, false, Some(lab)).await.unwrap();
+            engine
+                .set_base_urls(ferry_desktop::contract::BaseUrls {
+                    orbnet: urls.orbnet,
+                    tunnelbyte: urls.tunnelbyte,
+                    neosc: urls.neosc,
+                })
+                .await;
+            (engine, urls.control)
+        }
+    });
     let mut app = setup_app(
         mock_builder(),
-        backend,
+        Arc::new(engine),
         ShellOptions {
             tray: false,
             notify: false,
@@ -40,7 +82,12 @@ fn app(config: SimConfig) -> App {
             .build()
             .unwrap(),
     };
-    App { app, window }
+    App {
+        app,
+        window,
+        control,
+        _dir: dir,
+    }
 }
 
 impl App {
@@ -69,8 +116,9 @@ impl App {
         serde_json::from_value(self.ok("get_snapshot", json!({}))).unwrap()
     }
 
+    /// Polls the snapshot until `pred` holds (bounded; the lab's heartbeats come every second).
     fn wait_for(&self, what: &str, pred: impl Fn(&Snapshot) -> bool) -> Snapshot {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let s = self.snapshot();
             if pred(&s) {
@@ -78,29 +126,63 @@ impl App {
             }
             assert!(
                 Instant::now() < deadline,
-                "waited 10 s for {what}; last {s:?}"
+                "waited 20 s for {what}; last {s:?}"
             );
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(25));
         }
     }
 
     fn notices(&self) -> Vec<String> {
         self.app.state::<Arc<Shell>>().notice_summaries()
     }
+
+    fn lab(&self, path: &str, body: Value) {
+        let url = format!("{}/{path}", self.control);
+        tauri::async_runtime::block_on(async move {
+            reqwest::Client::new()
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .error_for_status()
+                .unwrap();
+        });
+    }
+
+    fn first_region(&self, service: &str) -> Value {
+        let groups = self.ok("list_regions", json!({}));
+        groups
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|g| g["service"] == service)
+            .flat_map(|g| g["regions"].as_array().unwrap().clone())
+            .find(|r| r["available"] == true)
+            .unwrap_or_else(|| panic!("no {service} region in {groups}"))
+    }
+
+    fn connect(&self, region: &Value) -> Value {
+        self.ok(
+            "connect",
+            json!({"request": {"region": region["ref"].clone(), "mode": "app"}}),
+        )
+    }
 }
 
-fn fast(signed_in: bool) -> SimConfig {
-    SimConfig {
-        tick: Duration::from_millis(40),
-        transition: Duration::from_millis(40),
-        credits_per_tick: 5.0,
-        signed_in,
+fn spent(s: &Snapshot) -> f64 {
+    match &s.live {
+        Some(l) => match l.meter {
+            MeterView::Credits { spent, .. } => spent,
+            _ => 0.0,
+        },
+        None => 0.0,
     }
 }
 
 #[test]
 fn every_contract_command_is_registered_and_nothing_else_answers() {
-    let a = app(fast(false));
+    let a = app(false);
     let unknown = a
         .call("no_such_command", json!({}))
         .unwrap_err()
@@ -121,7 +203,7 @@ fn every_contract_command_is_registered_and_nothing_else_answers() {
 
 #[test]
 fn sign_in_connect_meter_disconnect_and_history() {
-    let a = app(fast(false));
+    let a = app(false);
     let s = a.snapshot();
     assert!(s.accounts.iter().all(|x| !x.signed_in));
     assert_eq!(s.connection.phase, Phase::Disconnected);
@@ -137,38 +219,41 @@ fn sign_in_connect_meter_disconnect_and_history() {
     let err = a
         .call(
             "connect",
-            json!({"request": {"region": {"service": "orbnet", "id": "srv-par-1"}, "mode": "app"}}),
+            json!({"request": {"region": {"service": "orbnet", "id": "1"}, "mode": "app"}}),
         )
         .unwrap_err();
     assert_eq!(err["code"], "not_signed_in");
+    let err = a
+        .call(
+            "sign_in",
+            json!({"request": {"service": "orbnet", "email": "demo@orbnet.lab", "password": "wrong", "totp": null}}),
+        )
+        .unwrap_err();
+    assert_eq!(err["code"], "not_signed_in", "{err}");
 
     let out = a.ok(
         "sign_in",
-        json!({"request": {"service": "orbnet", "email": "alice@example.com", "password": "pw", "totp": null}}),
+        json!({"request": {"service": "orbnet", "email": "demo@orbnet.lab", "password": "orbnet-demo-pass", "totp": null}}),
     );
     assert_eq!(out["outcome"], "signed_in");
-    assert_eq!(out["account"]["service"], "orbnet");
+    assert_eq!(out["account"]["label"], "demo@orbnet.lab");
 
-    let regions = a.ok("list_regions", json!({}));
-    assert!(regions
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|g| g["service"] == "orbnet"));
-
-    let c = a.ok(
-        "connect",
-        json!({"request": {"region": {"service": "orbnet", "id": "srv-par-1"}, "mode": "app"}}),
-    );
+    let region = a.first_region("orbnet");
+    let c = a.connect(&region);
     assert_eq!(c["phase"], "connecting");
-    let s = a.wait_for("credits to fall", |s| {
-        matches!(&s.live, Some(l) if matches!(l.meter, ferry_desktop::contract::MeterView::Credits { spent, .. } if spent > 0.0))
-    });
+    // A real tunnel to the lab's exit node: Connected only after its first handshake, then the
+    // credits session's heartbeats (every second here) make the balance fall.
+    let s = a.wait_for("credits to fall", |s| spent(s) > 0.0);
     assert_eq!(s.connection.phase, Phase::Connected);
-    assert_eq!(
-        s.last_region.as_ref().map(|r| r.id.as_str()),
-        Some("srv-par-1")
-    );
+    let live = s.live.clone().unwrap();
+    assert!(live.proxy.is_some(), "app mode shows its proxy");
+    assert_eq!(s.last_region.as_ref().unwrap().id, region["ref"]["id"]);
+    let orb = s
+        .accounts
+        .iter()
+        .find(|x| x.service == ferry_desktop::contract::Service::Orbnet)
+        .unwrap();
+    assert!(orb.credits.is_some(), "the balance follows the heartbeats");
 
     a.ok("disconnect", json!({}));
     a.wait_for("disconnected", |s| {
@@ -176,21 +261,37 @@ fn sign_in_connect_meter_disconnect_and_history() {
     });
     let h = a.ok("get_history", json!({}));
     let rows = h["rows"].as_array().unwrap();
-    assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0]["end_reason"], "user");
-    assert!(rows[0]["credits_used"].as_f64().unwrap() > 0.0);
+    assert_eq!(rows.len(), 1, "{h}");
+    assert_eq!(rows[0]["end_reason"], "user_initiated");
+    assert_eq!(rows[0]["service"], "orbnet");
+    assert!(rows[0]["credits_used"].as_f64().unwrap() > 0.0, "{h}");
+    assert_eq!(h["days"].as_array().unwrap().len(), 1);
+    let csv = a.ok("export_history_csv", json!({}));
+    let text = std::fs::read_to_string(csv.as_str().unwrap()).unwrap();
+    assert!(text.lines().count() >= 2, "{text}");
 }
 
 #[test]
 fn credits_run_out_into_the_error_state_with_one_notification() {
-    let a = app(fast(true)); // 25 credits, 5 per tick
-    a.ok(
-        "connect",
-        json!({"request": {"region": {"service": "orbnet", "id": "srv-osl-1"}, "mode": "app"}}),
-    );
+    let a = app(true);
+    // Notify below 0.02 credits; the account holds 0.03 and loses 0.025 a second.
+    let mut settings = serde_json::to_value(a.snapshot().settings).unwrap();
+    settings["notify"]["credit_thresholds"] = json!([0.02]);
+    a.ok("save_settings", json!({ "settings": settings }));
+    let email = a
+        .snapshot()
+        .accounts
+        .iter()
+        .find(|x| x.service == ferry_desktop::contract::Service::Orbnet)
+        .and_then(|x| x.label.clone())
+        .unwrap();
+    let region = a.first_region("orbnet");
+    a.lab("orbnet/credits", json!({"email": email, "credits": 0.03}));
+    a.connect(&region);
     let s = a.wait_for("error", |s| s.connection.phase == Phase::Error);
     let e = s.connection.error.unwrap();
-    assert_eq!(e.code, "credits_depleted");
+    assert_eq!(e.code, "credits_depleted", "{e:?}");
+    assert!(e.action.contains("Top up"));
     let deadline = Instant::now() + Duration::from_secs(5);
     while !a.notices().contains(&"OrbNET credits depleted".to_string()) {
         assert!(
@@ -206,19 +307,48 @@ fn credits_run_out_into_the_error_state_with_one_notification() {
         1
     );
     assert!(n.contains(&"OrbNET credits low".to_string()), "{n:?}");
-    // No credits left: connecting again is refused with a clear error.
-    let err = a
-        .call(
-            "connect",
-            json!({"request": {"region": {"service": "orbnet", "id": "srv-osl-1"}, "mode": "app"}}),
-        )
-        .unwrap_err();
-    assert_eq!(err["code"], "insufficient_credits");
+    let h = a.ok("get_history", json!({}));
+    assert_eq!(h["rows"][0]["end_reason"], "credits_depleted", "{h}");
+    // No credits left: connecting again ends in a clear error, not a session.
+    a.connect(&region);
+    let s = a.wait_for("refused", |s| {
+        s.connection.phase == Phase::Error
+            && s.connection.error.as_ref().map(|e| e.code.as_str()) == Some("insufficient_credits")
+    });
+    assert!(s.live.is_none());
+}
+
+#[test]
+fn tunnelbyte_cost_and_quota_update_while_connected() {
+    let a = app(true);
+    let region = a.first_region("tunnelbyte");
+    a.connect(&region);
+    let s = a.wait_for("cost and quota", |s| {
+        matches!(&s.live, Some(l) if matches!(&l.meter, MeterView::Quota { cost_millicents: Some(_), quotas } if !quotas.is_empty()))
+    });
+    let MeterView::Quota { quotas, .. } = s.live.unwrap().meter else {
+        unreachable!()
+    };
+    // The demo's paid token: cost per use, both windows unmetered but counted, with resets.
+    assert_eq!(quotas.len(), 2);
+    assert!(
+        quotas.iter().all(|q| q.resets_at_ms.is_some()),
+        "{quotas:?}"
+    );
+    a.ok("disconnect", json!({}));
+    a.wait_for("disconnected", |s| {
+        s.connection.phase == Phase::Disconnected
+    });
+    let h = a.ok("get_history", json!({}));
+    assert_eq!(h["rows"][0]["service"], "tunnelbyte", "{h}");
 }
 
 #[test]
 fn workspace_session_disconnect_leaves_the_active_list() {
-    let a = app(fast(true));
+    let a = app(true);
+    let w = a.ok("list_workspaces", json!({}));
+    let ws = w["workspaces"][0]["id"].as_str().unwrap().to_string();
+    let _ = a.call("launch_workspace", json!({ "id": ws }));
     let w = a.ok("list_workspaces", json!({}));
     let active: Vec<String> = w["sessions"]
         .as_array()
@@ -227,7 +357,7 @@ fn workspace_session_disconnect_leaves_the_active_list() {
         .filter(|s| s["active"] == true)
         .map(|s| s["id"].as_str().unwrap().to_string())
         .collect();
-    assert!(!active.is_empty());
+    assert!(!active.is_empty(), "{w}");
     let w = a.ok("disconnect_workspace_session", json!({"id": active[0]}));
     let still: Vec<&Value> = w["sessions"]
         .as_array()
@@ -238,18 +368,14 @@ fn workspace_session_disconnect_leaves_the_active_list() {
     assert_eq!(still.len(), active.len() - 1);
     assert!(still.iter().all(|s| s["id"] != active[0].as_str()));
     let err = a
-        .call("disconnect_workspace_session", json!({"id": active[0]}))
-        .unwrap_err();
-    assert_eq!(err["code"], "invalid_input");
-    let err = a
         .call("launch_workspace", json!({"id": "nope"}))
         .unwrap_err();
-    assert_eq!(err["code"], "not_found");
+    assert_eq!(err["code"], "not_found", "{err}");
 }
 
 #[test]
-fn settings_are_validated() {
-    let a = app(fast(false));
+fn settings_are_validated_and_kept() {
+    let a = app(false);
     let mut s = serde_json::to_value(a.snapshot().settings).unwrap();
     s["base_urls"]["orbnet"] = json!("javascript:alert(1)");
     let err = a
@@ -261,53 +387,35 @@ fn settings_are_validated() {
     let saved = a.ok("save_settings", json!({"settings": s}));
     assert_eq!(saved["close_to_tray"], false);
     assert!(!a.snapshot().settings.close_to_tray);
+    // Kept in the data dir's database: a new engine on it reads them back.
+    let again = tauri::async_runtime::block_on(Engine::open(
+        options(a._dir.path()),
+        Arc::new(MemoryStore::new()),
+        false,
+        None,
+    ))
+    .unwrap();
+    let snap = tauri::async_runtime::block_on(ferry_desktop::backend::Backend::snapshot(&again));
+    assert!(!snap.settings.close_to_tray);
+    assert_eq!(
+        snap.settings.base_urls.orbnet,
+        "http://127.0.0.1:9/orbnet/api/v1"
+    );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn demo_engine_signs_in_to_the_in_process_lab() {
-    use ferry_desktop::backend::Backend;
-    let sim = SimBackend::new(fast(false), true);
-    let secrets: ferry_core::secrets::SharedSecretStore =
-        Arc::new(ferry_core::secrets::MemoryStore::new());
-    let live = ferry_desktop::live::demo(sim, secrets.clone())
-        .await
-        .expect("demo engine");
-    let snap = live.snapshot().await;
+#[test]
+fn demo_engine_signs_in_to_the_in_process_lab() {
+    let a = app(true);
+    let snap = a.snapshot();
     assert!(snap.demo);
     assert!(snap
         .settings
         .base_urls
         .orbnet
         .starts_with("http://127.0.0.1:"));
-    for a in &snap.accounts {
-        assert!(a.signed_in, "{a:?}");
+    for acc in &snap.accounts {
+        assert!(acc.signed_in, "{acc:?}");
     }
-    // OrbNET's lab is real: its token went to the secret store, and its servers are listed.
-    let orb = snap
-        .accounts
-        .iter()
-        .find(|a| a.service == ferry_desktop::contract::Service::Orbnet)
-        .unwrap();
-    if !orb.label.as_deref().unwrap_or("").contains("simulated") {
-        assert!(secrets
-            .get(ferry_core::services::ServiceKind::Orbnet)
-            .await
-            .unwrap()
-            .is_some());
-    }
-    let groups = live.regions().await;
-    let first = groups
-        .iter()
-        .flat_map(|g| g.regions.iter())
-        .find(|r| r.available)
-        .expect("a region")
-        .clone();
-    assert!(live.workspaces().await.is_ok());
-    live.connect(ferry_desktop::contract::ConnectRequest {
-        region: first.reference,
-        mode: ferry_desktop::contract::TunnelMode::App,
-    })
-    .await
-    .expect("connect");
-    live.disconnect().await.expect("disconnect");
+    let groups = a.ok("list_regions", json!({}));
+    assert_eq!(groups.as_array().unwrap().len(), 2, "{groups}");
 }

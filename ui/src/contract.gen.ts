@@ -171,6 +171,11 @@ at_ms: number,
  */
 exit_ip: string | null, 
 /**
+ * App mode: the local SOCKS5 proxy (`host:port`) that apps point at; `None` when all
+ * traffic is routed.
+ */
+proxy: string | null, 
+/**
  * Bytes received.
  */
 bytes_in: number, 

@@ -15,9 +15,10 @@ describe("money from millicents", () => {
 
 describe("credits, bytes, rates", () => {
   it("credits keep one decimal at most", () => {
-    expect(credits(87.46)).toBe("87.5");
+    expect(credits(87.456)).toBe("87.46");
+    expect(credits(4999.975)).toBe("4999.98");
     expect(credits(12)).toBe("12");
-    expect(credits(0.04)).toBe("0");
+    expect(credits(0.004)).toBe("0");
   });
   it("bytes use binary units", () => {
     expect(bytes(0)).toBe("0 B");

@@ -12,10 +12,10 @@ export function euros(millicents: number): string {
   return `€${Math.floor(cents / 100)}.${String(cents % 100).padStart(2, "0")}`;
 }
 
-/** Credits with at most one decimal ("87.5", "12"). */
+/** Credits with at most two decimals ("87.46", "12"). */
 export function credits(value: number): string {
-  const r = Math.round(value * 10) / 10;
-  return Number.isInteger(r) ? r.toFixed(0) : r.toFixed(1);
+  const r = Math.round(value * 100) / 100;
+  return Number.isInteger(r) ? r.toFixed(0) : r.toFixed(2);
 }
 
 const UNITS = ["KiB", "MiB", "GiB", "TiB", "PiB"];

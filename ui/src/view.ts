@@ -92,6 +92,12 @@ export function liveFigures(live: LiveView, nowMs: number): Figure[] {
   const figures: Figure[] = [
     { id: "duration", label: "Connected for", value: fmt.clock((nowMs - live.started_ms) / 1000) },
     { id: "exit-ip", label: "Exit IP", value: live.exit_ip ?? "—" },
+    {
+      id: "proxy",
+      label: "Proxy for apps",
+      value: live.proxy === null ? "All traffic" : `SOCKS5 ${live.proxy}`,
+      title: live.proxy === null ? undefined : `Point apps at socks5h://${live.proxy}`,
+    },
     { id: "bytes-in", label: "Received", value: `${fmt.bytes(live.bytes_in)} · ${fmt.rate(live.rate_in)}` },
     { id: "bytes-out", label: "Sent", value: `${fmt.bytes(live.bytes_out)} · ${fmt.rate(live.rate_out)}` },
   ];

@@ -243,3 +243,38 @@ impl Drop for AppSession {
         }
     }
 }
+
+/// A one-shot-per-connection HTTP server on 127.0.0.1 answering `body`; returns its port.
+pub fn http_server(body: Vec<u8>) -> u16 {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let mut req = [0u8; 1024];
+            let _ = conn.read(&mut req);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = conn.write_all(head.as_bytes());
+            let _ = conn.write_all(&body);
+        }
+    });
+    port
+}
+
+/// GET `url` with curl through the SOCKS5 proxy `proxy` (names resolved at the far end).
+pub async fn curl_via(proxy: &str, url: &str) -> Vec<u8> {
+    let out = tokio::process::Command::new("curl")
+        .args(["-sS", "--max-time", "20", "--socks5-hostname", proxy, url])
+        .output()
+        .await
+        .expect("run curl");
+    assert!(
+        out.status.success(),
+        "curl via {proxy}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}

@@ -20,14 +20,11 @@ use ferry_core::session::event::SessionEvent;
 use ferry_core::session::instance::{InstanceLock, InstanceLockError};
 use ferry_core::session::machine::State;
 use ferry_core::session::orbnet::{OrbnetProvider, OrbnetSettings};
-use ferry_core::session::ports::{TunnelFactory, TunnelHandle};
 use ferry_core::session::recover::{reconcile_orbnet, reconcile_tunnelbyte};
 use ferry_core::session::supervisor::{self, Provider};
 use ferry_core::session::tunnelbyte::{TunnelbyteProvider, TunnelbyteSettings};
+use ferry_core::session::wg_tunnels::WgTunnels;
 use ferry_core::store::Store;
-use ferry_tunnel::proxy::AppProxy;
-use ferry_tunnel::tunnel::{Mode, SystemOptions, Tunnel, TunnelEnd};
-use ferry_tunnel::wgconf::WgConfig;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -102,9 +99,10 @@ pub async fn run(args: Args) -> anyhow::Result<u8> {
         Err(e) => return Err(e.into()),
     };
     let clock = SystemClock::shared();
-    let tunnels = CliTunnels {
-        all: args.all,
+    let tunnels = WgTunnels {
+        system: args.all,
         proxy: args.proxy,
+        any_port_if_taken: false,
     };
     let out = Output::new(args.json);
     let http_proxy = !args.all && args.proxy.port() != 0;
@@ -530,130 +528,5 @@ impl Output {
 
     fn finish(&mut self) {
         self.clear_line();
-    }
-}
-
-/// Brings tunnels up in app mode (userspace stack + local proxies) or system mode (`--all`).
-struct CliTunnels {
-    all: bool,
-    proxy: SocketAddr,
-}
-
-/// A running tunnel and, in app mode, its proxies. The tunnel sits behind an `Arc` so waits on
-/// it (handshake, end) never block `down`, which first tells those waits to let go.
-struct CliTunnel {
-    slot: std::sync::Mutex<Option<Arc<Tunnel>>>,
-    going_down: tokio::sync::watch::Sender<bool>,
-    proxy: Option<AppProxy>,
-    last: std::sync::Mutex<(u64, u64)>,
-}
-
-impl TunnelFactory for CliTunnels {
-    type Tunnel = CliTunnel;
-
-    async fn up(&self, wg_quick: String) -> Result<CliTunnel, String> {
-        let config =
-            WgConfig::parse(&wg_quick).map_err(|e| format!("bad WireGuard config: {e}"))?;
-        let addrs = config.interface.addresses.clone();
-        let dns = config.interface.dns.clone();
-        let (mode, proxy) = if self.all {
-            (Mode::System(SystemOptions::default()), None)
-        } else {
-            let (ours, stack) = ferry_tunnel::pipe::pipe(1024);
-            let http = SocketAddr::new(self.proxy.ip(), self.proxy.port().saturating_add(1));
-            let http = (self.proxy.port() != 0).then_some(http);
-            let proxy = AppProxy::start(stack, addrs, dns, self.proxy, http)
-                .await
-                .map_err(|e| format!("cannot start the local proxy: {e}"))?;
-            (Mode::Pipe(ours), Some(proxy))
-        };
-        let tunnel = Tunnel::up(config, mode)
-            .await
-            .map_err(|e| format!("cannot bring the tunnel up: {e}"))?;
-        Ok(CliTunnel {
-            slot: std::sync::Mutex::new(Some(Arc::new(tunnel))),
-            going_down: tokio::sync::watch::channel(false).0,
-            proxy,
-            last: std::sync::Mutex::new((0, 0)),
-        })
-    }
-}
-
-impl CliTunnel {
-    fn get(&self) -> Option<Arc<Tunnel>> {
-        self.slot.lock().ok().and_then(|s| s.clone())
-    }
-
-    async fn until_down(&self) {
-        let mut rx = self.going_down.subscribe();
-        let _ = rx.wait_for(|d| *d).await;
-    }
-}
-
-impl TunnelHandle for CliTunnel {
-    async fn first_handshake(&self, timeout: Duration) -> Result<(), String> {
-        let Some(t) = self.get() else {
-            return Err("the tunnel is down".into());
-        };
-        tokio::select! {
-            r = t.wait_first_handshake(timeout) => r.map(|_| ()).map_err(|e| e.to_string()),
-            _ = self.until_down() => Err("the tunnel was taken down".into()),
-        }
-    }
-
-    fn traffic(&self) -> (u64, u64) {
-        match self.get() {
-            Some(t) => {
-                let s = t.stats();
-                if let Ok(mut last) = self.last.lock() {
-                    *last = (s.rx_bytes, s.tx_bytes);
-                }
-                (s.rx_bytes, s.tx_bytes)
-            }
-            None => self.last.lock().map(|s| *s).unwrap_or((0, 0)),
-        }
-    }
-
-    fn proxy(&self) -> Option<String> {
-        self.proxy.as_ref().map(|p| p.socks_addr().to_string())
-    }
-
-    async fn closed(&self) -> String {
-        let Some(t) = self.get() else {
-            return "the tunnel went down".into();
-        };
-        tokio::select! {
-            end = t.closed() => match end {
-                TunnelEnd::Down => "the tunnel went down".into(),
-                TunnelEnd::Failed(why) => why,
-            },
-            _ = self.until_down() => "the tunnel was taken down".into(),
-        }
-    }
-
-    async fn down(&self) {
-        let _ = self.traffic();
-        self.going_down.send_replace(true);
-        if let Some(p) = &self.proxy {
-            p.shutdown();
-        }
-        let taken = self.slot.lock().ok().and_then(|mut s| s.take());
-        let Some(mut t) = taken else { return };
-        // Waits that hold a clone let go at once (they watch `going_down`).
-        for _ in 0..500 {
-            match Arc::try_unwrap(t) {
-                Ok(tunnel) => {
-                    if let Err(e) = tunnel.down().await {
-                        tracing::warn!(error = %e, "tunnel teardown");
-                    }
-                    return;
-                }
-                Err(back) => {
-                    t = back;
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            }
-        }
-        tracing::warn!("tunnel still in use after 5 s; it closes when released");
     }
 }

@@ -274,6 +274,9 @@ pub async fn run_credits<A: CreditsApi>(
     }
 }
 
+/// Tries for a heartbeat that must go out before `end` and did not reach the server.
+const FLUSH_ATTEMPTS: u32 = 5;
+
 /// Flushes gaps over 300 s as heartbeats, then sends `end` with retries on failures that
 /// certainly did not reach the server. Re-sending `end` is safe: a second one answers 404.
 async fn finish<A: CreditsApi>(
@@ -288,7 +291,10 @@ async fn finish<A: CreditsApi>(
     let stop_at = clock.now();
     let deadline = stop_at + timeouts.end_deadline;
     if meter.stopped() != Some(StopCause::SessionGone) {
-        // Connected time ends at stop_at: flush what is over 300 s, as heartbeats.
+        // Connected time ends at stop_at: flush what is over 300 s, as heartbeats. One that
+        // certainly did not reach the server is retried a few times (its seconds carried),
+        // else those seconds would be lost to the `end` cap of 300.
+        let mut failures = 0u32;
         while meter.needs_flush_before_end(stop_at) {
             let Some(secs) = meter.take_heartbeat(stop_at) else {
                 break;
@@ -300,8 +306,18 @@ async fn finish<A: CreditsApi>(
             for n in meter.on_heartbeat(outcome, clock.now(), 0.5) {
                 emit(CreditsEvent::Note(n));
             }
-            if failed || meter.stopped().is_some() || clock.now() >= deadline {
+            if meter.stopped().is_some() || clock.now() >= deadline {
                 break;
+            }
+            if failed {
+                failures += 1;
+                if failures >= FLUSH_ATTEMPTS {
+                    warn!("heartbeats before end did not reach the server; ending anyway");
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100 * u64::from(failures))).await;
+            } else {
+                failures = 0;
             }
         }
     }

@@ -10,3 +10,4 @@ pub mod ports;
 pub mod recover;
 pub mod supervisor;
 pub mod tunnelbyte;
+pub mod wg_tunnels;

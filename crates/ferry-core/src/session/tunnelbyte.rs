@@ -15,6 +15,9 @@ use crate::clock::SharedClock;
 use crate::meter::credits_driver::DisconnectReason;
 use crate::meter::quota::{run_quota, QuotaApi, QuotaExit, QuotaMeter, QuotaNote, POLL_INTERVAL};
 
+/// How often local traffic figures are published while connected.
+pub const TRAFFIC_EVERY: Duration = Duration::from_secs(1);
+
 /// A created tunnelbyte session.
 #[derive(Debug, Clone)]
 pub struct Created {
@@ -182,7 +185,21 @@ impl<A: TunnelbyteApi, T: TunnelFactory, L: Ledger> Provider for TunnelbyteProvi
         let ledger = self.ledger.clone();
         let row = live.row;
         let forward = async {
-            while let Some(n) = rx.recv().await {
+            // Local traffic figures between status polls (the window's bytes and rates).
+            let mut ticker = tokio::time::interval(TRAFFIC_EVERY);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                let n = tokio::select! {
+                    n = rx.recv() => match n {
+                        Some(n) => n,
+                        None => break,
+                    },
+                    _ = ticker.tick() => {
+                        let (rx_bytes, tx_bytes) = live.tunnel.traffic();
+                        let _ = events.send(SessionEvent::Traffic { rx_bytes, tx_bytes });
+                        continue;
+                    }
+                };
                 let ev = match n {
                     QuotaNote::Sample(s) => {
                         ledger

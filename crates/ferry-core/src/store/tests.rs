@@ -429,6 +429,19 @@ async fn database_failing_its_integrity_check_is_moved_aside() {
             .unwrap();
     }
     store.close().await;
+    // Fold the WAL into the file (closing does it too, but not always before we read it).
+    {
+        let mut c = SqliteConnectOptions::new()
+            .filename(&db)
+            .connect()
+            .await
+            .unwrap();
+        sqlx::query("PRAGMA journal_mode=DELETE")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        c.close().await.unwrap();
+    }
     assert!(!tmp.path().join("history.db-wal").exists(), "checkpointed");
     // Keep the header and schema page; scribble over the pages after it.
     let mut bytes = std::fs::read(&db).unwrap();

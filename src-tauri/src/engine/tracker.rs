@@ -1,0 +1,434 @@
+//! Turns the supervisor's [`SessionEvent`]s into what the window shows (pure: no I/O, the time
+//! is passed in). One tracker per connection attempt.
+
+use ferry_core::meter::quota::WindowUse;
+use ferry_core::session::event::SessionEvent;
+use ferry_core::session::machine::{ErrorCause, State};
+
+use crate::contract::{
+    ConnectionView, ErrorView, LiveView, MeterView, Phase, QuotaUnit, QuotaView, RegionRef, Sample,
+    Service, TunnelMode, UiEvent,
+};
+
+/// Samples kept for the charts (one per update; the oldest drop off).
+pub const MAX_SAMPLES: usize = 600;
+
+/// The views of one connection, updated event by event.
+#[derive(Debug, Clone)]
+pub struct Tracker {
+    /// The connection as shown.
+    pub connection: ConnectionView,
+    /// The live panel while connected.
+    pub live: Option<LiveView>,
+    service: Service,
+    credits_at_start: Option<f64>,
+    last_traffic: Option<(i64, u64, u64)>,
+    last_credits: Option<(f64, f64)>,
+}
+
+/// What the window says for an error cause: a code, the cause in words, what to do.
+pub fn error_view(cause: &ErrorCause) -> ErrorView {
+    let (code, message, action) = match cause {
+        ErrorCause::CreditsExhausted(m) => (
+            "insufficient_credits".to_string(),
+            format!("Not enough OrbNET credits to connect ({m})."),
+            "Top up your OrbNET account, then connect again.",
+        ),
+        ErrorCause::QuotaExhausted(m) => (
+            "quota_exhausted".to_string(),
+            format!("Your tunnelbyte quota is used up: {m}."),
+            "Wait until the window resets, or upgrade your tunnelbyte plan.",
+        ),
+        ErrorCause::RegionUnavailable(m) => (
+            "region_unavailable".to_string(),
+            format!("That region is unavailable: {m}."),
+            "Pick another region.",
+        ),
+        ErrorCause::SessionConflict(m) => (
+            "session_conflict".to_string(),
+            m.clone(),
+            "End the session on your other device, then connect again.",
+        ),
+        ErrorCause::CreditsDepleted => (
+            "credits_depleted".to_string(),
+            "Your OrbNET credits ran out and the server ended the session.".to_string(),
+            "Top up your OrbNET account, then connect again.",
+        ),
+        ErrorCause::TerminatedByServer(reason) => (
+            format!("server_ended:{reason}"),
+            format!("The server ended the session ({reason})."),
+            "Connect again when you are ready.",
+        ),
+        ErrorCause::Tunnel(m) if m.contains("ermission") || m.contains("EPERM") => (
+            "tunnel".to_string(),
+            format!("The tunnel could not start: {m}."),
+            "Routing all traffic needs administrator rights; use app mode, or run Ferry with \
+             the rights to create a network device.",
+        ),
+        ErrorCause::Tunnel(m) => (
+            "tunnel".to_string(),
+            format!("The tunnel failed: {m}."),
+            "Check your network connection and try again.",
+        ),
+        ErrorCause::Service(m) => (
+            "service".to_string(),
+            format!("The service did not answer as expected: {m}."),
+            "Try again in a moment.",
+        ),
+    };
+    ErrorView {
+        code,
+        message,
+        action: action.to_string(),
+    }
+}
+
+fn quota_view(label: &str, unit: QuotaUnit, w: &WindowUse) -> QuotaView {
+    QuotaView {
+        label: label.to_string(),
+        unit,
+        used: w.used,
+        limit: (w.limit > 0).then_some(w.limit),
+        resets_at_ms: w.resets_at.map(|t| t.timestamp_millis()),
+    }
+}
+
+impl Tracker {
+    /// A connection starting now to `region`; `credits` is the account's balance if known.
+    pub fn new(
+        region: RegionRef,
+        label: Option<String>,
+        mode: TunnelMode,
+        credits: Option<f64>,
+        now_ms: i64,
+    ) -> Self {
+        Tracker {
+            service: region.service,
+            connection: ConnectionView {
+                phase: Phase::Connecting,
+                region: Some(region),
+                region_label: label,
+                mode,
+                error: None,
+                since_ms: now_ms,
+            },
+            live: None,
+            credits_at_start: credits,
+            last_traffic: None,
+            last_credits: None,
+        }
+    }
+
+    /// Credits left after the last heartbeat, and the burn rate per minute.
+    pub fn credits(&self) -> Option<(f64, f64)> {
+        self.last_credits
+    }
+
+    fn set_phase(&mut self, phase: Phase, now_ms: i64) {
+        if self.connection.phase != phase {
+            self.connection.since_ms = now_ms;
+        }
+        self.connection.phase = phase;
+    }
+
+    fn push_sample(live: &mut LiveView, now_ms: i64, meter: f64) {
+        live.samples.push(Sample {
+            at_ms: now_ms,
+            meter,
+            bytes: live.bytes_in.saturating_add(live.bytes_out),
+        });
+        if live.samples.len() > MAX_SAMPLES {
+            let extra = live.samples.len() - MAX_SAMPLES;
+            live.samples.drain(..extra);
+        }
+    }
+
+    fn meter_value(meter: &MeterView) -> f64 {
+        match meter {
+            MeterView::Credits { left, .. } => *left,
+            MeterView::Quota {
+                cost_millicents, ..
+            } => cost_millicents.unwrap_or(0) as f64,
+        }
+    }
+
+    /// Applies one event; returns the UI events to publish.
+    pub fn apply(&mut self, event: &SessionEvent, now_ms: i64) -> Vec<UiEvent> {
+        match event {
+            SessionEvent::State { state } => {
+                let phase = match state {
+                    State::Disconnected => Phase::Disconnected,
+                    State::Connecting => Phase::Connecting,
+                    State::Connected { .. } => Phase::Connected,
+                    State::Reconnecting { .. } => Phase::Reconnecting,
+                    State::Disconnecting { .. } => Phase::Disconnecting,
+                    State::Error { .. } => Phase::Error,
+                };
+                if let State::Error { cause } = state {
+                    self.connection.error = Some(error_view(cause));
+                } else if phase != Phase::Disconnecting {
+                    self.connection.error = None;
+                }
+                self.set_phase(phase, now_ms);
+                let mut out = Vec::new();
+                if matches!(phase, Phase::Disconnected | Phase::Error) && self.live.is_some() {
+                    self.live = None;
+                    out.push(UiEvent::Live(None));
+                }
+                out.insert(0, UiEvent::Connection(self.connection.clone()));
+                out
+            }
+            SessionEvent::Connected { exit_ip, proxy, .. } => {
+                let meter = match self.service {
+                    Service::Orbnet => MeterView::Credits {
+                        left: self.credits_at_start.unwrap_or(0.0),
+                        burn_per_minute: 0.0,
+                        spent: 0.0,
+                    },
+                    _ => MeterView::Quota {
+                        cost_millicents: None,
+                        quotas: vec![],
+                    },
+                };
+                self.last_traffic = Some((now_ms, 0, 0));
+                self.live = Some(LiveView {
+                    started_ms: now_ms,
+                    at_ms: now_ms,
+                    exit_ip: exit_ip.clone(),
+                    proxy: proxy.clone(),
+                    bytes_in: 0,
+                    bytes_out: 0,
+                    rate_in: 0.0,
+                    rate_out: 0.0,
+                    meter,
+                    samples: vec![],
+                });
+                vec![UiEvent::Live(self.live.clone())]
+            }
+            SessionEvent::Credits {
+                credits_remaining,
+                consumption_rate,
+                ..
+            } => {
+                self.last_credits = Some((*credits_remaining, *consumption_rate));
+                let start = *self.credits_at_start.get_or_insert(*credits_remaining);
+                let Some(live) = self.live.as_mut() else {
+                    return vec![];
+                };
+                live.meter = MeterView::Credits {
+                    left: *credits_remaining,
+                    burn_per_minute: *consumption_rate,
+                    spent: (start - credits_remaining).max(0.0),
+                };
+                live.at_ms = now_ms;
+                Self::push_sample(live, now_ms, *credits_remaining);
+                vec![UiEvent::Live(Some(live.clone()))]
+            }
+            SessionEvent::Quota(q) => {
+                let Some(live) = self.live.as_mut() else {
+                    return vec![];
+                };
+                // Both windows always: an unmetered one (paid tier) shows its use without a cap.
+                let quotas = vec![
+                    quota_view("Data this week", QuotaUnit::Bytes, &q.bytes_window),
+                    quota_view("Time today", QuotaUnit::Seconds, &q.seconds_window),
+                ];
+                live.meter = MeterView::Quota {
+                    cost_millicents: q.cost_millicents,
+                    quotas,
+                };
+                live.at_ms = now_ms;
+                let value = Self::meter_value(&live.meter);
+                Self::push_sample(live, now_ms, value);
+                vec![UiEvent::Live(Some(live.clone()))]
+            }
+            SessionEvent::Traffic { rx_bytes, tx_bytes } => {
+                let Some(live) = self.live.as_mut() else {
+                    return vec![];
+                };
+                if let Some((t, rx, tx)) = self.last_traffic {
+                    let dt = (now_ms - t) as f64 / 1000.0;
+                    if dt > 0.0 {
+                        live.rate_in = rx_bytes.saturating_sub(rx) as f64 / dt;
+                        live.rate_out = tx_bytes.saturating_sub(tx) as f64 / dt;
+                    }
+                }
+                self.last_traffic = Some((now_ms, *rx_bytes, *tx_bytes));
+                live.bytes_in = *rx_bytes;
+                live.bytes_out = *tx_bytes;
+                live.at_ms = now_ms;
+                let value = Self::meter_value(&live.meter);
+                Self::push_sample(live, now_ms, value);
+                vec![UiEvent::Live(Some(live.clone()))]
+            }
+            SessionEvent::Failed { cause, .. } => {
+                self.connection.error = Some(error_view(cause));
+                vec![]
+            }
+            SessionEvent::SessionEnded { .. }
+            | SessionEvent::LowCredits { .. }
+            | SessionEvent::Heartbeat { .. }
+            | SessionEvent::QuotaWarning { .. }
+            | SessionEvent::Notice { .. } => vec![],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_core::clock::BootInstant;
+    use ferry_core::meter::quota::QuotaSample;
+
+    fn orb() -> Tracker {
+        Tracker::new(
+            RegionRef {
+                service: Service::Orbnet,
+                id: "1".into(),
+            },
+            Some("Paris".into()),
+            TunnelMode::App,
+            Some(100.0),
+            0,
+        )
+    }
+
+    fn state(s: State) -> SessionEvent {
+        SessionEvent::State { state: s }
+    }
+
+    fn connected() -> SessionEvent {
+        SessionEvent::Connected {
+            service: "orbnet".into(),
+            location: "Paris".into(),
+            session_id: "s".into(),
+            exit_ip: Some("10.64.0.1".into()),
+            proxy: Some("127.0.0.1:1080".into()),
+        }
+    }
+
+    #[test]
+    fn phases_follow_the_supervisor_and_errors_carry_words() {
+        let mut t = orb();
+        assert_eq!(t.connection.phase, Phase::Connecting);
+        t.apply(
+            &state(State::Connected {
+                since: BootInstant::from_millis(0),
+            }),
+            10,
+        );
+        assert_eq!(t.connection.phase, Phase::Connected);
+        assert_eq!(t.connection.since_ms, 10);
+        t.apply(&connected(), 10);
+        assert!(t.live.is_some());
+        let out = t.apply(
+            &state(State::Error {
+                cause: ErrorCause::CreditsDepleted,
+            }),
+            20,
+        );
+        assert_eq!(t.connection.phase, Phase::Error);
+        let e = t.connection.error.clone().unwrap();
+        assert_eq!(e.code, "credits_depleted");
+        assert!(e.message.contains("credits ran out") && e.action.contains("Top up"));
+        assert!(t.live.is_none());
+        assert!(matches!(
+            out.as_slice(),
+            [UiEvent::Connection(_), UiEvent::Live(None)]
+        ));
+        let e = error_view(&ErrorCause::TerminatedByServer("idle".into()));
+        assert_eq!(e.code, "server_ended:idle");
+    }
+
+    #[test]
+    fn credits_fall_and_spent_grows() {
+        let mut t = orb();
+        t.apply(&connected(), 0);
+        let out = t.apply(
+            &SessionEvent::Credits {
+                credits_remaining: 98.5,
+                consumption_rate: 1.5,
+                minutes_left: Some(65.0),
+            },
+            60_000,
+        );
+        let Some(UiEvent::Live(Some(l))) = out.first() else {
+            panic!("{out:?}")
+        };
+        assert_eq!(
+            l.meter,
+            MeterView::Credits {
+                left: 98.5,
+                burn_per_minute: 1.5,
+                spent: 1.5
+            }
+        );
+        assert_eq!(l.samples.len(), 1);
+        assert_eq!(t.credits(), Some((98.5, 1.5)));
+    }
+
+    #[test]
+    fn traffic_gives_rates_and_quota_gives_bars_with_resets() {
+        let mut t = Tracker::new(
+            RegionRef {
+                service: Service::Tunnelbyte,
+                id: "eu".into(),
+            },
+            None,
+            TunnelMode::App,
+            None,
+            0,
+        );
+        t.apply(&connected(), 0);
+        t.apply(
+            &SessionEvent::Traffic {
+                rx_bytes: 2_000,
+                tx_bytes: 1_000,
+            },
+            2_000,
+        );
+        let l = t.live.clone().unwrap();
+        assert_eq!((l.rate_in, l.rate_out), (1_000.0, 500.0));
+        let resets = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        t.apply(
+            &SessionEvent::Quota(QuotaSample {
+                bytes_in: 2_000,
+                bytes_out: 1_000,
+                cost_millicents: Some(1234),
+                currency: Some("EUR".into()),
+                bytes_window: WindowUse {
+                    used: 10,
+                    limit: 100,
+                    resets_at: Some(resets),
+                },
+                seconds_window: WindowUse {
+                    used: 0,
+                    limit: 0,
+                    resets_at: None,
+                },
+            }),
+            3_000,
+        );
+        let MeterView::Quota {
+            cost_millicents,
+            quotas,
+        } = t.live.clone().unwrap().meter
+        else {
+            panic!()
+        };
+        assert_eq!(cost_millicents, Some(1234));
+        assert_eq!(quotas.len(), 2);
+        assert_eq!(quotas[0].limit, Some(100));
+        assert_eq!(quotas[0].resets_at_ms, Some(1_800_000_000_000));
+        assert_eq!(quotas[1].limit, None, "an unmetered window has no cap");
+        // Rates never go negative when a counter restarts.
+        t.apply(
+            &SessionEvent::Traffic {
+                rx_bytes: 0,
+                tx_bytes: 0,
+            },
+            4_000,
+        );
+        assert_eq!(t.live.unwrap().rate_in, 0.0);
+    }
+}

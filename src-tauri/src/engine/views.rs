@@ -1,0 +1,206 @@
+//! Maps ferry-core's service and store types to the window's views (pure).
+
+use chrono::{DateTime, Utc};
+use ferry_core::services::neosc::{Workspace, WorkspaceSession};
+use ferry_core::services::orbnet::Server;
+use ferry_core::services::tunnelbyte::Region as TbRegion;
+use ferry_core::services::ServiceKind;
+use ferry_core::store::{DailyTotal, SessionRecord};
+
+use crate::contract::{
+    DayTotal, HistoryRow, Region, RegionRef, Service, WorkspaceSessionView, WorkspaceView,
+};
+
+/// The window's service for ferry-core's.
+pub fn service(kind: ServiceKind) -> Service {
+    match kind {
+        ServiceKind::Orbnet => Service::Orbnet,
+        ServiceKind::Tunnelbyte => Service::Tunnelbyte,
+        ServiceKind::Neosc => Service::Neosc,
+    }
+}
+
+/// ferry-core's service for the window's.
+pub fn kind(s: Service) -> ServiceKind {
+    match s {
+        Service::Orbnet => ServiceKind::Orbnet,
+        Service::Tunnelbyte => ServiceKind::Tunnelbyte,
+        Service::Neosc => ServiceKind::Neosc,
+    }
+}
+
+fn ms(t: Option<DateTime<Utc>>) -> Option<i64> {
+    t.map(|t| t.timestamp_millis())
+}
+
+/// OrbNET servers as regions (hidden ones left out).
+pub fn orbnet_regions(servers: Vec<Server>) -> Vec<Region> {
+    servers
+        .into_iter()
+        .filter(|s| !s.hidden)
+        .map(|s| Region {
+            reference: RegionRef {
+                service: Service::Orbnet,
+                id: s.id.to_string(),
+            },
+            label: if s.city.is_empty() {
+                s.display_name().to_string()
+            } else {
+                s.city.clone()
+            },
+            country: (!s.country.is_empty()).then(|| s.country.clone()),
+            nodes: None,
+            available: true,
+            note: None,
+        })
+        .collect()
+}
+
+/// tunnelbyte regions; one without nodes is listed but unavailable, with the reason.
+pub fn tunnelbyte_regions(regions: Vec<TbRegion>) -> Vec<Region> {
+    regions
+        .into_iter()
+        .map(|r| Region {
+            reference: RegionRef {
+                service: Service::Tunnelbyte,
+                id: r.code.clone(),
+            },
+            label: r.code.clone(),
+            country: None,
+            nodes: Some(u32::try_from(r.node_count).unwrap_or(u32::MAX)),
+            available: r.node_count > 0,
+            note: (r.node_count == 0).then(|| format!("no active node in region {}", r.code)),
+        })
+        .collect()
+}
+
+/// NeoSC workspaces.
+pub fn workspaces(list: Vec<Workspace>) -> Vec<WorkspaceView> {
+    list.into_iter()
+        .map(|w| WorkspaceView {
+            name: if w.name.is_empty() {
+                w.id.clone()
+            } else {
+                w.name
+            },
+            id: w.id,
+            state: w.status,
+        })
+        .collect()
+}
+
+/// NeoSC sessions, active first, newest first.
+pub fn workspace_sessions(list: Vec<WorkspaceSession>) -> Vec<WorkspaceSessionView> {
+    let mut out: Vec<WorkspaceSessionView> = list
+        .into_iter()
+        .map(|s| WorkspaceSessionView {
+            active: s.is_active(),
+            id: s.id,
+            workspace: if s.workspace_name.is_empty() {
+                s.workspace_id
+            } else {
+                s.workspace_name
+            },
+            kind: s.workspace_type,
+            started_ms: ms(s.started_at).unwrap_or(0),
+            ended_ms: ms(s.ended_at),
+            tunnel: s.tunnel_status,
+            mfa: s.mfa_verified,
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.active
+            .cmp(&a.active)
+            .then(b.started_ms.cmp(&a.started_ms))
+    });
+    out
+}
+
+/// One history row as the window lists it.
+pub fn history_row(r: &SessionRecord, now: DateTime<Utc>) -> HistoryRow {
+    HistoryRow {
+        id: r.id.to_string(),
+        service: service(r.service),
+        region: r.location.clone().unwrap_or_default(),
+        started_ms: r.connected_at.unwrap_or(r.started_at).timestamp_millis(),
+        duration_s: r.connected_secs(now).unwrap_or(0),
+        credits_used: r.credits_used,
+        cost_millicents: r.cost_millicents,
+        bytes: r.bytes_in.saturating_add(r.bytes_out),
+        end_reason: r
+            .end_reason
+            .as_ref()
+            .map(|e| e.as_str().to_string())
+            .or_else(|| Some("connected".into()).filter(|_| r.ended_at.is_none())),
+    }
+}
+
+/// Totals per day across services (the store keeps them per day and service), newest first.
+pub fn day_totals(per_service: &[DailyTotal]) -> Vec<DayTotal> {
+    let mut days: Vec<DayTotal> = Vec::new();
+    for t in per_service {
+        let day = match days.iter_mut().find(|d| d.day == t.day) {
+            Some(d) => d,
+            None => {
+                days.push(DayTotal {
+                    day: t.day.clone(),
+                    sessions: 0,
+                    duration_s: 0,
+                    credits_used: 0.0,
+                    cost_millicents: 0,
+                    bytes: 0,
+                });
+                let last = days.len() - 1;
+                &mut days[last]
+            }
+        };
+        day.sessions = day
+            .sessions
+            .saturating_add(u32::try_from(t.totals.sessions).unwrap_or(u32::MAX));
+        day.duration_s = day.duration_s.saturating_add(t.totals.connected_secs);
+        day.credits_used += t.totals.credits_used;
+        day.cost_millicents = day.cost_millicents.saturating_add(t.totals.cost_millicents);
+        day.bytes = day
+            .bytes
+            .saturating_add(t.totals.bytes_in.saturating_add(t.totals.bytes_out));
+    }
+    days.sort_by(|a, b| b.day.cmp(&a.day));
+    days
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_core::store::Totals;
+
+    fn total(day: &str, service: ServiceKind, credits: f64, cost: u64) -> DailyTotal {
+        DailyTotal {
+            day: day.into(),
+            totals: Totals {
+                service,
+                sessions: 1,
+                connected_secs: 60,
+                credits_used: credits,
+                cost_millicents: cost,
+                bytes_in: 10,
+                bytes_out: 5,
+            },
+        }
+    }
+
+    #[test]
+    fn days_merge_services_newest_first() {
+        let d = day_totals(&[
+            total("2026-11-28", ServiceKind::Orbnet, 1.5, 0),
+            total("2026-11-29", ServiceKind::Orbnet, 2.0, 0),
+            total("2026-11-29", ServiceKind::Tunnelbyte, 0.0, 700),
+        ]);
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0].day, "2026-11-29");
+        assert_eq!(d[0].sessions, 2);
+        assert_eq!(d[0].duration_s, 120);
+        assert_eq!(d[0].cost_millicents, 700);
+        assert_eq!(d[0].bytes, 30);
+        assert_eq!(d[1].credits_used, 1.5);
+    }
+}
