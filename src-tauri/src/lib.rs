@@ -4,6 +4,7 @@
 //! commands; the decisions (tray menu contents, which notification to show) are pure functions in
 //! [`tray_model`], [`observe`] and [`notify_policy`].
 
+pub mod autostart;
 pub mod backend;
 pub mod commands;
 pub mod contract;

@@ -345,6 +345,9 @@ pub fn run(options: LaunchOptions) -> anyhow::Result<()> {
             crate::engine::Engine::open(opts, secrets, false, None).await
         }
     })?;
+    let start_minimized = tauri::async_runtime::block_on(engine.snapshot())
+        .settings
+        .start_minimized;
     let backend: Arc<dyn Backend> = Arc::new(engine);
     let builder =
         tauri::Builder::default().plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
@@ -357,7 +360,7 @@ pub fn run(options: LaunchOptions) -> anyhow::Result<()> {
         ShellOptions {
             tray: true,
             notify: true,
-            minimized: options.minimized,
+            minimized: options.minimized || start_minimized,
         },
     )
     .run(tauri::generate_context!())?;

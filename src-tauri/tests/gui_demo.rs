@@ -57,6 +57,12 @@ async fn demo_walkthrough_in_the_real_window() {
     )
     .await;
     app.wait_css("#demo-badge").await;
+    // Figures for the issue note (not asserted: speed and size are benchmarks, not tests).
+    app.wait_css("html[data-ready='1']").await;
+    eprintln!(
+        "measure: app RSS idle {} MiB (app + WebKit processes)",
+        app.app_rss_kib() / 1024
+    );
     let lab: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&urls_file).unwrap()).unwrap();
     let _ = std::fs::remove_file(&urls_file);
@@ -140,6 +146,10 @@ async fn demo_walkthrough_in_the_real_window() {
     app.wait_text("#quota-0", "quota bar", |t| t.contains("resets in"))
         .await;
     app.screenshot("screen-quota").await;
+    eprintln!(
+        "measure: app RSS connected {} MiB (app + WebKit processes)",
+        app.app_rss_kib() / 1024
+    );
     app.click_css("#connect-btn").await;
     app.wait_text("#connect-btn", "disconnected", |t| t == "Connect")
         .await;

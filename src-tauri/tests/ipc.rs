@@ -28,6 +28,7 @@ fn options(dir: &std::path::Path) -> EngineOptions {
     o.heartbeat = Some(Duration::from_secs(1));
     o.status_poll = Duration::from_secs(1);
     o.proxy = "127.0.0.1:0".parse().unwrap();
+    o.autostart_dir = Some(dir.join("autostart"));
     o
 }
 
@@ -384,8 +385,16 @@ fn settings_are_validated_and_kept() {
     assert_eq!(err["code"], "invalid_input");
     s["base_urls"]["orbnet"] = json!("http://127.0.0.1:9/orbnet/api/v1");
     s["close_to_tray"] = json!(false);
-    let saved = a.ok("save_settings", json!({"settings": s}));
+    s["launch_at_login"] = json!(true);
+    let saved = a.ok("save_settings", json!({"settings": s.clone()}));
     assert_eq!(saved["close_to_tray"], false);
+    // Launch at login writes an XDG autostart entry that starts this binary minimized.
+    let entry = a._dir.path().join("autostart/ferry.desktop");
+    let text = std::fs::read_to_string(&entry).unwrap();
+    assert!(text.contains("--minimized"), "{text}");
+    s["launch_at_login"] = json!(false);
+    a.ok("save_settings", json!({"settings": s}));
+    assert!(!entry.exists());
     assert!(!a.snapshot().settings.close_to_tray);
     // Kept in the data dir's database: a new engine on it reads them back.
     let again = tauri::async_runtime::block_on(Engine::open(

@@ -68,6 +68,8 @@ pub struct EngineOptions {
     pub handshake_timeout: Duration,
     /// The demo writes its lab's URLs (control API included) here, for tests that drive the lab.
     pub demo_urls_file: Option<PathBuf>,
+    /// Where the launch-at-login entry goes (`None`: no home, the setting is refused).
+    pub autostart_dir: Option<PathBuf>,
 }
 
 impl EngineOptions {
@@ -93,6 +95,7 @@ impl EngineOptions {
                 .unwrap_or(Duration::from_secs(30)),
             handshake_timeout: Duration::from_secs(15),
             demo_urls_file: std::env::var_os("FERRY_DEMO_URLS_FILE").map(PathBuf::from),
+            autostart_dir: crate::autostart::dir_from(|k| std::env::var(k).ok()),
         }
     }
 }
@@ -427,6 +430,29 @@ impl Engine {
             Ok(h) => self.emit(UiEvent::History(h)),
             Err(e) => tracing::warn!(error = %e, "history not refreshed"),
         }
+    }
+
+    /// Writes or removes the launch-at-login entry (starting this binary minimized).
+    fn apply_autostart(&self, enabled: bool) -> Result<(), CommandError> {
+        let fail = |e: String| {
+            CommandError::new(
+                "autostart",
+                format!("Could not change launch at login: {e}"),
+            )
+        };
+        let dir = self
+            .inner
+            .opts
+            .autostart_dir
+            .clone()
+            .ok_or_else(|| fail("no home directory".into()))?;
+        let exe = std::env::current_exe().map_err(|e| fail(e.to_string()))?;
+        let args: &[&str] = if self.inner.demo {
+            &["--minimized", "--demo"]
+        } else {
+            &["--minimized"]
+        };
+        crate::autostart::apply(&dir, enabled, &exe, args).map_err(|e| fail(e.to_string()))
     }
 
     fn find_region(&self, r: &RegionRef) -> Option<Region> {
@@ -866,6 +892,10 @@ impl Backend for Engine {
 
     async fn save_settings(&self, settings: Settings) -> Result<Settings, CommandError> {
         validate_settings(&settings)?;
+        let before = self.lock().settings.launch_at_login;
+        if settings.launch_at_login != before {
+            self.apply_autostart(settings.launch_at_login)?;
+        }
         let urls_changed = self.urls() != settings.base_urls;
         self.store_settings(&settings).await;
         {

@@ -215,6 +215,44 @@ impl AppSession {
         }
     }
 
+    /// Resident memory of the app and every process it started (WebKit's web and network
+    /// processes), in KiB: the processes whose environment carries this session's data dir,
+    /// minus the driver's own. `FERRY_RSS_DETAIL=1` prints each process.
+    #[allow(clippy::print_stderr)]
+    pub fn app_rss_kib(&self) -> u64 {
+        let marker = format!("FERRY_DATA_DIR={}", self.data_dir.display());
+        let skip = ["tauri-driver", "WebKitWebDriver"];
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return 0;
+        };
+        let mut total = 0;
+        for entry in entries.flatten() {
+            let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+            if !environ.split(|b| *b == 0).any(|v| v == marker.as_bytes()) {
+                continue;
+            }
+            let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
+            let name = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Name:"))
+                .unwrap_or("")
+                .trim();
+            if skip.iter().any(|s| name.starts_with(&s[..s.len().min(15)])) {
+                continue;
+            }
+            let rss = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                .unwrap_or(0);
+            if std::env::var_os("FERRY_RSS_DETAIL").is_some() {
+                eprintln!("rss: {name} {rss} KiB");
+            }
+            total += rss;
+        }
+        total
+    }
+
     fn stop_driver(&mut self) {
         self.kill_leftover_apps();
         // tauri-driver kills WebKitWebDriver only on TERM/INT/QUIT, never on SIGKILL.

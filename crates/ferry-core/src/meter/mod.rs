@@ -1,7 +1,6 @@
-//! Metering: OrbNET credits (heartbeats), tunnelbyte quota and cost (status polls), NeoSC
-//! workspace sessions (refresh loop). Each has pure accounting plus a small async driver.
+//! Metering: OrbNET credits (heartbeats) and tunnelbyte quota and cost (status polls). Each has
+//! pure accounting plus a small async driver. (NeoSC sessions: [`crate::workspaces`].)
 
 pub mod credits;
 pub mod credits_driver;
 pub mod quota;
-pub mod workspaces;
