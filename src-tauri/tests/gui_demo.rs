@@ -76,9 +76,93 @@ async fn demo_walkthrough_in_the_real_window() {
         })
         .await;
     }
+    // Sign out of each service and back in through the window's forms: OrbNET with a 2FA
+    // account (the code comes from the lab), tunnelbyte with a pasted token, NeoSC.
+    let seeded: serde_json::Value = reqwest::get(format!("{control}/accounts"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let twofa = seeded["orbnet"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["two_factor"] == true)
+        .unwrap()
+        .clone();
+    let twofa_email = twofa["email"].as_str().unwrap().to_string();
+    let twofa_pass = twofa["password"].as_str().unwrap().to_string();
+    app.click_css("#account-orbnet button").await;
+    app.fill_and_submit(
+        &[
+            ("#orbnet-email", twofa_email.as_str()),
+            ("#orbnet-password", twofa_pass.as_str()),
+        ],
+        "#orbnet-signin",
+    )
+    .await;
+    app.wait_css("#orbnet-totp").await;
+    let fresh: serde_json::Value = reqwest::get(format!("{control}/accounts"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let code = fresh["orbnet"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["email"] == twofa["email"])
+        .and_then(|a| a["totp_code"].as_str())
+        .unwrap()
+        .to_string();
+    app.fill_and_submit(
+        &[
+            ("#orbnet-email", twofa_email.as_str()),
+            ("#orbnet-password", twofa_pass.as_str()),
+            ("#orbnet-totp", code.as_str()),
+        ],
+        "#orbnet-signin",
+    )
+    .await;
+    let paid = seeded["tunnelbyte"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["tier"] == "paid")
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.click_css("#account-tunnelbyte button").await;
+    app.fill_and_submit(
+        &[("#tunnelbyte-token", paid.as_str())],
+        "#tunnelbyte-signin",
+    )
+    .await;
+    let neosc_email = seeded["neosc"][0]["email"].as_str().unwrap().to_string();
+    let neosc_pass = seeded["neosc"][0]["password"].as_str().unwrap().to_string();
+    app.click_css("#account-neosc button").await;
+    app.fill_and_submit(
+        &[
+            ("#neosc-email", neosc_email.as_str()),
+            ("#neosc-password", neosc_pass.as_str()),
+        ],
+        "#neosc-signin",
+    )
+    .await;
+    for s in ["orbnet", "tunnelbyte", "neosc"] {
+        app.wait_text(
+            &format!("#account-{s} .signed-in"),
+            "signed in again",
+            |t| t.starts_with("Signed in"),
+        )
+        .await;
+    }
     let orbnet = app
         .wait_text("#account-orbnet .signed-in", "OrbNET label", |t| {
-            t.contains('@')
+            t.contains(twofa_email.as_str())
         })
         .await;
     let email = orbnet

@@ -124,6 +124,33 @@ impl AppSession {
             .unwrap_or_else(|e| panic!("element {css} did not appear: {e}"))
     }
 
+    /// Fills form fields (`css`, text) and clicks `submit`; fills again if a re-render replaced
+    /// the form before the click (bounded).
+    pub async fn fill_and_submit(&self, fields: &[(&str, &str)], submit: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        'again: loop {
+            assert!(Instant::now() < deadline, "could not fill {fields:?}");
+            for (css, text) in fields {
+                let el = self.wait_css(css).await;
+                let _ = el.clear().await;
+                if el.send_keys(text).await.is_err() {
+                    continue 'again;
+                }
+            }
+            for (css, text) in fields {
+                let value = match self.c().find(Locator::Css(css)).await {
+                    Ok(el) => el.prop("value").await.ok().flatten(),
+                    Err(_) => None,
+                };
+                if value.as_deref() != Some(*text) {
+                    continue 'again;
+                }
+            }
+            self.click_css(submit).await;
+            return;
+        }
+    }
+
     /// Clicks the element matching `css`, finding it again if a re-render replaced it (bounded).
     pub async fn click_css(&self, css: &str) {
         let deadline = Instant::now() + Duration::from_secs(20);
