@@ -9,7 +9,10 @@
 #   ferry       Ferry's system mode at both ends (`ferry up --all` in each namespace)
 # Per scenario: median Mbit/s, TCP retransmits (iperf3's sender count), RSS and CPU-seconds per
 # GB of both daemons under load, UDP receive-buffer errors and TUN tx drops during the runs.
-# Also: time from `ferry up` to the first ping through the tunnel, ping RTT, idle CPU and RSS,
+# Also: handshake -> first packet for Ferry, HS_ROUNDS (5) times: a UDP sender in A (every
+# 0.2 ms, running before `ferry up` starts) and a receiver in B stamp the first datagram through
+# the tunnel; Ferry logs "handshake initiation sent" / "handshake completed" with unix_us=
+# (FERRY_LOG=ferry_tunnel=debug): all on the same wall clock, µs resolution. Ping RTT, idle CPU and RSS,
 # and app mode's throughput: curl through Ferry's SOCKS5 proxy (app mode, namespace A) and a
 # third Ferry (system mode, namespace B) downloading APP_MB (200) MB from an HTTP server in B.
 # The peer daemons are looked up in PEER_BIN (default target/bench-tools/bin, then PATH); a
@@ -20,6 +23,7 @@
 #   env: ROUNDS=3 DURATION=10 FERRY_BIN=target/release/ferry (default: built here)
 #        SCENARIOS="veth veth1420 wggo boringtun gotatun ferry" INSTALL_PEERS=1
 #        FERRY_UDP_OFFLOAD=0 (Ferry without UDP GSO/GRO, for comparison)
+#        HS_ROUNDS=5 (handshake measurements) IDLE_S=10 (idle CPU window) APP_MB=200
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
@@ -125,12 +129,64 @@ printf '[Interface]\nPrivateKey = %s\nAddress = 10.98.0.2/24\nListenPort = 51821
 printf '[Interface]\nPrivateKey = %s\nAddress = 10.98.0.1/24\n[Peer]\nPublicKey = %s\nEndpoint = 198.18.0.2:51821\nAllowedIPs = 10.98.0.2/32\n' "$kA" "$pB" >"$WORK/fa.conf"
 chmod 600 "$WORK"/*.conf
 ip netns exec "$B" "$FERRY" up --all --interface ferryb --state-dir "$WORK/stb" --stats-interval 0 "$WORK/fb.conf" >"$WORK/fb.log" 2>&1 & PIDS+=($!); FB=$!
-for _ in $(seq 100); do inB ip link show ferryb >/dev/null 2>&1 && break; sleep 0.05; done
-t0=$(date +%s%N)
-ip netns exec "$A" "$FERRY" up --all --interface ferrya --state-dir "$WORK/sta" --stats-interval 0 "$WORK/fa.conf" >"$WORK/fa.log" 2>&1 & PIDS+=($!); FA=$!
+for _ in $(seq 100); do inB ip addr show ferryb 2>/dev/null | grep -q 10.98.0.2 && break; sleep 0.05; done
+# Handshake -> first packet, HS_ROUNDS (5) times: ferry A is started, measured and (but the
+# last time) stopped again. A probe receiver in B writes the wall-clock µs of the first datagram
+# it gets; a probe sender in A, ready before `ferry up` starts, tries every 0.2 ms (sends fail
+# until ferrya has its address and route). Both run the real interpreter, not a pyenv shim.
+PROBE_PORT=40999
+cat >"$WORK/probe.py" <<'PY'
+import socket, sys, time
+mode, out = sys.argv[1], sys.argv[2]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+if mode == "recv":
+    s.bind(("0.0.0.0", int(sys.argv[3])))
+    s.settimeout(15)
+    open(out + ".ready", "w").close()
+    try:
+        s.recv(64)
+        t = time.time_ns() // 1000
+    except OSError:
+        t = 0
+    open(out, "w").write(str(t))
+else:
+    open(out + ".ready", "w").close()
+    end = time.time() + 15
+    while time.time() < end:
+        try:
+            s.sendto(b"probe", (sys.argv[3], int(sys.argv[4])))
+        except OSError:
+            pass
+        time.sleep(0.0002)
+PY
+PY3=$(command -v python3 >/dev/null && python3 -c 'import sys; print(sys.executable)' || true)
+HS_ROUNDS=${HS_ROUNDS:-5}
+# unix_us of the first log line of ferry A matching $1.
+hs_us() { sed 's/\x1b\[[0-9;]*m//g' "$WORK/fa.log" | grep "$1" | grep -o 'unix_us=[0-9]*' | head -n 1 | cut -d= -f2 || true; }
+ms() { awk -v a="$1" -v b="$2" 'BEGIN {if (a > 0 && b > 0) printf "%.3f\n", (a - b) / 1000; else print "-"}'; }
+for r in $(seq "$HS_ROUNDS"); do
+  probe=0
+  if [ -n "$PY3" ]; then
+    rm -f "$WORK"/first* "$WORK"/sent*
+    ip netns exec "$B" "$PY3" "$WORK/probe.py" recv "$WORK/first" "$PROBE_PORT" & PROBE_RX=$!
+    ip netns exec "$A" "$PY3" "$WORK/probe.py" send "$WORK/sent" 10.98.0.2 "$PROBE_PORT" & PROBE_TX=$!
+    for _ in $(seq 250); do [ -f "$WORK/first.ready" ] && [ -f "$WORK/sent.ready" ] && { probe=1; break; }; sleep 0.02; done
+  fi
+  t0=$(( $(date +%s%N) / 1000 ))
+  ip netns exec "$A" env FERRY_LOG=ferry_tunnel=debug NO_COLOR=1 "$FERRY" up --all --interface ferrya --state-dir "$WORK/sta" --stats-interval 0 "$WORK/fa.conf" >"$WORK/fa.log" 2>&1 & FA=$!; PIDS+=($FA)
+  if [ "$probe" = 1 ]; then
+    wait "$PROBE_RX" 2>/dev/null || true
+    kill "$PROBE_TX" 2>/dev/null || true; wait "$PROBE_TX" 2>/dev/null || true
+    first=$(cat "$WORK/first" 2>/dev/null || echo 0)
+    ms "$first" "$t0" >>"$WORK/hs_up"
+    ms "$first" "$(hs_us "handshake initiation sent")" >>"$WORK/hs_init"
+    ms "$first" "$(hs_us "handshake completed")" >>"$WORK/hs_done"
+    printf 'handshake %d: completed -> first packet %s ms, initiation -> first packet %s ms\n' "$r" "$(tail -n 1 "$WORK/hs_done")" "$(tail -n 1 "$WORK/hs_init")"
+  fi
+  [ "$r" = "$HS_ROUNDS" ] && break
+  kill -INT "$FA"; wait "$FA" 2>/dev/null || true
+done
 for _ in $(seq 5000); do inA ping -c1 -W1 -q 10.98.0.2 >/dev/null 2>&1 && break; sleep 0.001; done
-t1=$(date +%s%N)
-UP_MS=$(( (t1 - t0) / 1000000 ))
 TARGET[ferry]=10.98.0.2; DAEMONS[ferry]="$FA $FB"; TUNS[ferry]="ferrya ferryb"
 
 # App mode: Ferry's SOCKS5 proxy in A (client 10.94.0.1) -> a Ferry system-mode peer in B
@@ -221,19 +277,34 @@ if has_scen ferry; then
   done
   echo
 fi
-echo "ferry: up -> first ping through the tunnel: ${UP_MS} ms (process start, TUN, routes, handshake)"
-echo "ferry: handshake completed $(sed -n 's/^handshake: completed \([0-9]*\) ms after start.*/\1/p' "$WORK/fa.log" | head -n 1) ms after process start (ferry's own log; the queued first packet leaves with it)"
 [ "$APP" = 1 ] && echo "ferry: app mode through SOCKS5 (curl download, median of $ROUNDS): $(median "$WORK/app") Mbit/s"
+declare -A RTT IDLE IRSS
 for s in "${SCEN[@]}"; do
-  printf '%-10s ping RTT: %s\n' "$s" "$(inA ping -c 50 -i 0.01 -q "${TARGET[$s]}" | awk -F/ '/rtt/ {print $5 " ms avg"}')"
+  RTT[$s]=$(inA ping -c 50 -i 0.01 -q "${TARGET[$s]}" | awk -F/ '/rtt/ {print $5}')
 done
-ticks() { local n=0 d; for d in "$@"; do n=$((n + $(cpu_ticks "$d"))); done; echo "$n"; }
+# CPU time in ns of all threads of the given processes (schedstat: finer than clock ticks).
+ticks() { local d; for d in "$@"; do cat /proc/"$d"/task/*/schedstat 2>/dev/null; done | awk '{n += $1} END {printf "%.0f\n", n}'; }
 declare -A I0
+IDLE_S=${IDLE_S:-10}
 for s in "${SCEN[@]}"; do [ -n "${DAEMONS[$s]:-}" ] && I0[$s]=$(ticks ${DAEMONS[$s]}); done
-sleep 5
+sleep "$IDLE_S"
 for s in "${SCEN[@]}"; do
   [ -n "${DAEMONS[$s]:-}" ] || continue
   rss=0; for d in ${DAEMONS[$s]}; do rss=$((rss + $(rss_kib "$d"))); done
-  printf '%-10s idle CPU of both ends over 5 s: %s, idle RSS %s MiB\n' "$s" \
-    "$(awk -v c=$(( $(ticks ${DAEMONS[$s]}) - ${I0[$s]} )) -v hz="$HZ" 'BEGIN {printf "%.2f%%", c / hz / 5 * 100}')" $((rss / 1024))
+  IDLE[$s]=$(awk -v c=$(( $(ticks ${DAEMONS[$s]}) - ${I0[$s]} )) -v t="$IDLE_S" 'BEGIN {printf "%.3f%%", c / 1e9 / t / 2 * 100}')
+  IRSS[$s]=$(awk -v r="$rss" 'BEGIN {printf "%.1f", r / 2 / 1024}')
 done
+echo "== latency and idle (idle: connected tunnels, no traffic, over ${IDLE_S} s; CPU and RSS per daemon, the mean of both ends)"
+printf '%-10s %12s %12s %12s\n' scenario "ping RTT ms" "idle CPU" "idle RSS MiB"
+for s in "${SCEN[@]}"; do
+  printf '%-10s %12s %12s %12s\n' "$s" "${RTT[$s]:--}" "${IDLE[$s]:--}" "${IRSS[$s]:--}"
+done
+echo
+if has_scen ferry; then
+  echo "== ferry: handshake -> first packet (veth pair; UDP probe every 0.2 ms from A, stamped on arrival in B)"
+  range() { [ -f "$1" ] && grep -v '^-' "$1" | sort -g | awk '{a[NR]=$1} END {if (NR) printf "median %s ms (min %s, max %s, n=%d)", a[int((NR+1)/2)], a[1], a[NR], NR; else printf "-"}' || printf -; }
+  echo "handshake completed (A) -> first packet received (B):   $(range "$WORK/hs_done")   (target < 5 ms)"
+  echo "handshake initiation sent (A) -> first packet (B):      $(range "$WORK/hs_init")"
+  echo "ferry up started (A) -> first packet (B):               $(range "$WORK/hs_up")   (process start, TUN, routes, handshake)"
+  echo "idle CPU of a connected tunnel (per daemon):            ${IDLE[ferry]:--}   (target < 1 %)"
+fi

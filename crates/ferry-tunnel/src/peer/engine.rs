@@ -6,7 +6,7 @@ use boringtun::noise::errors::WireGuardError;
 use boringtun::noise::{Tunn, TunnResult};
 use ipnet::IpNet;
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Largest UDP payload we ever receive; datagram buffers are this large.
 pub const MAX_DATAGRAM: usize = 65_536;
@@ -85,6 +85,23 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// Wall-clock microseconds since the Unix epoch, for handshake log lines that other processes
+/// (benchmarks, tests) compare with their own clock; 0 if the clock is before 1970.
+fn unix_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+/// Logs a handshake message we send (initiation = type 1, response = type 2).
+fn log_handshake_out(d: &[u8]) {
+    match d.first() {
+        Some(1) => tracing::debug!(unix_us = unix_micros(), "handshake initiation sent"),
+        Some(2) => tracing::debug!(unix_us = unix_micros(), "handshake response sent"),
+        _ => {}
+    }
+}
+
 fn drop_reason(e: &WireGuardError) -> DropReason {
     match e {
         WireGuardError::NoCurrentSession => DropReason::NoSession,
@@ -123,6 +140,8 @@ impl Engine {
             TunnResult::WriteToNetwork(d) => {
                 if d.first() == Some(&4) {
                     self.counters.tx_bytes += packet.len() as u64;
+                } else {
+                    log_handshake_out(d);
                 }
                 Output::Network(d)
             }
@@ -149,9 +168,19 @@ impl Engine {
             self.counters.dropped += 1;
             return Output::Dropped(DropReason::Invalid);
         }
+        let response = datagram.first() == Some(&2);
         match self.tunn.decapsulate(Some(src), datagram, buf) {
             TunnResult::Done => Output::Nothing,
-            TunnResult::WriteToNetwork(d) => Output::Network(d),
+            TunnResult::WriteToNetwork(d) => {
+                if response {
+                    // The initiator's side of a handshake is complete: the session exists and
+                    // queued packets leave next (see `next_queued`).
+                    tracing::info!(unix_us = unix_micros(), "handshake completed");
+                } else {
+                    log_handshake_out(d);
+                }
+                Output::Network(d)
+            }
             TunnResult::WriteToTunnelV4(p, from) => self.inside(p, IpAddr::V4(from)),
             TunnResult::WriteToTunnelV6(p, from) => self.inside(p, IpAddr::V6(from)),
             TunnResult::Err(WireGuardError::ConnectionExpired) => Output::Expired,
@@ -183,7 +212,10 @@ impl Engine {
     /// Runs boringtun's timers (call every 250 ms): handshake retries, rekey, keepalive, expiry.
     pub fn tick<'a>(&mut self, buf: &'a mut [u8]) -> Output<'a> {
         match self.tunn.update_timers(buf) {
-            TunnResult::WriteToNetwork(d) => Output::Network(d),
+            TunnResult::WriteToNetwork(d) => {
+                log_handshake_out(d);
+                Output::Network(d)
+            }
             TunnResult::Err(WireGuardError::ConnectionExpired) => Output::Expired,
             _ => Output::Nothing,
         }
@@ -192,7 +224,10 @@ impl Engine {
     /// Starts a handshake now unless one is in progress (used when the tunnel comes up).
     pub fn initiate<'a>(&mut self, buf: &'a mut [u8]) -> Output<'a> {
         match self.tunn.format_handshake_initiation(buf, false) {
-            TunnResult::WriteToNetwork(d) => Output::Network(d),
+            TunnResult::WriteToNetwork(d) => {
+                log_handshake_out(d);
+                Output::Network(d)
+            }
             _ => Output::Nothing,
         }
     }
