@@ -139,6 +139,66 @@ async fn loopback_egress_refuses_other_destinations_before_connecting() {
     assert_eq!(&back, b"still here");
 }
 
+/// Sends echo requests to `dst` with sequence numbers from `seq` (resending, as the first one
+/// also starts the handshake) until an ICMP packet comes back; returns it. Echo replies with a
+/// sequence number below `seq` answer an earlier call's resends and are skipped.
+async fn first_icmp_answer(client: &mut RawClient, dst: [u8; 4], seq: u16) -> Vec<u8> {
+    for attempt in 0..50u16 {
+        let request = icmp_echo_v4(8, [10, 64, 0, 2], dst, 0x4652, seq + attempt, b"ferry ping");
+        client.end.tx.send(request.into()).await.unwrap();
+        while let Ok(Some(p)) =
+            tokio::time::timeout(Duration::from_millis(200), client.end.rx.recv()).await
+        {
+            let stale = p.len() >= 28 && p[20] == 0 && u16::from_be_bytes([p[26], p[27]]) < seq;
+            if !stale {
+                return p.to_vec();
+            }
+        }
+    }
+    panic!("no ICMP answer from {dst:?}");
+}
+
+#[tokio::test]
+async fn exit_node_answers_ping_for_itself_and_loopback_only() {
+    let exit = loopback_exit().await;
+    let mut client = raw_client_of(&exit, client_ip()).await;
+
+    // The exit node's own (DNS) address: a well-formed echo reply from 10.64.0.1.
+    let reply = first_icmp_answer(&mut client, [10, 64, 0, 1], 1).await;
+    let seq = u16::from_be_bytes([reply[26], reply[27]]);
+    let expected = icmp_echo_v4(
+        0,
+        [10, 64, 0, 1],
+        [10, 64, 0, 2],
+        0x4652,
+        seq,
+        b"ferry ping",
+    );
+    // IPv4 version, length, protocol and addresses (identification, flags and TTL are the
+    // replier's), then the whole ICMP echo reply: type 0, same ident, sequence and payload.
+    assert_eq!(reply.len(), expected.len());
+    assert_eq!(reply[..4], expected[..4]);
+    assert_eq!(reply[9], 1, "ICMP");
+    assert_eq!(reply[12..20], expected[12..20], "10.64.0.1 -> 10.64.0.2");
+    assert_eq!(reply[20..], expected[20..], "echo reply");
+    assert_eq!(inet_checksum(&reply[..20]), 0, "IPv4 header checksum");
+    assert_eq!(inet_checksum(&reply[20..]), 0, "ICMP checksum");
+
+    // Loopback (what this node may relay to) is this host: answered too.
+    let reply = first_icmp_answer(&mut client, [127, 0, 0, 1], 100).await;
+    assert_eq!(&reply[12..16], &[127, 0, 0, 1]);
+    assert_eq!(reply[20], 0, "echo reply");
+
+    // A destination the node would not relay to gets no answer: the next packet back answers
+    // the echo sent after it (the refused one's sequence number is above 600, so not skipped).
+    let refused = icmp_echo_v4(8, [10, 64, 0, 2], [192, 0, 2, 1], 0x4652, 700, b"x");
+    client.end.tx.send(refused.into()).await.unwrap();
+    let reply = first_icmp_answer(&mut client, [10, 64, 0, 1], 600).await;
+    assert_eq!(&reply[12..16], &[10, 64, 0, 1], "192.0.2.1 must not answer");
+    let stats = exit.peer_stats(&client.public_key).unwrap();
+    assert!(stats.rx_bytes > 0 && stats.tx_bytes > 0, "{stats:?}");
+}
+
 #[tokio::test]
 async fn unknown_keys_and_spoofed_sources_get_nothing() {
     let exit = loopback_exit().await;

@@ -247,3 +247,62 @@ pub async fn app_mode(exit: &ExitNode) -> AppMode {
         public_key,
     }
 }
+
+/// A client with no stack: raw IP packets go in and come out of `end` (for ICMP tests).
+pub struct RawClient {
+    pub end: PipeEnd,
+    pub peer: ClientPeer,
+    pub public_key: PublicKey,
+}
+
+/// A raw client registered at `exit` as `tunnel_ip`.
+pub async fn raw_client_of(exit: &ExitNode, tunnel_ip: IpAddr) -> RawClient {
+    let key = StaticSecret::random_from_rng(rand::rngs::OsRng);
+    let public_key = PublicKey::from(&key);
+    exit.add_peer(public_key, tunnel_ip);
+    let (end, peer_end) = pipe(64);
+    let peer = client_peer(exit.local_addr(), exit.public_key(), key, peer_end).await;
+    RawClient {
+        end,
+        peer,
+        public_key,
+    }
+}
+
+/// The internet checksum of `data`.
+pub fn inet_checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c.get(1).copied().unwrap_or(0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// An IPv4 ICMP echo request (type 8) or reply (type 0) packet.
+pub fn icmp_echo_v4(
+    kind: u8,
+    src: [u8; 4],
+    dst: [u8; 4],
+    ident: u16,
+    seq: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut icmp = vec![kind, 0, 0, 0];
+    icmp.extend_from_slice(&ident.to_be_bytes());
+    icmp.extend_from_slice(&seq.to_be_bytes());
+    icmp.extend_from_slice(payload);
+    let c = inet_checksum(&icmp);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    let total = (20 + icmp.len()) as u16;
+    let mut ip = vec![0x45, 0, 0, 0, 0, 1, 0, 0, 64, 1, 0, 0];
+    ip[2..4].copy_from_slice(&total.to_be_bytes());
+    ip.extend_from_slice(&src);
+    ip.extend_from_slice(&dst);
+    let c = inet_checksum(&ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    ip.extend_from_slice(&icmp);
+    ip
+}

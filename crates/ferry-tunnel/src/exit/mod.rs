@@ -10,6 +10,9 @@
 //!   host, subject to the [`Egress`] policy. A refused flow never reaches a host socket: the stack
 //!   answers with a TCP reset or an ICMP port unreachable.
 //! - The node answers DNS itself at [`TUNNEL_DNS_V4`] / [`TUNNEL_DNS_V6`] port 53 (see `dns`).
+//! - It answers ICMP echo (ping) to those two addresses and to loopback destinations the egress
+//!   policy allows (they are this host). Other destinations get no reply: ICMP is not relayed,
+//!   and a reply made up by the node would hide a dead destination.
 //! - [`PeerStats`] counts the bytes of IP packets through the tunnel (plaintext, excluding
 //!   WireGuard overhead and keepalives), received from (`rx`) and sent to (`tx`) each peer.
 

@@ -19,6 +19,9 @@ pub enum FlowProto {
     Tcp,
     /// A UDP datagram to an endpoint with no socket yet.
     Udp,
+    /// An ICMP or ICMPv6 echo request (port 0) to a loopback address: the stack answers it
+    /// itself when the policy allows the destination (see [`AnyIpState::admit`]).
+    Icmp,
 }
 
 /// Decides whether a new flow to a destination may be terminated and relayed. It runs inside
@@ -55,6 +58,8 @@ pub(crate) struct AnyIpState {
     tcp_keys: HashMap<SocketHandle, FlowKey>,
     listeners: Vec<(SocketHandle, Instant)>,
     pub(crate) udp_binds: HashMap<SocketAddr, SocketHandle>,
+    /// The stack's own addresses: echo requests to them are always answered.
+    own: Vec<IpAddr>,
 }
 
 /// What `parse` found in an IP packet.
@@ -64,6 +69,8 @@ struct Flow {
     dst: SocketAddr,
     /// A TCP SYN without ACK: the start of a connection.
     syn: bool,
+    /// An ICMP(v6) echo request (ports are 0).
+    echo: bool,
 }
 
 fn parse(packet: &[u8]) -> Option<Flow> {
@@ -102,6 +109,7 @@ fn parse(packet: &[u8]) -> Option<Flow> {
                 src: SocketAddr::new(src_ip, tcp.src_port()),
                 dst: SocketAddr::new(dst_ip, tcp.dst_port()),
                 syn: tcp.syn() && !tcp.ack(),
+                echo: false,
             })
         }
         IpProtocol::Udp => {
@@ -111,6 +119,18 @@ fn parse(packet: &[u8]) -> Option<Flow> {
                 src: SocketAddr::new(src_ip, udp.src_port()),
                 dst: SocketAddr::new(dst_ip, udp.dst_port()),
                 syn: false,
+                echo: false,
+            })
+        }
+        // Echo request: type 8 (ICMP) or 128 (ICMPv6); smoltcp checks the rest.
+        IpProtocol::Icmp | IpProtocol::Icmpv6 => {
+            let request = if proto == IpProtocol::Icmp { 8 } else { 128 };
+            (payload.first() == Some(&request)).then(|| Flow {
+                proto,
+                src: SocketAddr::new(src_ip, 0),
+                dst: SocketAddr::new(dst_ip, 0),
+                syn: false,
+                echo: true,
             })
         }
         _ => None,
@@ -122,8 +142,10 @@ impl AnyIpState {
         policy: FlowPolicy,
         tcp_tx: mpsc::Sender<PendingTcp>,
         udp_tx: mpsc::Sender<UdpSocket>,
+        own: Vec<IpAddr>,
     ) -> Self {
         Self {
+            own,
             policy,
             tcp_tx,
             udp_tx,
@@ -139,6 +161,16 @@ impl AnyIpState {
         !self.listeners.is_empty()
     }
 
+    /// Whether an echo request to `dst` is answered (by smoltcp's automatic echo reply, which
+    /// in any-IP mode would otherwise answer every address): the stack's own addresses always,
+    /// loopback addresses when the policy allows them (they are this host, which is up), and
+    /// nothing else: the stack relays no ICMP, and answering for a remote host it never asked
+    /// would hide a dead destination.
+    fn answers_echo(&self, dst: SocketAddr) -> bool {
+        self.own.contains(&dst.ip())
+            || (dst.ip().is_loopback() && (self.policy)(FlowProto::Icmp, dst))
+    }
+
     /// Looks at a packet before the interface does; creates a socket for a new allowed flow.
     /// Returns whether the packet goes on to the interface.
     pub(crate) fn admit(
@@ -151,6 +183,9 @@ impl AnyIpState {
         let Some(flow) = parse(packet) else {
             return true;
         };
+        if flow.echo {
+            return self.answers_echo(flow.dst);
+        }
         if flow.dst.port() == 0 || flow.src.port() == 0 {
             return false;
         }

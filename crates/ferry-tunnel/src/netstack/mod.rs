@@ -244,7 +244,8 @@ impl Netstack {
     ) -> Result<(Self, Incoming), NetstackError> {
         let (tcp_tx, tcp_rx) = mpsc::channel(INCOMING_CAPACITY);
         let (udp_tx, udp_rx) = mpsc::channel(INCOMING_CAPACITY);
-        let state = AnyIpState::new(policy, tcp_tx, udp_tx);
+        let own = config.addrs.iter().map(ipnet::IpNet::addr).collect();
+        let state = AnyIpState::new(policy, tcp_tx, udp_tx, own);
         let stack = Self::start_inner(pipe, config, Some(state))?;
         Ok((
             stack,
