@@ -259,6 +259,22 @@ pub(crate) fn body_excerpt(body: &[u8]) -> String {
     one_line.trim().to_string()
 }
 
+/// The message of an error answer: a known field of its JSON body, else a printable excerpt of
+/// the body, else (empty or HTML) the HTTP reason phrase.
+pub(crate) fn answer_message(resp: &RawResponse, v: Option<&serde_json::Value>) -> String {
+    v.and_then(lenient_message).unwrap_or_else(|| {
+        let e = body_excerpt(&resp.body);
+        if e.is_empty() || e.starts_with('<') {
+            resp.status
+                .canonical_reason()
+                .unwrap_or("error")
+                .to_string()
+        } else {
+            e
+        }
+    })
+}
+
 /// Reads a human message out of an unknown error body: `message`, `detail`, `title`, `error`
 /// (string or object with `message`), falling back to the HTTP reason phrase.
 pub(crate) fn lenient_message(v: &serde_json::Value) -> Option<String> {

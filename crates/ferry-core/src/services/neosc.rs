@@ -9,7 +9,7 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{body_excerpt, de, lenient_message, ApiError, Endpoint, Repeat, ServiceKind};
+use super::{de, ApiError, Endpoint, Repeat, ServiceKind};
 use crate::http::{HttpSettings, RawResponse};
 use crate::secrets::Secret;
 
@@ -315,17 +315,7 @@ impl NeoscClient {
 pub(crate) fn map_error(resp: &RawResponse) -> ApiError {
     let status = resp.status.as_u16();
     let v: Option<Value> = serde_json::from_slice(&resp.body).ok();
-    let message = v.as_ref().and_then(lenient_message).unwrap_or_else(|| {
-        let e = body_excerpt(&resp.body);
-        if e.is_empty() || e.starts_with('<') {
-            resp.status
-                .canonical_reason()
-                .unwrap_or("error")
-                .to_string()
-        } else {
-            e
-        }
-    });
+    let message = super::answer_message(resp, v.as_ref());
     match status {
         401 => ApiError::Unauthorized {
             service: SERVICE,
