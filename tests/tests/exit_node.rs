@@ -200,6 +200,39 @@ async fn exit_node_answers_ping_for_itself_and_loopback_only() {
 }
 
 #[tokio::test]
+async fn exit_node_answers_ping_v6_at_its_dns_address() {
+    use std::net::Ipv6Addr;
+    let exit = loopback_exit().await;
+    let me: Ipv6Addr = "fd00:64::2".parse().unwrap();
+    let dns: Ipv6Addr = "fd00:64::1".parse().unwrap();
+    let mut client = raw_client_of(&exit, me.into()).await;
+    let mut answer = None;
+    for seq in 0..50u16 {
+        let request = icmp_echo_v6(128, me, dns, 7, seq, b"ferry ping6");
+        client.end.tx.send(request.into()).await.unwrap();
+        if let Ok(Some(p)) =
+            tokio::time::timeout(Duration::from_millis(200), client.end.rx.recv()).await
+        {
+            answer = Some(p.to_vec());
+            break;
+        }
+    }
+    let reply = answer.expect("an ICMPv6 answer from fd00:64::1");
+    // The reply may answer an earlier, resent request: take its sequence number.
+    let seq = u16::from_be_bytes([reply[46], reply[47]]);
+    assert!(seq < 50, "sequence {seq}");
+    let expected = icmp_echo_v6(129, dns, me, 7, seq, b"ferry ping6");
+    assert_eq!(reply.len(), expected.len());
+    assert_eq!(reply[6], 58, "ICMPv6");
+    assert_eq!(reply[8..40], expected[8..40], "fd00:64::1 -> fd00:64::2");
+    assert_eq!(
+        reply[40..],
+        expected[40..],
+        "echo reply, same ident, sequence, payload"
+    );
+}
+
+#[tokio::test]
 async fn unknown_keys_and_spoofed_sources_get_nothing() {
     let exit = loopback_exit().await;
     let (echo, _server) = tcp_echo_server().await;
