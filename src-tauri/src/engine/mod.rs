@@ -197,6 +197,9 @@ impl Engine {
                 Store::open_in(&dir).await?
             }
         };
+        if let Some(old) = store.quarantined() {
+            tracing::warn!(moved_to = %old.display(), "the history database was damaged; a new one started");
+        }
         let settings = match store.setting(SETTINGS_KEY).await {
             Ok(Some(json)) => serde_json::from_str::<Settings>(&json)
                 .ok()

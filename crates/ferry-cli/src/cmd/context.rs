@@ -163,9 +163,16 @@ impl Context {
 
     /// Opens the history store.
     pub async fn store(&self) -> anyhow::Result<Store> {
-        Store::open_in(&self.data_dir)
+        let store = Store::open_in(&self.data_dir)
             .await
-            .with_context(|| format!("opening the history in {}", self.data_dir.display()))
+            .with_context(|| format!("opening the history in {}", self.data_dir.display()))?;
+        if let Some(old) = store.quarantined() {
+            eprintln!(
+                "ferry: the history database was damaged; it was moved to {} and a new one started",
+                old.display()
+            );
+        }
+        Ok(store)
     }
 
     /// The stored (or env-overridden) token of a service.
