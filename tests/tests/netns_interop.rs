@@ -384,10 +384,10 @@ fn resolve_localhost_via(dns: std::net::SocketAddr) -> Result<std::net::Ipv4Addr
 }
 
 #[test]
-fn wireguard_go_client_through_the_lab_exit_node_dns_and_http_on_its_loopback() {
+fn wireguard_go_client_through_the_lab_exit_node_ping_dns_and_http_on_its_loopback() {
     if skip_unless_root(
         "wireguard-go client to the lab's exit node",
-        &["wireguard-go", "wg", "sysctl"],
+        &["wireguard-go", "wg", "sysctl", "ping"],
     ) {
         return;
     }
@@ -414,8 +414,19 @@ fn wireguard_go_client_through_the_lab_exit_node_dns_and_http_on_its_loopback() 
     let wg = WgGo::start(&client, &conf, &address, 1420);
     client.ip(&["route", "add", "10.64.0.1/32", "dev", &wg.ifname]);
 
-    // UDP to the exit node's own resolver at 10.64.0.1 (answered inside the tunnel). The exit
-    // node does not answer ICMP echo, so no ping here.
+    // Ping the exit node itself through wireguard-go (it answers echo for its own addresses).
+    let ping = client
+        .cmd("ping")
+        .args(["-c", "3", "-i", "0.2", "-W", "2", "10.64.0.1"])
+        .output()
+        .unwrap();
+    assert!(
+        ping.status.success(),
+        "ping the exit node through wireguard-go: {}",
+        String::from_utf8_lossy(&ping.stdout)
+    );
+
+    // UDP to the exit node's own resolver at 10.64.0.1 (answered inside the tunnel).
     let got = client
         .run(|| resolve_localhost_via("10.64.0.1:53".parse().unwrap()))
         .join()
