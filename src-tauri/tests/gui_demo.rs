@@ -23,6 +23,22 @@ fn dunst_history() -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// The lab's seeded accounts (with the current TOTP code of the 2FA account).
+async fn lab_accounts(control: &str) -> serde_json::Value {
+    reqwest::get(format!("{control}/accounts"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Clicks the connect button and waits until its label reads `label`.
+async fn click_connect_until(app: &common::AppSession, label: &str) {
+    app.click_css("#connect-btn").await;
+    app.wait_text("#connect-btn", label, |t| t == label).await;
+}
+
 async fn lab_post(control: &str, path: &str, body: serde_json::Value) {
     reqwest::Client::new()
         .post(format!("{control}/{path}"))
@@ -78,12 +94,7 @@ async fn demo_walkthrough_in_the_real_window() {
     }
     // Sign out of each service and back in through the window's forms: OrbNET with a 2FA
     // account (the code comes from the lab), tunnelbyte with a pasted token, NeoSC.
-    let seeded: serde_json::Value = reqwest::get(format!("{control}/accounts"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let seeded = lab_accounts(&control).await;
     let twofa = seeded["orbnet"]
         .as_array()
         .unwrap()
@@ -103,12 +114,7 @@ async fn demo_walkthrough_in_the_real_window() {
     )
     .await;
     app.wait_css("#orbnet-totp").await;
-    let fresh: serde_json::Value = reqwest::get(format!("{control}/accounts"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let fresh = lab_accounts(&control).await;
     let code = fresh["orbnet"]
         .as_array()
         .unwrap()
@@ -178,9 +184,7 @@ async fn demo_walkthrough_in_the_real_window() {
         .await;
     app.wait_text("#connect-btn", "Connect enabled", |t| t == "Connect")
         .await;
-    app.click_css("#connect-btn").await;
-    app.wait_text("#connect-btn", "Disconnect", |t| t == "Disconnect")
-        .await;
+    click_connect_until(&app, "Disconnect").await;
     let first = app
         .wait_text("#live-credits-left dd", "credits", |t| !t.is_empty())
         .await;
@@ -194,18 +198,14 @@ async fn demo_walkthrough_in_the_real_window() {
     })
     .await;
     app.screenshot("screen-connected").await;
-    app.click_css("#connect-btn").await;
-    app.wait_text("#connect-btn", "disconnected", |t| t == "Connect")
-        .await;
+    click_connect_until(&app, "Connect").await;
 
     // tunnelbyte: cost and both quota windows update live.
     app.click_css("#region optgroup:nth-of-type(2) option:not([disabled])")
         .await;
     app.wait_text("#connect-btn", "Connect enabled", |t| t == "Connect")
         .await;
-    app.click_css("#connect-btn").await;
-    app.wait_text("#connect-btn", "Disconnect", |t| t == "Disconnect")
-        .await;
+    click_connect_until(&app, "Disconnect").await;
     // Real traffic through the app-mode proxy, the tunnel and the lab's exit node.
     let proxy = app
         .wait_text("#live-proxy dd", "proxy address", |t| {
@@ -234,9 +234,7 @@ async fn demo_walkthrough_in_the_real_window() {
         "measure: app RSS connected {} MiB (app + WebKit processes)",
         app.app_rss_kib() / 1024
     );
-    app.click_css("#connect-btn").await;
-    app.wait_text("#connect-btn", "disconnected", |t| t == "Connect")
-        .await;
+    click_connect_until(&app, "Connect").await;
 
     // Run the credits out in the lab: the window shows the Error state with the cause, and the
     // "credits depleted" notification goes out over D-Bus.

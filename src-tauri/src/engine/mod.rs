@@ -113,16 +113,14 @@ pub enum EngineError {
 
 struct Running {
     handle: SupervisorHandle,
-    task: JoinHandle<()>,
+    /// The supervisor task; it ends by itself once its last handle is gone.
+    _task: JoinHandle<()>,
     pump: JoinHandle<()>,
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
         self.pump.abort();
-        // The supervisor ends by itself once its last handle is gone; a settled one has nothing
-        // left to clean up.
-        let _ = &self.task;
     }
 }
 
@@ -841,7 +839,11 @@ impl Backend for Engine {
         let rx = handle.subscribe();
         handle.connect();
         let pump = tokio::spawn(self.clone().pump(rx, generation));
-        *running = Some(Running { handle, task, pump });
+        *running = Some(Running {
+            handle,
+            _task: task,
+            pump,
+        });
         Ok(view)
     }
 
