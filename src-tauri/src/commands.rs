@@ -1,21 +1,26 @@
-//! The Tauri commands: thin adapters from IPC to the [`Backend`]. Names and argument names are
-//! the ones in [`crate::contract::COMMANDS`] (a test checks every one is registered).
+//! The Tauri commands: thin adapters from IPC to the core's [`App`]; its typed errors become
+//! the wire [`CommandError`] here. Names and argument names are the ones in
+//! [`crate::contract::COMMANDS`] (a test checks every one is registered).
 
 use std::sync::Arc;
 
+use ferry_core::app::{App, AppError};
 use tauri::State;
 
-use crate::backend::Backend;
 use crate::contract::{
     AccountView, CommandError, ConnectRequest, ConnectionView, HistoryView, RegionGroup, Service,
     Settings, SignInOutcome, SignInRequest, Snapshot, WorkspacesView,
 };
 use crate::shell::Shell;
 
-/// The backend as Tauri managed state.
-pub type BackendState = Arc<dyn Backend>;
+/// The app as Tauri managed state.
+pub type BackendState = App;
 
 type Res<T> = Result<T, CommandError>;
+
+fn wire<T>(r: Result<T, AppError>) -> Res<T> {
+    r.map_err(CommandError::from)
+}
 
 /// Everything the window needs at start.
 #[tauri::command]
@@ -29,13 +34,13 @@ pub async fn sign_in(
     backend: State<'_, BackendState>,
     request: SignInRequest,
 ) -> Res<SignInOutcome> {
-    backend.sign_in(request).await
+    wire(backend.sign_in(request).await)
 }
 
 /// Signs out of one service.
 #[tauri::command]
 pub async fn sign_out(backend: State<'_, BackendState>, service: Service) -> Res<Vec<AccountView>> {
-    backend.sign_out(service).await
+    wire(backend.sign_out(service).await)
 }
 
 /// Regions per signed-in service.
@@ -50,25 +55,25 @@ pub async fn connect(
     backend: State<'_, BackendState>,
     request: ConnectRequest,
 ) -> Res<ConnectionView> {
-    backend.connect(request).await
+    wire(backend.connect(request).await)
 }
 
 /// Ends the connection.
 #[tauri::command]
 pub async fn disconnect(backend: State<'_, BackendState>) -> Res<ConnectionView> {
-    backend.disconnect().await
+    wire(backend.disconnect().await)
 }
 
 /// NeoSC workspaces and sessions.
 #[tauri::command]
 pub async fn list_workspaces(backend: State<'_, BackendState>) -> Res<WorkspacesView> {
-    backend.workspaces().await
+    wire(backend.workspaces().await)
 }
 
 /// Launches a workspace.
 #[tauri::command]
 pub async fn launch_workspace(backend: State<'_, BackendState>, id: String) -> Res<WorkspacesView> {
-    backend.launch_workspace(&id).await
+    wire(backend.launch_workspace(&id).await)
 }
 
 /// Stops a workspace.
@@ -79,7 +84,7 @@ pub async fn stop_workspace(
     id: String,
 ) -> Res<WorkspacesView> {
     // Its sessions end because of us: no "ended elsewhere" notice for them.
-    let before = backend.workspaces().await?;
+    let before = wire(backend.workspaces().await)?;
     if let Some(ws) = before.workspaces.iter().find(|w| w.id == id) {
         for s in before
             .sessions
@@ -89,7 +94,7 @@ pub async fn stop_workspace(
             shell.ended_here(&s.id);
         }
     }
-    backend.stop_workspace(&id).await
+    wire(backend.stop_workspace(&id).await)
 }
 
 /// Disconnects one NeoSC session.
@@ -100,25 +105,25 @@ pub async fn disconnect_workspace_session(
     id: String,
 ) -> Res<WorkspacesView> {
     shell.ended_here(&id);
-    backend.disconnect_workspace_session(&id).await
+    wire(backend.disconnect_workspace_session(&id).await)
 }
 
 /// Past sessions and daily totals.
 #[tauri::command]
 pub async fn get_history(backend: State<'_, BackendState>) -> Res<HistoryView> {
-    backend.history().await
+    wire(backend.history().await)
 }
 
 /// Writes the history as CSV; returns the path.
 #[tauri::command]
 pub async fn export_history_csv(backend: State<'_, BackendState>) -> Res<String> {
-    backend.export_history_csv().await
+    wire(backend.export_history_csv().await)
 }
 
 /// Stores settings.
 #[tauri::command]
 pub async fn save_settings(backend: State<'_, BackendState>, settings: Settings) -> Res<Settings> {
-    backend.save_settings(settings).await
+    wire(backend.save_settings(settings).await)
 }
 
 /// Registers exactly the contract's commands on a builder.

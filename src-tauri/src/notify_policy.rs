@@ -3,24 +3,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::contract::NotifySettings;
-use crate::format;
+use crate::contract::{NotifySettings, WarningKind, WarningView};
 
 /// A state change worth considering.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Observation {
     /// A new metered session started (forgets what was already said).
     SessionStarted,
-    /// Credits went from `before` to `after`.
-    Credits {
-        /// Previous balance.
-        before: f64,
-        /// New balance.
-        after: f64,
-    },
+    /// The core warned (credits run out soon, a quota nearly used): computed once, in the core.
+    Warning(WarningView),
     /// The service ended the session because the credits ran out.
     CreditsDepleted,
-    /// A quota window's use (fraction of its limit, 1.0 = full).
+    /// A quota window's use (fraction of its limit, 1.0 = full): notified when used up.
     Quota {
         /// The window's name.
         label: String,
@@ -50,7 +44,7 @@ pub enum Observation {
 /// Kinds of notification (each switchable in settings).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum NoticeKind {
-    /// Credits fell under a threshold.
+    /// Credits run out soon.
     CreditsLow,
     /// Credits ran out.
     CreditsDepleted,
@@ -125,29 +119,29 @@ pub fn decide(
             next.lost_notified = false;
             None
         }
-        Observation::Credits { before, after } => {
-            // The lowest threshold crossed downwards by this change.
-            let mut crossed: Vec<f64> = settings
-                .credit_thresholds
-                .iter()
-                .copied()
-                .filter(|t| *before > *t && *after <= *t && *after > 0.0)
-                .collect();
-            crossed.sort_by(f64::total_cmp);
-            crossed.first().map(|t| {
-                (
-                    format!("credits_low:{t}"),
-                    Notice {
-                        kind: NoticeKind::CreditsLow,
-                        summary: "OrbNET credits low".into(),
-                        body: format!(
-                            "{} credits left. Top up to stay connected.",
-                            format::credits(*after)
-                        ),
-                    },
-                )
-            })
-        }
+        Observation::Warning(w) => Some(match w.kind {
+            WarningKind::CreditsLow => (
+                format!("credits_low:{}", w.threshold),
+                Notice {
+                    kind: NoticeKind::CreditsLow,
+                    summary: "OrbNET credits low".into(),
+                    body: format!("{} Top up to stay connected.", w.message),
+                },
+            ),
+            WarningKind::QuotaHigh => (
+                format!(
+                    "quota:{}:{}:{}",
+                    w.message,
+                    w.resets_at_ms.unwrap_or(0),
+                    w.threshold
+                ),
+                Notice {
+                    kind: NoticeKind::Quota,
+                    summary: "tunnelbyte quota".into(),
+                    body: format!("{}{}", w.message, reset_time(w.resets_at_ms)),
+                },
+            ),
+        }),
         Observation::CreditsDepleted => Some((
             "credits_depleted".into(),
             Notice {
@@ -162,26 +156,13 @@ pub fn decide(
             fraction,
             resets_at_ms,
         } => {
-            let level = if *fraction >= 1.0 {
-                Some(("exceeded", format!("{label} quota used up.")))
-            } else if *fraction >= 0.95 {
-                Some(("95", format!("{label}: 95 % of the quota used.")))
-            } else if *fraction >= 0.8 {
-                Some(("80", format!("{label}: 80 % of the quota used.")))
-            } else {
-                None
-            };
-            level.map(|(lvl, text)| {
+            (*fraction >= 1.0).then(|| {
                 (
-                    format!("quota:{label}:{}:{lvl}", resets_at_ms.unwrap_or(0)),
+                    format!("quota:{label}:{}:exceeded", resets_at_ms.unwrap_or(0)),
                     Notice {
                         kind: NoticeKind::Quota,
-                        summary: if lvl == "exceeded" {
-                            "tunnelbyte quota exceeded".into()
-                        } else {
-                            "tunnelbyte quota".into()
-                        },
-                        body: format!("{text}{}", reset_time(*resets_at_ms)),
+                        summary: "tunnelbyte quota exceeded".into(),
+                        body: format!("{label} quota used up.{}", reset_time(*resets_at_ms)),
                     },
                 )
             })
@@ -270,8 +251,22 @@ mod tests {
             .collect()
     }
 
-    fn credits(before: f64, after: f64) -> Observation {
-        Observation::Credits { before, after }
+    fn low(minutes: f64) -> Observation {
+        Observation::Warning(WarningView {
+            kind: WarningKind::CreditsLow,
+            threshold: minutes,
+            message: format!("OrbNET credits run out in about {minutes} min at this rate."),
+            resets_at_ms: None,
+        })
+    }
+
+    fn quota_warning(percent: f64, resets: i64) -> Observation {
+        Observation::Warning(WarningView {
+            kind: WarningKind::QuotaHigh,
+            threshold: percent,
+            message: format!("{percent}% of the tunnelbyte data quota is used."),
+            resets_at_ms: Some(resets),
+        })
     }
 
     fn quota(fraction: f64, resets: i64) -> Observation {
@@ -283,48 +278,37 @@ mod tests {
     }
 
     #[test]
-    fn credits_thresholds_fire_once_each_per_session() {
-        let s = settings(); // thresholds 50 and 10
+    fn core_warnings_notify_once_each_per_session() {
         let got = run(
-            &s,
+            &settings(),
             &[
-                (0, credits(60.0, 55.0)),
-                (1, credits(55.0, 50.0)),
-                (2, credits(50.0, 49.0)),
-                (3, credits(49.0, 51.0)),
-                (4, credits(51.0, 48.0)),
-                (5, credits(48.0, 5.0)),
-                (6, credits(5.0, 0.0)),
-                (7, Observation::CreditsDepleted),
-                (8, Observation::CreditsDepleted),
-                (9, Observation::SessionStarted),
-                (10, credits(60.0, 40.0)),
+                (0, low(10.0)),
+                (1, low(10.0)),
+                (2, low(2.0)),
+                (3, Observation::CreditsDepleted),
+                (4, Observation::CreditsDepleted),
+                (5, Observation::SessionStarted),
+                (6, low(10.0)),
             ],
         );
         let low = "OrbNET credits low";
         let dep = "OrbNET credits depleted";
-        assert_eq!(got, ["-", low, "-", "-", "-", low, "-", dep, "-", "-", low]);
+        assert_eq!(got, [low, "-", low, dep, "-", "-", low]);
     }
 
     #[test]
-    fn a_jump_over_two_thresholds_notifies_for_the_lowest() {
-        let (_, n) = decide(&PolicyState::default(), &settings(), &credits(80.0, 8.0), 0);
-        assert!(n.unwrap().body.starts_with("8 credits left"));
-    }
-
-    #[test]
-    fn quota_levels_with_reset_time_and_new_window() {
+    fn quota_warnings_with_reset_time_then_exceeded_once() {
         let reset = 1_700_000_000_000;
         let got = run(
             &settings(),
             &[
                 (0, quota(0.5, reset)),
-                (1, quota(0.81, reset)),
-                (2, quota(0.9, reset)),
-                (3, quota(0.96, reset)),
+                (1, quota_warning(80.0, reset)),
+                (2, quota_warning(80.0, reset)),
+                (3, quota_warning(95.0, reset)),
                 (4, quota(1.0, reset)),
                 (5, quota(1.2, reset)),
-                (6, quota(0.85, reset + 86_400_000)),
+                (6, quota_warning(80.0, reset + 86_400_000)),
             ],
         );
         let q = "tunnelbyte quota";
@@ -337,9 +321,9 @@ mod tests {
     fn each_kind_can_be_switched_off() {
         type SwitchOff = fn(&mut NotifySettings);
         let table: [(Observation, SwitchOff); 6] = [
-            (credits(60.0, 40.0), |s| s.credits_low = false),
+            (low(10.0), |s| s.credits_low = false),
             (Observation::CreditsDepleted, |s| s.credits_depleted = false),
-            (quota(0.9, 0), |s| s.quota = false),
+            (quota_warning(80.0, 0), |s| s.quota = false),
             (
                 Observation::SessionEnded {
                     reason: "timeout".into(),

@@ -3,24 +3,23 @@
 
 use std::collections::BTreeSet;
 
-use crate::contract::{MeterView, Phase, UiEvent};
+use crate::contract::{AppEvent, MeterView, Phase};
 use crate::notify_policy::Observation;
 
 /// What the observer remembers.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Seen {
     phase: Option<Phase>,
-    credits: Option<f64>,
     active_sessions: Option<BTreeSet<String>>,
     /// Workspace sessions this app asked to end (no "ended elsewhere" notice for those).
     pub ended_here: BTreeSet<String>,
 }
 
 /// The observations an event implies; updates `seen`.
-pub fn observe(seen: &mut Seen, event: &UiEvent) -> Vec<Observation> {
+pub fn observe(seen: &mut Seen, event: &AppEvent) -> Vec<Observation> {
     let mut out = Vec::new();
     match event {
-        UiEvent::Connection(c) => {
+        AppEvent::Connection(c) => {
             let before = seen.phase.replace(c.phase);
             match (before, c.phase) {
                 (Some(Phase::Connecting), Phase::Connected) => {
@@ -45,21 +44,10 @@ pub fn observe(seen: &mut Seen, event: &UiEvent) -> Vec<Observation> {
                 }
                 _ => {}
             }
-            if c.phase != Phase::Connected && c.phase != Phase::Reconnecting {
-                seen.credits = None;
-            }
         }
-        UiEvent::Live(Some(live)) => match &live.meter {
-            MeterView::Credits { left, .. } => {
-                if let Some(before) = seen.credits.replace(*left) {
-                    if *left < before {
-                        out.push(Observation::Credits {
-                            before,
-                            after: *left,
-                        });
-                    }
-                }
-            }
+        AppEvent::Warning(w) => out.push(Observation::Warning(w.clone())),
+        AppEvent::Live(Some(live)) => match &live.meter {
+            MeterView::Credits { .. } => {}
             MeterView::Quota { quotas, .. } => {
                 for q in quotas {
                     if let Some(limit) = q.limit.filter(|l| *l > 0) {
@@ -72,7 +60,7 @@ pub fn observe(seen: &mut Seen, event: &UiEvent) -> Vec<Observation> {
                 }
             }
         },
-        UiEvent::Workspaces(w) => {
+        AppEvent::Workspaces(w) => {
             let now: BTreeSet<String> = w
                 .sessions
                 .iter()
@@ -97,8 +85,11 @@ pub fn observe(seen: &mut Seen, event: &UiEvent) -> Vec<Observation> {
                 }
             }
         }
-        UiEvent::Live(None) | UiEvent::Accounts(_) | UiEvent::History(_) | UiEvent::Settings(_) => {
-        }
+        AppEvent::Live(None)
+        | AppEvent::Accounts(_)
+        | AppEvent::History(_)
+        | AppEvent::Settings(_)
+        | AppEvent::Regions(_) => {}
     }
     out
 }
@@ -107,11 +98,11 @@ pub fn observe(seen: &mut Seen, event: &UiEvent) -> Vec<Observation> {
 mod tests {
     use super::*;
     use crate::contract::{
-        ConnectionView, ErrorView, LiveView, QuotaUnit, QuotaView, TunnelMode,
-        WorkspaceSessionView, WorkspacesView,
+        ConnectionView, ErrorView, LiveView, QuotaUnit, QuotaView, TunnelMode, WarningKind,
+        WarningView, WorkspaceSessionView, WorkspacesView,
     };
 
-    fn conn(phase: Phase, code: Option<&str>) -> UiEvent {
+    fn conn(phase: Phase, code: Option<&str>) -> AppEvent {
         let mut c = ConnectionView::disconnected(TunnelMode::App, 0);
         c.phase = phase;
         c.error = code.map(|code| ErrorView {
@@ -119,11 +110,11 @@ mod tests {
             message: String::new(),
             action: String::new(),
         });
-        UiEvent::Connection(c)
+        AppEvent::Connection(c)
     }
 
-    fn live(meter: MeterView) -> UiEvent {
-        UiEvent::Live(Some(LiveView {
+    fn live(meter: MeterView) -> AppEvent {
+        AppEvent::Live(Some(LiveView {
             started_ms: 0,
             at_ms: 0,
             exit_ip: None,
@@ -137,7 +128,7 @@ mod tests {
         }))
     }
 
-    fn credits(left: f64) -> UiEvent {
+    fn credits(left: f64) -> AppEvent {
         live(MeterView::Credits {
             left,
             burn_per_minute: 1.0,
@@ -181,17 +172,23 @@ mod tests {
     }
 
     #[test]
-    fn credits_decrease_and_quota_fraction() {
+    fn warnings_pass_through_credits_do_not_and_quota_fraction() {
         let mut s = Seen::default();
         assert!(observe(&mut s, &credits(60.0)).is_empty());
-        assert_eq!(
-            observe(&mut s, &credits(49.0)),
-            vec![Observation::Credits {
-                before: 60.0,
-                after: 49.0
-            }]
+        assert!(
+            observe(&mut s, &credits(49.0)).is_empty(),
+            "credit levels are the core's to judge, not the window's"
         );
-        assert!(observe(&mut s, &credits(49.0)).is_empty());
+        let w = WarningView {
+            kind: WarningKind::CreditsLow,
+            threshold: 10.0,
+            message: "soon".into(),
+            resets_at_ms: None,
+        };
+        assert_eq!(
+            observe(&mut s, &AppEvent::Warning(w.clone())),
+            vec![Observation::Warning(w)]
+        );
         let q = live(MeterView::Quota {
             cost_millicents: None,
             quotas: vec![
@@ -224,7 +221,7 @@ mod tests {
     #[test]
     fn workspace_sessions_ended_elsewhere_but_not_here() {
         let ws = |active: &[&str]| {
-            UiEvent::Workspaces(WorkspacesView {
+            AppEvent::Workspaces(WorkspacesView {
                 workspaces: vec![],
                 sessions: ["a", "b", "c"]
                     .iter()

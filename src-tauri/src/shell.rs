@@ -7,16 +7,15 @@ use std::time::Duration;
 
 use tauri::{AppHandle, Emitter, Manager, Runtime, WindowEvent};
 
-use crate::backend::Backend;
 use crate::commands::BackendState;
 use crate::contract::{
-    AccountView, ConnectRequest, ConnectionView, LiveView, NotifySettings, Phase, RegionGroup,
-    RegionRef, Settings, UiEvent,
+    AccountView, AppEvent, ConnectRequest, ConnectionView, LiveView, NotifySettings, Phase,
+    RegionGroup, RegionRef, Settings,
 };
 use crate::notify_policy::{self, Notice, PolicyState};
 use crate::observe::{observe, Seen};
 use crate::tray_model::{self, TrayAction, TrayInput};
-use ferry_core::secrets::{KeyringBackend, KeyringStore, SharedSecretStore};
+use ferry_core::app::{App, AppOptions, SecretsMode};
 
 /// How the app was started (from the command line).
 #[derive(Debug, Clone, Copy, Default)]
@@ -109,7 +108,7 @@ fn show_notice(notice: &Notice) {
 }
 
 /// Applies one backend event: forwards it to the window, redraws the tray, maybe notifies.
-fn handle_event<R: Runtime>(app: &AppHandle<R>, shell: &Shell, event: UiEvent) {
+fn handle_event<R: Runtime>(app: &AppHandle<R>, shell: &Shell, event: AppEvent) {
     if let Err(err) = app.emit(event.name(), event.payload()) {
         tracing::warn!(%err, event = event.name(), "could not emit");
     }
@@ -118,22 +117,25 @@ fn handle_event<R: Runtime>(app: &AppHandle<R>, shell: &Shell, event: UiEvent) {
         let mut st = shell.lock();
         let mut tray_changed = true;
         match &event {
-            UiEvent::Connection(c) => {
+            AppEvent::Connection(c) => {
                 if c.region.is_some() {
                     st.last_region = c.region.clone();
                 }
                 st.connection = Some(c.clone());
             }
-            UiEvent::Live(l) => st.live = l.clone(),
-            UiEvent::Accounts(a) => st.accounts = a.clone(),
-            UiEvent::Settings(s) => {
+            AppEvent::Live(l) => st.live = l.clone(),
+            AppEvent::Accounts(a) => st.accounts = a.clone(),
+            AppEvent::Settings(s) => {
                 shell
                     .close_to_tray
                     .store(s.close_to_tray, Ordering::Relaxed);
                 st.settings = s.clone();
                 tray_changed = false;
             }
-            UiEvent::Workspaces(_) | UiEvent::History(_) => tray_changed = false,
+            AppEvent::Regions(r) => st.regions = r.clone(),
+            AppEvent::Workspaces(_) | AppEvent::History(_) | AppEvent::Warning(_) => {
+                tray_changed = false
+            }
         }
         let observations = observe(&mut st.seen, &event);
         let mut notices = Vec::new();
@@ -161,17 +163,8 @@ fn handle_event<R: Runtime>(app: &AppHandle<R>, shell: &Shell, event: UiEvent) {
     }
 }
 
-async fn wait_disconnected(backend: &Arc<dyn Backend>) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while tokio::time::Instant::now() < deadline {
-        if matches!(
-            backend.snapshot().await.connection.phase,
-            Phase::Disconnected | Phase::Error
-        ) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+async fn wait_disconnected(app: &App) {
+    app.wait_settled(Duration::from_secs(5)).await;
 }
 
 /// Ends the metered session (bounded), then exits.
@@ -241,7 +234,7 @@ pub struct ShellOptions {
 /// Adds Ferry's commands, state, event pump and window behaviour to a builder.
 pub fn setup_app<R: Runtime>(
     builder: tauri::Builder<R>,
-    backend: Arc<dyn Backend>,
+    backend: App,
     options: ShellOptions,
 ) -> tauri::Builder<R> {
     let with_tray = options.tray;
@@ -332,23 +325,32 @@ pub fn setup_app<R: Runtime>(
 
 /// Starts the app and blocks until it quits.
 pub fn run(options: LaunchOptions) -> anyhow::Result<()> {
-    let data_dir = crate::paths::data_dir()?;
-    let opts = crate::engine::EngineOptions::from_env(data_dir);
-    let engine = tauri::async_runtime::block_on(async {
+    let data_dir = ferry_core::paths::data_dir(None)?;
+    let mut opts = AppOptions::from_env(data_dir);
+    let mut autostart_args = vec!["--minimized".to_string()];
+    if options.demo {
+        autostart_args.push("--demo".into());
+    }
+    opts.autostart_command = std::env::current_exe()
+        .ok()
+        .map(|exe| (exe, autostart_args));
+    // In the demo the lab lives as long as the app (this function returns when it quits).
+    let (backend, _lab) = tauri::async_runtime::block_on(async {
         if options.demo {
-            crate::engine::demo::start(opts).await
+            let (app, lab) = crate::demo::start(
+                opts,
+                std::env::var_os("FERRY_DEMO_URLS_FILE").map(std::path::PathBuf::from),
+            )
+            .await?;
+            Ok::<_, anyhow::Error>((app, Some(lab)))
         } else {
-            let secrets: SharedSecretStore = Arc::new(KeyringStore::new(
-                KeyringBackend::Platform,
-                Duration::from_secs(5),
-            ));
-            crate::engine::Engine::open(opts, secrets, false, None).await
+            let app = App::open(opts, SecretsMode::Keyring.open(), false).await?;
+            Ok::<_, anyhow::Error>((app, None))
         }
     })?;
-    let start_minimized = tauri::async_runtime::block_on(engine.snapshot())
+    let start_minimized = tauri::async_runtime::block_on(backend.snapshot())
         .settings
         .start_minimized;
-    let backend: Arc<dyn Backend> = Arc::new(engine);
     let builder =
         tauri::Builder::default().plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
             show_main_window(app)

@@ -7,9 +7,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ferry_core::app::{App as CoreApp, AppOptions};
 use ferry_core::secrets::{MemoryStore, SharedSecretStore};
 use ferry_desktop::contract::{MeterView, Phase, Snapshot, COMMANDS};
-use ferry_desktop::engine::{demo, Engine, EngineOptions};
+use ferry_desktop::demo;
 use ferry_desktop::shell::{setup_app, Shell, ShellOptions};
 use serde_json::{json, Value};
 use tauri::test::{get_ipc_response, mock_builder, MockRuntime, INVOKE_KEY};
@@ -20,11 +21,12 @@ struct App {
     app: tauri::App<MockRuntime>,
     window: WebviewWindow<MockRuntime>,
     control: String,
+    _lab: ferry_lab::Lab,
     _dir: tempfile::TempDir,
 }
 
-fn options(dir: &std::path::Path) -> EngineOptions {
-    let mut o = EngineOptions::from_env(dir.to_path_buf());
+fn options(dir: &std::path::Path) -> AppOptions {
+    let mut o = AppOptions::from_env(dir.to_path_buf());
     o.heartbeat = Some(Duration::from_secs(1));
     o.status_poll = Duration::from_secs(1);
     o.proxy = "127.0.0.1:0".parse().unwrap();
@@ -37,35 +39,36 @@ fn options(dir: &std::path::Path) -> EngineOptions {
 fn app(demo_mode: bool) -> App {
     let dir = tempfile::tempdir().unwrap();
     let opts = options(dir.path());
-    let (engine, control) = tauri::async_runtime::block_on(async {
+    let (engine, control, lab) = tauri::async_runtime::block_on(async {
         if demo_mode {
             let urls_file = dir.path().join("urls.json");
-            let mut opts = opts;
-            opts.demo_urls_file = Some(urls_file.clone());
-            let engine = demo::start(opts).await.expect("demo engine");
+            let (engine, lab) = demo::start(opts, Some(urls_file.clone()))
+                .await
+                .expect("demo engine");
             let urls: Value =
                 serde_json::from_str(&std::fs::read_to_string(&urls_file).unwrap()).unwrap();
-            (engine, urls["control"].as_str().unwrap().to_string())
+            (engine, urls["control"].as_str().unwrap().to_string(), lab)
         } else {
             let lab = ferry_lab::Lab::start(ferry_lab::LabConfig::default())
                 .await
                 .unwrap();
             let urls = lab.urls().clone();
             let secrets: SharedSecretStore = Arc::new(MemoryStore::new());
-            let engine = Engine::open(opts, secrets, false, Some(lab)).await.unwrap();
+            let engine = CoreApp::open(opts, secrets, false).await.unwrap();
             engine
                 .set_base_urls(ferry_desktop::contract::BaseUrls {
                     orbnet: urls.orbnet,
                     tunnelbyte: urls.tunnelbyte,
                     neosc: urls.neosc,
                 })
-                .await;
-            (engine, urls.control)
+                .await
+                .unwrap();
+            (engine, urls.control, lab)
         }
     });
     let mut app = setup_app(
         mock_builder(),
-        Arc::new(engine),
+        engine,
         ShellOptions {
             tray: false,
             notify: false,
@@ -87,6 +90,7 @@ fn app(demo_mode: bool) -> App {
         app,
         window,
         control,
+        _lab: lab,
         _dir: dir,
     }
 }
@@ -275,9 +279,9 @@ fn sign_in_connect_meter_disconnect_and_history() {
 #[test]
 fn credits_run_out_into_the_error_state_with_one_notification() {
     let a = app(true);
-    // Notify below 0.02 credits; the account holds 0.03 and loses 0.025 a second.
+    // Warn with a minute left; the account holds 0.03 credits and loses 0.025 a second.
     let mut settings = serde_json::to_value(a.snapshot().settings).unwrap();
-    settings["notify"]["credit_thresholds"] = json!([0.02]);
+    settings["notify"]["credit_warn_minutes"] = json!([1.0]);
     a.ok("save_settings", json!({ "settings": settings }));
     let email = a
         .snapshot()
@@ -383,6 +387,15 @@ fn settings_are_validated_and_kept() {
         .call("save_settings", json!({"settings": s.clone()}))
         .unwrap_err();
     assert_eq!(err["code"], "invalid_input");
+    // Plain http only to loopback: a token must never cross the network in clear.
+    s["base_urls"]["orbnet"] = json!("http://api.orbai.world/api/v1");
+    let err = a
+        .call("save_settings", json!({"settings": s.clone()}))
+        .unwrap_err();
+    assert!(
+        err["message"].as_str().unwrap().contains("https://"),
+        "{err}"
+    );
     s["base_urls"]["orbnet"] = json!("http://127.0.0.1:9/orbnet/api/v1");
     s["close_to_tray"] = json!(false);
     s["launch_at_login"] = json!(true);
@@ -397,14 +410,13 @@ fn settings_are_validated_and_kept() {
     assert!(!entry.exists());
     assert!(!a.snapshot().settings.close_to_tray);
     // Kept in the data dir's database: a new engine on it reads them back.
-    let again = tauri::async_runtime::block_on(Engine::open(
+    let again = tauri::async_runtime::block_on(CoreApp::open(
         options(a._dir.path()),
         Arc::new(MemoryStore::new()),
         false,
-        None,
     ))
     .unwrap();
-    let snap = tauri::async_runtime::block_on(ferry_desktop::backend::Backend::snapshot(&again));
+    let snap = tauri::async_runtime::block_on(again.snapshot());
     assert!(!snap.settings.close_to_tray);
     assert_eq!(
         snap.settings.base_urls.orbnet,

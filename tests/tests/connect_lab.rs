@@ -591,3 +591,62 @@ async fn tunnelbyte_region_without_nodes_lists_the_alternatives() {
     let msg = failed["message"].as_str().unwrap();
     assert!(msg.contains("fsn") && msg.contains("ash"), "{msg}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_window_starting_while_the_cli_meters_is_refused_and_touches_nothing() {
+    use ferry_core::app::contract::{BaseUrls, ConnectRequest, TunnelMode};
+    use ferry_core::app::{App, AppError, AppOptions};
+    use ferry_core::secrets::{MemoryStore, Secret, SharedSecretStore};
+    use ferry_core::services::ServiceKind;
+
+    let lab = lab().await;
+    let dir = Dir::new("both");
+    let token = orbnet_token(&lab, "demo@orbnet.lab", "orbnet-demo-pass").await;
+    let mut cli = connect(&lab, &dir, &[("FERRY_ORBNET_TOKEN", &token)], &[]);
+    cli.wait_event("connected", |e| e["event"] == "connected")
+        .await;
+    // The window opens on the same data directory, signed in to the same account.
+    let secrets: SharedSecretStore = Arc::new(MemoryStore::new());
+    secrets
+        .set(ServiceKind::Orbnet, Secret::new(token.as_str()))
+        .await
+        .unwrap();
+    let mut opts = AppOptions::from_env(dir.0.join("data"));
+    opts.proxy = "127.0.0.1:0".parse().unwrap();
+    let app = App::open(opts, secrets, false).await.unwrap();
+    app.set_base_urls(BaseUrls {
+        orbnet: lab.urls.orbnet.clone(),
+        tunnelbyte: lab.urls.tunnelbyte.clone(),
+        neosc: String::new(),
+    })
+    .await
+    .unwrap();
+    let regions = app.regions().await;
+    let region = regions[0].regions[0].reference.clone();
+    let before = session_calls(&lab.requests().await, "end").len();
+    match app
+        .connect(ConnectRequest {
+            region,
+            mode: TunnelMode::App,
+        })
+        .await
+    {
+        Err(AppError::AlreadyConnected { holder }) => {
+            assert!(holder.contains("`ferry connect`"), "{holder}");
+            assert!(
+                holder.contains(&format!("pid {}", cli.child.id().unwrap())),
+                "{holder}"
+            );
+        }
+        other => panic!("expected already connected, got {other:?}"),
+    }
+    // Nothing was recovered or ended behind the CLI's back: it keeps billing its session.
+    let seen = cli.seen.len();
+    cli.wait_event("a later heartbeat", |e| e["event"] == "heartbeat")
+        .await;
+    assert!(cli.seen.len() > seen);
+    assert_eq!(session_calls(&lab.requests().await, "end").len(), before);
+    cli.signal(libc::SIGINT);
+    let (code, _, _) = cli.exit().await;
+    assert_eq!(code, 0);
+}

@@ -1,4 +1,4 @@
-// Generated from src-tauri/src/contract.rs by its contract test; do not edit.
+// Generated from ferry-core app::contract and src-tauri/src/contract.rs by its contract test; do not edit.
 // Regenerate: FERRY_UPDATE_CONTRACT=1 cargo test -p ferry-desktop contract
 
 export type Service = "orbnet" | "tunnelbyte" | "neosc";
@@ -236,6 +236,10 @@ totp: string | null, } | { "service": "tunnelbyte",
  */
 token: string | null, } | { "service": "neosc", 
 /**
+ * The NeoSC server's API address (self-hosted); `None` keeps the one in settings.
+ */
+server: string | null, 
+/**
  * Account email.
  */
 email: string, 
@@ -398,7 +402,7 @@ days: Array<DayTotal>, };
 
 export type NotifySettings = { 
 /**
- * Credits low, at each threshold.
+ * Credits low (the core's warnings, at each of `credit_warn_minutes`).
  */
 credits_low: boolean, 
 /**
@@ -422,9 +426,9 @@ connection: boolean,
  */
 workspace_ended: boolean, 
 /**
- * Credit levels that trigger "credits low", e.g. `[50, 10]`.
+ * Minutes of OrbNET credit left at which to warn, e.g. `[10, 2]` (the same in the CLI).
  */
-credit_thresholds: Array<number>, };
+credit_warn_minutes: Array<number>, };
 
 export type BaseUrls = { 
 /**
@@ -436,7 +440,7 @@ orbnet: string,
  */
 tunnelbyte: string, 
 /**
- * NeoSC API base.
+ * NeoSC API base (self-hosted: asked at sign-in; empty until then).
  */
 neosc: string, };
 
@@ -496,6 +500,26 @@ demo: boolean,
  */
 version: string, };
 
+export type WarningKind = "credits_low" | "quota_high";
+
+export type WarningView = { 
+/**
+ * What it is about.
+ */
+kind: WarningKind, 
+/**
+ * The threshold crossed: minutes left (credits) or percent used (quota).
+ */
+threshold: number, 
+/**
+ * What it says, in words.
+ */
+message: string, 
+/**
+ * When the quota window resets (unix ms), when known.
+ */
+resets_at_ms: number | null, };
+
 export type CommandError = { 
 /**
  * Machine-readable kind (`invalid_input`, `not_signed_in`, `service`, `network`, ...).
@@ -531,6 +555,8 @@ export interface Events {
   "ferry:workspaces": WorkspacesView;
   "ferry:history": HistoryView;
   "ferry:settings": Settings;
+  "ferry:regions": Array<RegionGroup>;
+  "ferry:warning": WarningView;
 }
 
 /** Command names, as registered in Rust. */
@@ -558,4 +584,6 @@ export const EVENT_NAMES = [
   "ferry:workspaces",
   "ferry:history",
   "ferry:settings",
+  "ferry:regions",
+  "ferry:warning",
 ] as const;

@@ -341,11 +341,16 @@ function accountCard(a: AccountView): HTMLElement {
       h("button", { type: "button", onclick: () => void submit({ request: { service: "tunnelbyte", token: null } }) }, "Import from the tunnelbyte CLI"),
     ], () => void submit({ request: { service: "tunnelbyte", token: value("tunnelbyte-token") } }));
   } else {
+    // NeoSC is self-hosted: its address is asked here and kept in settings.
+    const server = field("neosc-server", "Server address (https://…)", "url", "url");
+    const input = server.querySelector("input");
+    if (input) input.value = state.snapshot?.settings.base_urls.neosc ?? "";
     body = form([
+      server,
       field("neosc-email", "Email", "email", "username"),
       field("neosc-password", "Password", "password", "current-password"),
       h("button", { type: "submit", id: "neosc-signin" }, "Sign in"),
-    ], () => void submit({ request: { service: "neosc", email: value("neosc-email"), password: value("neosc-password") } }));
+    ], () => void submit({ request: { service: "neosc", server: value("neosc-server") || null, email: value("neosc-email"), password: value("neosc-password") } }));
   }
   return h("section", { class: "card account", id: `account-${s}` }, head, body);
 }
@@ -369,8 +374,8 @@ function settingsScreen(s: Settings): HTMLElement {
     h("form", { onsubmit: (e: Event) => { e.preventDefault(); void guard(async () => { await call("save_settings", { settings: draft }); flash("Settings saved."); }); } },
       h("fieldset", {}, h("legend", {}, "Notifications"),
         check("n-credits-low", "Credits low", () => n.credits_low, (v) => (n.credits_low = v)),
-        text("n-thresholds", "Credit thresholds (comma-separated)", () => n.credit_thresholds.join(", "), (v) => {
-          n.credit_thresholds = v.split(",").map((x) => Number(x.trim())).filter((x) => Number.isFinite(x) && x > 0);
+        text("n-thresholds", "Warn when credits last under (minutes, comma-separated)", () => n.credit_warn_minutes.join(", "), (v) => {
+          n.credit_warn_minutes = v.split(",").map((x) => Number(x.trim())).filter((x) => Number.isFinite(x) && x > 0);
         }),
         check("n-depleted", "Credits depleted", () => n.credits_depleted, (v) => (n.credits_depleted = v)),
         check("n-quota", "Quota at 80 %, 95 % and exceeded", () => n.quota, (v) => (n.quota = v)),
@@ -460,9 +465,13 @@ async function start(): Promise<void> {
     state.history = hv;
     if (state.screen === "history") render();
   });
-  window.setInterval(() => {
-    if (state.screen === "workspaces") void refreshWorkspaces();
-  }, 30_000);
+  // Regions and warnings come from the core's one event stream; so do workspace refreshes
+  // (the core's NeoSC watcher), so the window polls nothing itself.
+  await on("ferry:regions", (r) => {
+    state.regions = r;
+    if (state.screen === "connect") render();
+  });
+  await on("ferry:warning", (w) => flash(w.message));
   await guard(reload);
   document.documentElement.dataset.ready = "1";
 }

@@ -1,4 +1,5 @@
 //! Everything a headless Ferry client needs: service clients, metering, supervisor, store, secrets.
+pub mod app;
 pub mod clock;
 pub mod http;
 pub mod meter;

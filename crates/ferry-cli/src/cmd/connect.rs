@@ -11,18 +11,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
+use ferry_core::app::{launch, LaunchSpec, Launched};
 use ferry_core::clock::SystemClock;
 use ferry_core::meter::credits::CreditsConfig;
-use ferry_core::meter::quota::{format_cost, POLL_INTERVAL};
+use ferry_core::meter::quota::format_cost;
 use ferry_core::services::orbnet::OrbnetClient;
 use ferry_core::services::ServiceKind;
 use ferry_core::session::event::SessionEvent;
-use ferry_core::session::instance::{InstanceLock, InstanceLockError};
 use ferry_core::session::machine::State;
-use ferry_core::session::orbnet::{OrbnetProvider, OrbnetSettings};
-use ferry_core::session::recover::{reconcile_orbnet, reconcile_tunnelbyte};
-use ferry_core::session::supervisor::{self, Provider};
-use ferry_core::session::tunnelbyte::{TunnelbyteProvider, TunnelbyteSettings};
 use ferry_core::session::wg_tunnels::WgTunnels;
 use ferry_core::store::Store;
 use tokio::signal::unix::{signal, SignalKind};
@@ -90,85 +86,63 @@ pub async fn run(args: Args) -> anyhow::Result<u8> {
             .and_then(|s| s.parse().ok())
             .unwrap_or(ServiceKind::Orbnet),
     };
-    let _lock = match InstanceLock::acquire(ctx.data_dir()) {
-        Ok(l) => l,
-        Err(InstanceLockError::Busy) => bail!(
-            "another `ferry connect` is running with {}; disconnect it first",
-            ctx.data_dir().display()
-        ),
-        Err(e) => return Err(e.into()),
-    };
-    let clock = SystemClock::shared();
-    let tunnels = WgTunnels {
-        system: args.all,
-        proxy: args.proxy,
-        any_port_if_taken: false,
-    };
     let out = Output::new(args.json);
     let http_proxy = !args.all && args.proxy.port() != 0;
     let store = Arc::new(store);
-    match service {
+    let target = match service {
         ServiceKind::Orbnet => {
-            let client = Arc::new(ctx.orbnet().await?);
-            let r = reconcile_orbnet(&*client, &*store, &*clock).await;
-            if r.closed > 0 {
-                out.notice(&format!(
-                    "closed {} session(s) left open by an earlier run ({} ended on the server)",
-                    r.closed, r.ended_on_server
-                ));
-            }
-            let server = resolve_server(&client, &store, args.target.as_deref()).await?;
-            let credits = CreditsConfig {
-                heartbeat_override: args.heartbeat_secs.map(Duration::from_secs),
-                ..CreditsConfig::default()
-            };
-            let settings = OrbnetSettings {
-                server,
-                credits,
-                handshake_timeout: Duration::from_secs(args.handshake_timeout),
-                ..OrbnetSettings::default()
-            };
-            let _ = store.set_setting(LAST_SERVICE, "orbnet").await;
-            if let Some(id) = server {
-                let _ = store.set_setting(LAST_ORBNET, &id.to_string()).await;
-            }
-            let provider =
-                OrbnetProvider::new(client, tunnels, store.clone(), clock.clone(), settings);
-            drive(provider, clock, out, args.command, http_proxy).await
+            let client = ctx.orbnet().await?;
+            resolve_server(&client, &store, args.target.as_deref())
+                .await?
+                .map(|id| id.to_string())
         }
-        ServiceKind::Tunnelbyte => {
-            let client = Arc::new(ctx.tunnelbyte().await?);
-            let r = reconcile_tunnelbyte(&*client, &*store).await;
-            if r.closed > 0 {
-                out.notice(&format!(
-                    "closed {} session(s) left open by an earlier run",
-                    r.closed
-                ));
-            }
-            let region = match args.target.clone() {
-                Some(r) => Some(r),
-                None => store.setting(LAST_TUNNELBYTE).await.ok().flatten(),
-            };
-            let settings = TunnelbyteSettings {
-                region: region.clone(),
-                poll: args
-                    .poll_secs
-                    .map(|s| Duration::from_secs(s.max(1)))
-                    .unwrap_or(POLL_INTERVAL),
-                handshake_timeout: Duration::from_secs(args.handshake_timeout),
-            };
-            let _ = store.set_setting(LAST_SERVICE, "tunnelbyte").await;
-            if let Some(r) = &region {
-                let _ = store.set_setting(LAST_TUNNELBYTE, r).await;
-            }
-            let provider =
-                TunnelbyteProvider::new(client, tunnels, store.clone(), clock.clone(), settings);
-            drive(provider, clock, out, args.command, http_proxy).await
-        }
+        ServiceKind::Tunnelbyte => match args.target.clone() {
+            Some(r) => Some(r),
+            None => store.setting(LAST_TUNNELBYTE).await.ok().flatten(),
+        },
         ServiceKind::Neosc => {
             bail!("NeoSC has no tunnel to connect; use `ferry workspaces` and `ferry sessions`")
         }
+    };
+    let spec = LaunchSpec {
+        service,
+        target: target.clone(),
+        tunnels: WgTunnels {
+            system: args.all,
+            proxy: args.proxy,
+            any_port_if_taken: false,
+        },
+        heartbeat: args.heartbeat_secs.map(Duration::from_secs),
+        status_poll: args.poll_secs.map(|s| Duration::from_secs(s.max(1))),
+        handshake_timeout: Duration::from_secs(args.handshake_timeout),
+        traffic_every: Duration::from_secs(2),
+        warn_minutes: CreditsConfig::default().warn_minutes,
+        front_end: "`ferry connect`".into(),
+    };
+    let launched = launch(
+        ctx.services(),
+        store.clone(),
+        ctx.data_dir(),
+        SystemClock::shared(),
+        spec,
+    )
+    .await?;
+    let r = &launched.recovered;
+    if r.closed > 0 {
+        out.notice(&format!(
+            "closed {} session(s) left open by an earlier run ({} ended on the server)",
+            r.closed, r.ended_on_server
+        ));
     }
+    let _ = store.set_setting(LAST_SERVICE, service.as_str()).await;
+    if let Some(t) = &target {
+        let key = match service {
+            ServiceKind::Orbnet => LAST_ORBNET,
+            _ => LAST_TUNNELBYTE,
+        };
+        let _ = store.set_setting(key, t).await;
+    }
+    drive(launched, out, args.command, http_proxy).await
 }
 
 /// An OrbNET server from an id or a name; with neither, the last choice (or OrbNET picks).
@@ -207,14 +181,15 @@ async fn resolve_server(
 }
 
 /// Connects, shows events, and disconnects on a signal or when the command exits.
-async fn drive<P: Provider>(
-    provider: P,
-    clock: ferry_core::clock::SharedClock,
+async fn drive(
+    launched: Launched,
     mut out: Output,
     command: Vec<String>,
     http_proxy: bool,
 ) -> anyhow::Result<u8> {
-    let (handle, task) = supervisor::spawn(provider, clock);
+    let Launched {
+        handle, task, lock, ..
+    } = launched;
     let mut events = handle.subscribe();
     let mut state = handle.state();
     let mut sigint = signal(SignalKind::interrupt())?;
@@ -276,6 +251,7 @@ async fn drive<P: Provider>(
     }
     drop(handle);
     let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    drop(lock);
     Ok(code)
 }
 

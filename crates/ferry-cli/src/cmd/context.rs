@@ -11,18 +11,14 @@
 //!   `FERRY_*_TOKEN`). There is deliberately no plaintext-file store. `FERRY_ORBNET_TOKEN`,
 //!   `FERRY_TUNNELBYTE_TOKEN` and `FERRY_NEOSC_TOKEN` override whichever store is chosen.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _};
-use ferry_core::http::HttpSettings;
-use ferry_core::secrets::{
-    EnvOverride, KeyringBackend, KeyringStore, MemoryStore, Secret, SharedSecretStore,
-};
+pub use ferry_core::app::SecretsMode;
+use ferry_core::app::Services;
+use ferry_core::secrets::{Secret, SharedSecretStore};
 use ferry_core::services::neosc::NeoscClient;
-use ferry_core::services::orbnet::{OrbnetClient, OrbnetTokens, StoreTokenSink};
+use ferry_core::services::orbnet::OrbnetClient;
 use ferry_core::services::tunnelbyte::TunnelbyteClient;
 use ferry_core::services::ServiceKind;
 use ferry_core::store::Store;
@@ -38,62 +34,19 @@ pub struct Common {
     pub data_dir: Option<PathBuf>,
 }
 
-/// Which secret store the CLI uses (`FERRY_SECRETS`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SecretsMode {
-    /// The platform keyring (Secret Service on Linux).
-    Keyring,
-    /// The Linux kernel session keyring.
-    Keyutils,
-    /// Process memory only.
-    Memory,
-}
-
-impl SecretsMode {
-    /// Reads `FERRY_SECRETS` (default `keyring`).
-    pub fn from_env() -> anyhow::Result<Self> {
-        match std::env::var("FERRY_SECRETS")
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase()
-            .as_str()
-        {
-            "" | "keyring" => Ok(SecretsMode::Keyring),
-            "keyutils" => Ok(SecretsMode::Keyutils),
-            "memory" => Ok(SecretsMode::Memory),
-            other => bail!("FERRY_SECRETS={other:?}: expected keyring, keyutils or memory"),
-        }
-    }
-}
-
-/// The resolved environment of one command.
+/// The resolved environment of one command: the core's [`Services`] and the data directory.
 #[derive(Debug, Clone)]
 pub struct Context {
-    urls: HashMap<ServiceKind, String>,
+    services: Services,
     data_dir: PathBuf,
-    secrets: SharedSecretStore,
     mode: SecretsMode,
-    http: HttpSettings,
 }
-
-/// Keyring calls give up after this long (a locked keyring must not hang the CLI).
-pub const KEYRING_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Context {
     /// Resolves URLs, data dir and secret store. `target` is the service a bare `--api-url URL`
     /// applies to (`None` when the command spans services).
     pub fn new(common: &Common, target: Option<ServiceKind>) -> anyhow::Result<Self> {
-        let mut urls = HashMap::new();
-        for s in ServiceKind::ALL {
-            if let Some(u) = std::env::var(s.url_env_var())
-                .ok()
-                .filter(|u| !u.trim().is_empty())
-            {
-                urls.insert(s, u.trim().to_string());
-            } else if let Some(d) = s.default_base_url() {
-                urls.insert(s, d.to_string());
-            }
-        }
+        let mut urls = Services::urls_from_env();
         for spec in &common.api_url {
             let (service, url) = match spec.split_once('=') {
                 Some((name, url)) if !name.contains("://") => (
@@ -115,45 +68,26 @@ impl Context {
         }
         let data_dir = ferry_core::paths::data_dir(common.data_dir.as_deref())?;
         let mode = SecretsMode::from_env()?;
-        let secrets: SharedSecretStore = match mode {
-            SecretsMode::Keyring => Arc::new(EnvOverride::new(KeyringStore::new(
-                KeyringBackend::Platform,
-                KEYRING_TIMEOUT,
-            ))),
-            SecretsMode::Keyutils => Arc::new(EnvOverride::new(KeyringStore::new(
-                KeyringBackend::KernelKeyutils,
-                KEYRING_TIMEOUT,
-            ))),
-            SecretsMode::Memory => Arc::new(EnvOverride::new(MemoryStore::new())),
-        };
         Ok(Self {
-            urls,
+            services: Services::new(urls, mode.open()),
             data_dir,
-            secrets,
             mode,
-            http: HttpSettings::default(),
         })
     }
 
-    /// The base URL of a service.
-    pub fn base_url(&self, service: ServiceKind) -> anyhow::Result<&str> {
-        self.urls.get(&service).map(String::as_str).ok_or_else(|| {
-            anyhow!(
-                "no {service} address: set {} or pass --api-url (NeoSC is self-hosted)",
-                service.url_env_var()
-            )
-        })
+    /// The core's services (clients, tokens) for this command.
+    pub fn services(&self) -> &Services {
+        &self.services
     }
 
-    /// The data directory (for `ferry connect`'s own files).
-    #[allow(dead_code)]
+    /// The data directory (history, instance lock).
     pub fn data_dir(&self) -> &std::path::Path {
         &self.data_dir
     }
 
     /// The secret store in use.
     pub fn secrets(&self) -> &SharedSecretStore {
-        &self.secrets
+        self.services.secrets()
     }
 
     /// The secret store mode.
@@ -177,38 +111,22 @@ impl Context {
 
     /// The stored (or env-overridden) token of a service.
     pub async fn token(&self, service: ServiceKind) -> anyhow::Result<Option<Secret>> {
-        Ok(self.secrets.get(service).await?)
+        Ok(self.services.token(service).await?)
     }
 
     /// An OrbNET client with the stored tokens; refreshed tokens are written back.
     pub async fn orbnet(&self) -> anyhow::Result<OrbnetClient> {
-        let tokens = self
-            .token(ServiceKind::Orbnet)
-            .await?
-            .map(|s| OrbnetTokens::from_stored(&s));
-        Ok(
-            OrbnetClient::new(self.base_url(ServiceKind::Orbnet)?, self.http.clone())?
-                .with_tokens(tokens)
-                .with_token_sink(Arc::new(StoreTokenSink(self.secrets.clone()))),
-        )
+        Ok(self.services.orbnet().await?)
     }
 
     /// A tunnelbyte client with the stored token.
     pub async fn tunnelbyte(&self) -> anyhow::Result<TunnelbyteClient> {
-        let token = self.token(ServiceKind::Tunnelbyte).await?;
-        Ok(
-            TunnelbyteClient::new(self.base_url(ServiceKind::Tunnelbyte)?, self.http.clone())?
-                .with_token(token),
-        )
+        Ok(self.services.tunnelbyte().await?)
     }
 
     /// A NeoSC client with the stored token.
     pub async fn neosc(&self) -> anyhow::Result<NeoscClient> {
-        let token = self.token(ServiceKind::Neosc).await?;
-        Ok(
-            NeoscClient::new(self.base_url(ServiceKind::Neosc)?, self.http.clone())?
-                .with_token(token),
-        )
+        Ok(self.services.neosc().await?)
     }
 }
 

@@ -21,8 +21,11 @@ use crate::http::{HttpClient, HttpSettings, RawResponse, TransportError};
 use crate::secrets::Secret;
 
 /// One of the vendors Ferry talks to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ts_rs::TS,
+)]
 #[serde(rename_all = "lowercase")]
+#[ts(rename = "Service")]
 pub enum ServiceKind {
     /// OrbNET (OrbVPN's account and VPN API): credits per minute.
     Orbnet,
@@ -39,6 +42,15 @@ impl ServiceKind {
         ServiceKind::Tunnelbyte,
         ServiceKind::Neosc,
     ];
+
+    /// The product name as shown to users.
+    pub fn display_name(self) -> &'static str {
+        match self {
+            ServiceKind::Orbnet => "OrbNET",
+            ServiceKind::Tunnelbyte => "tunnelbyte",
+            ServiceKind::Neosc => "NeoSC",
+        }
+    }
 
     /// The lowercase name used on the command line, in the store and in env vars.
     pub fn as_str(self) -> &'static str {

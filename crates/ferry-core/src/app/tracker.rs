@@ -1,13 +1,13 @@
 //! Turns the supervisor's [`SessionEvent`]s into what the window shows (pure: no I/O, the time
 //! is passed in). One tracker per connection attempt.
 
-use ferry_core::meter::quota::WindowUse;
-use ferry_core::session::event::SessionEvent;
-use ferry_core::session::machine::{ErrorCause, State};
+use crate::meter::quota::{Window, WindowUse};
+use crate::session::event::SessionEvent;
+use crate::session::machine::{ErrorCause, State};
 
-use crate::contract::{
-    ConnectionView, ErrorView, LiveView, MeterView, Phase, QuotaUnit, QuotaView, RegionRef, Sample,
-    Service, TunnelMode, UiEvent,
+use super::contract::{
+    AppEvent, ConnectionView, ErrorView, LiveView, MeterView, Phase, QuotaUnit, QuotaView,
+    RegionRef, Sample, Service, TunnelMode, WarningKind, WarningView,
 };
 
 /// Samples kept for the charts (one per update; the oldest drop off).
@@ -153,7 +153,7 @@ impl Tracker {
     }
 
     /// Applies one event; returns the UI events to publish.
-    pub fn apply(&mut self, event: &SessionEvent, now_ms: i64) -> Vec<UiEvent> {
+    pub fn apply(&mut self, event: &SessionEvent, now_ms: i64) -> Vec<AppEvent> {
         match event {
             SessionEvent::State { state } => {
                 let phase = match state {
@@ -173,9 +173,9 @@ impl Tracker {
                 let mut out = Vec::new();
                 if matches!(phase, Phase::Disconnected | Phase::Error) && self.live.is_some() {
                     self.live = None;
-                    out.push(UiEvent::Live(None));
+                    out.push(AppEvent::Live(None));
                 }
-                out.insert(0, UiEvent::Connection(self.connection.clone()));
+                out.insert(0, AppEvent::Connection(self.connection.clone()));
                 out
             }
             SessionEvent::Connected { exit_ip, proxy, .. } => {
@@ -203,7 +203,7 @@ impl Tracker {
                     meter,
                     samples: vec![],
                 });
-                vec![UiEvent::Live(self.live.clone())]
+                vec![AppEvent::Live(self.live.clone())]
             }
             SessionEvent::Credits {
                 credits_remaining,
@@ -222,7 +222,7 @@ impl Tracker {
                 };
                 live.at_ms = now_ms;
                 Self::push_sample(live, now_ms, *credits_remaining);
-                vec![UiEvent::Live(Some(live.clone()))]
+                vec![AppEvent::Live(Some(live.clone()))]
             }
             SessionEvent::Quota(q) => {
                 let Some(live) = self.live.as_mut() else {
@@ -240,7 +240,7 @@ impl Tracker {
                 live.at_ms = now_ms;
                 let value = Self::meter_value(&live.meter);
                 Self::push_sample(live, now_ms, value);
-                vec![UiEvent::Live(Some(live.clone()))]
+                vec![AppEvent::Live(Some(live.clone()))]
             }
             SessionEvent::Traffic { rx_bytes, tx_bytes } => {
                 let Some(live) = self.live.as_mut() else {
@@ -259,16 +259,44 @@ impl Tracker {
                 live.at_ms = now_ms;
                 let value = Self::meter_value(&live.meter);
                 Self::push_sample(live, now_ms, value);
-                vec![UiEvent::Live(Some(live.clone()))]
+                vec![AppEvent::Live(Some(live.clone()))]
             }
             SessionEvent::Failed { cause, .. } => {
                 self.connection.error = Some(error_view(cause));
                 vec![]
             }
+            SessionEvent::LowCredits {
+                minutes_left,
+                threshold_minutes,
+            } => vec![AppEvent::Warning(WarningView {
+                kind: WarningKind::CreditsLow,
+                threshold: *threshold_minutes,
+                message: format!(
+                    "OrbNET credits run out in about {:.0} min at this rate.",
+                    minutes_left.max(0.0).ceil()
+                ),
+                resets_at_ms: None,
+            })],
+            SessionEvent::QuotaWarning {
+                window,
+                threshold_percent,
+                usage,
+            } => {
+                let what = match window {
+                    Window::Bytes => "data",
+                    Window::Seconds => "time",
+                };
+                vec![AppEvent::Warning(WarningView {
+                    kind: WarningKind::QuotaHigh,
+                    threshold: f64::from(*threshold_percent),
+                    message: format!(
+                        "{threshold_percent}% of the tunnelbyte {what} quota is used."
+                    ),
+                    resets_at_ms: usage.resets_at.map(|t| t.timestamp_millis()),
+                })]
+            }
             SessionEvent::SessionEnded { .. }
-            | SessionEvent::LowCredits { .. }
             | SessionEvent::Heartbeat { .. }
-            | SessionEvent::QuotaWarning { .. }
             | SessionEvent::Notice { .. } => vec![],
         }
     }
@@ -277,8 +305,8 @@ impl Tracker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferry_core::clock::BootInstant;
-    use ferry_core::meter::quota::QuotaSample;
+    use crate::clock::BootInstant;
+    use crate::meter::quota::QuotaSample;
 
     fn orb() -> Tracker {
         Tracker::new(
@@ -334,7 +362,7 @@ mod tests {
         assert!(t.live.is_none());
         assert!(matches!(
             out.as_slice(),
-            [UiEvent::Connection(_), UiEvent::Live(None)]
+            [AppEvent::Connection(_), AppEvent::Live(None)]
         ));
         let e = error_view(&ErrorCause::TerminatedByServer("idle".into()));
         assert_eq!(e.code, "server_ended:idle");
@@ -352,7 +380,7 @@ mod tests {
             },
             60_000,
         );
-        let Some(UiEvent::Live(Some(l))) = out.first() else {
+        let Some(AppEvent::Live(Some(l))) = out.first() else {
             panic!("{out:?}")
         };
         assert_eq!(

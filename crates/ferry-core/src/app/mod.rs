@@ -1,81 +1,87 @@
-//! The engine behind the window and the tray: ferry-core's service clients (tokens in the
-//! keyring), the session supervisor driving a real `ferry-tunnel` tunnel (app mode behind a local
-//! proxy, or all traffic), history in the SQLite store, NeoSC workspaces refreshed every 30 s.
-//! In the demo it also owns an in-process lab (see [`demo`]).
+//! The one facade every front end uses: accounts (tokens in the keyring), regions, connect /
+//! switch / disconnect under the session supervisor, the NeoSC workspace watcher, history,
+//! settings and crash recovery, with one typed event stream ([`AppEvent`]) out.
+//!
+//! The desktop shell and the `ferry` CLI reach services, the supervisor, the store and recovery
+//! only through this module: the [`App`] for the window and tray, [`launch`] and [`Services`] for
+//! the CLI's one-shot commands. Connecting takes the per-user instance lock first
+//! ([`launch::take_lock`]), so two front ends never both meter.
 
-pub mod demo;
+pub mod autostart;
+pub mod contract;
+pub mod error;
+pub mod launch;
+pub mod services;
+pub mod settings;
 pub mod tracker;
 pub mod views;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use ferry_core::clock::SystemClock;
-use ferry_core::http::HttpSettings;
-use ferry_core::meter::credits::CreditsConfig;
-use ferry_core::meter::quota::POLL_INTERVAL;
-use ferry_core::secrets::{Secret, SharedSecretStore};
-use ferry_core::services::neosc::NeoscClient;
-use ferry_core::services::orbnet::{
-    LoginOutcome, LoginRequest, OrbnetClient, OrbnetTokens, StoreTokenSink,
-};
-use ferry_core::services::tunnelbyte::{read_cli_token, TunnelbyteClient};
-use ferry_core::services::ApiError;
-use ferry_core::session::event::SessionEvent;
-use ferry_core::session::orbnet::{OrbnetProvider, OrbnetSettings};
-use ferry_core::session::recover::{reconcile_orbnet, reconcile_tunnelbyte};
-use ferry_core::session::supervisor::{self, SupervisorHandle};
-use ferry_core::session::tunnelbyte::{TunnelbyteProvider, TunnelbyteSettings};
-use ferry_core::session::wg_tunnels::WgTunnels;
-use ferry_core::store::{HistoryQuery, Store, StoreError};
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
-use crate::backend::{validate_settings, Backend};
-use crate::contract::{
-    AccountView, BaseUrls, CommandError, ConnectRequest, ConnectionView, HistoryView, Phase,
-    Region, RegionGroup, RegionRef, Service, Settings, SignInOutcome, SignInRequest, Snapshot,
-    TunnelMode, UiEvent, WorkspacesView,
+use crate::clock::{SharedClock, SystemClock};
+use crate::meter::quota::POLL_INTERVAL;
+use crate::secrets::{Secret, SharedSecretStore};
+use crate::services::neosc::NeoscClient;
+use crate::services::orbnet::{LoginOutcome, LoginRequest};
+use crate::services::tunnelbyte::read_cli_token;
+use crate::session::event::SessionEvent;
+use crate::session::supervisor::SupervisorHandle;
+use crate::session::wg_tunnels::WgTunnels;
+use crate::store::{HistoryQuery, Store, StoreError};
+use crate::workspaces::{WatchConfig, WorkspaceEvent, WorkspaceWatcher};
+
+pub use contract::AppEvent;
+pub use error::AppError;
+pub use launch::{launch, LaunchSpec, Launched};
+pub use services::{SecretsMode, Services};
+
+use contract::{
+    AccountView, BaseUrls, ConnectRequest, ConnectionView, HistoryView, Phase, Region, RegionGroup,
+    RegionRef, Service, Settings, SignInOutcome, SignInRequest, Snapshot, TunnelMode,
+    WorkspacesView,
 };
+use settings::{check_base_url, validate_settings};
 use tracker::Tracker;
-use views::kind;
 
 const SETTINGS_KEY: &str = "desktop.settings";
 const LAST_REGION_KEY: &str = "desktop.last_region";
 
 fn account_key(s: Service) -> String {
-    format!("desktop.account.{}", kind(s).as_str())
+    format!("desktop.account.{}", s.as_str())
 }
 
-/// How the engine runs.
+/// How the app runs.
 #[derive(Debug, Clone)]
-pub struct EngineOptions {
-    /// The app's private data directory (history database).
+pub struct AppOptions {
+    /// The private data directory (history database, instance lock).
     pub data_dir: PathBuf,
-    /// Fixed heartbeat interval instead of OrbNET's schedule (tests, demos).
+    /// Fixed heartbeat interval instead of OrbNET's schedule (loopback services only).
     pub heartbeat: Option<Duration>,
-    /// tunnelbyte status poll interval.
+    /// tunnelbyte status poll interval (below 10 s: loopback services only).
     pub status_poll: Duration,
     /// App mode: where the SOCKS5 proxy listens (any free port when taken).
     pub proxy: SocketAddr,
-    /// How often NeoSC sessions are refreshed.
+    /// How often NeoSC sessions are refreshed (below 30 s: loopback services only).
     pub workspace_refresh: Duration,
-    /// Seconds to wait for the tunnel's first handshake.
+    /// How long to wait for the tunnel's first handshake.
     pub handshake_timeout: Duration,
-    /// The demo writes its lab's URLs (control API included) here, for tests that drive the lab.
-    pub demo_urls_file: Option<PathBuf>,
     /// Where the launch-at-login entry goes (`None`: no home, the setting is refused).
     pub autostart_dir: Option<PathBuf>,
+    /// The program and arguments the launch-at-login entry starts.
+    pub autostart_command: Option<(PathBuf, Vec<String>)>,
+    /// This front end's name, for "already connected in …" (e.g. "the Ferry window").
+    pub front_end: String,
 }
 
-impl EngineOptions {
+impl AppOptions {
     /// Defaults, with test and demo overrides from the environment: `FERRY_HEARTBEAT_SECS`,
-    /// `FERRY_STATUS_POLL_SECS`, `FERRY_PROXY`, `FERRY_WORKSPACE_REFRESH_SECS`,
-    /// `FERRY_DEMO_URLS_FILE`.
+    /// `FERRY_STATUS_POLL_SECS`, `FERRY_PROXY`, `FERRY_WORKSPACE_REFRESH_SECS`.
     pub fn from_env(data_dir: PathBuf) -> Self {
         let secs = |name: &str| {
             std::env::var(name)
@@ -83,7 +89,7 @@ impl EngineOptions {
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .map(|s| Duration::from_secs(s.clamp(1, 3600)))
         };
-        EngineOptions {
+        AppOptions {
             data_dir,
             heartbeat: secs("FERRY_HEARTBEAT_SECS"),
             status_poll: secs("FERRY_STATUS_POLL_SECS").unwrap_or(POLL_INTERVAL),
@@ -92,23 +98,13 @@ impl EngineOptions {
                 .and_then(|p| p.parse().ok())
                 .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 1080))),
             workspace_refresh: secs("FERRY_WORKSPACE_REFRESH_SECS")
-                .unwrap_or(Duration::from_secs(30)),
+                .unwrap_or(crate::workspaces::REFRESH_INTERVAL),
             handshake_timeout: Duration::from_secs(15),
-            demo_urls_file: std::env::var_os("FERRY_DEMO_URLS_FILE").map(PathBuf::from),
-            autostart_dir: crate::autostart::dir_from(|k| std::env::var(k).ok()),
+            autostart_dir: autostart::dir_from(|k| std::env::var(k).ok()),
+            autostart_command: None,
+            front_end: "the Ferry window".into(),
         }
     }
-}
-
-/// Why the engine could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    /// The history database could not be opened.
-    #[error("cannot open the history database: {0}")]
-    Store(#[from] StoreError),
-    /// The demo lab did not start.
-    #[error("the demo lab did not start: {0}")]
-    Lab(String),
 }
 
 struct Running {
@@ -131,61 +127,47 @@ struct State {
     settings: Settings,
     regions: Vec<RegionGroup>,
     mode: TunnelMode,
+    services: Services,
 }
 
 struct Inner {
-    opts: EngineOptions,
+    opts: AppOptions,
     demo: bool,
     secrets: SharedSecretStore,
     store: Arc<Store>,
-    http: HttpSettings,
-    events: broadcast::Sender<UiEvent>,
+    clock: SharedClock,
+    events: broadcast::Sender<AppEvent>,
     state: Mutex<State>,
     running: tokio::sync::Mutex<Option<Running>>,
-    generation: AtomicU64,
-    _lab: Option<ferry_lab::Lab>,
+    watcher: tokio::sync::Mutex<Option<(WorkspaceWatcher, JoinHandle<()>)>>,
+    generation: std::sync::atomic::AtomicU64,
 }
 
-/// The engine (cheap to clone).
+/// The app (cheap to clone).
 #[derive(Clone)]
-pub struct Engine {
+pub struct App {
     inner: Arc<Inner>,
 }
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("demo", &self.inner.demo)
+            .finish_non_exhaustive()
+    }
 }
 
-fn api_error(e: ApiError) -> CommandError {
-    let code = match &e {
-        ApiError::Unauthorized { .. } | ApiError::NoToken { .. } => "not_signed_in",
-        ApiError::NotSent { .. } | ApiError::AnswerLost { .. } => "network",
-        ApiError::RateLimited { .. } => "rate_limited",
-        ApiError::RegionUnavailable { .. } => "unavailable",
-        _ if e.status() == Some(404) => "not_found",
-        _ if e.status() == Some(409) => "conflict",
-        _ => "service",
-    };
-    CommandError::new(code, e.to_string())
-}
-
-fn secrets_error(e: impl std::fmt::Display) -> CommandError {
-    CommandError::new("keyring", format!("The keyring did not answer: {e}"))
-}
-
-fn store_error(e: StoreError) -> CommandError {
-    CommandError::new("history", format!("The history database failed: {e}"))
-}
-
-impl Engine {
-    /// Opens the engine: the history store in the data dir (a broken one is set aside and a
-    /// temporary one used, so the app still works), saved settings, signed-in services.
+impl App {
+    /// Opens the app: the history store in the data dir (a broken one is set aside; an
+    /// unusable one is replaced by a temporary one, so the app still works), saved settings,
+    /// signed-in services, and the workspace watcher when NeoSC is signed in.
     pub async fn open(
-        opts: EngineOptions,
+        opts: AppOptions,
         secrets: SharedSecretStore,
         demo: bool,
-        lab: Option<ferry_lab::Lab>,
-    ) -> Result<Engine, EngineError> {
+    ) -> Result<App, AppError> {
+        crate::paths::ensure_private_dir(&opts.data_dir)
+            .map_err(|e| AppError::Io(e.to_string()))?;
         let store = match Store::open_in(&opts.data_dir).await {
             Ok(s) => s,
             Err(e) => {
@@ -213,7 +195,7 @@ impl Engine {
             .and_then(|j| serde_json::from_str::<RegionRef>(&j).ok());
         let mut accounts = Vec::new();
         for service in Service::ALL {
-            let signed_in = match secrets.get(kind(service)).await {
+            let signed_in = match secrets.get(service).await {
                 Ok(t) => t.is_some(),
                 Err(err) => {
                     tracing::warn!(%err, ?service, "could not read the keyring");
@@ -233,13 +215,14 @@ impl Engine {
             });
         }
         let mode = settings.default_mode;
-        let engine = Engine {
+        let services = Services::new(settings.base_urls.to_map(), secrets.clone());
+        let app = App {
             inner: Arc::new(Inner {
                 opts,
                 demo,
                 secrets,
                 store: Arc::new(store),
-                http: HttpSettings::default(),
+                clock: SystemClock::shared(),
                 events: broadcast::channel(256).0,
                 state: Mutex::new(State {
                     accounts,
@@ -248,30 +231,41 @@ impl Engine {
                     settings,
                     regions: vec![],
                     mode,
+                    services,
                 }),
                 running: tokio::sync::Mutex::new(None),
-                generation: AtomicU64::new(0),
-                _lab: lab,
+                watcher: tokio::sync::Mutex::new(None),
+                generation: std::sync::atomic::AtomicU64::new(0),
             }),
         };
-        engine.spawn_workspace_refresh();
-        Ok(engine)
+        if app.signed_in(Service::Neosc) {
+            app.start_watcher().await;
+        }
+        Ok(app)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn emit(&self, e: UiEvent) {
+    fn emit(&self, e: AppEvent) {
         let _ = self.inner.events.send(e);
     }
 
-    /// Uses these base URLs (the lab's, in the demo); not validated beyond the scheme.
-    pub async fn set_base_urls(&self, urls: BaseUrls) {
+    fn services(&self) -> Services {
+        self.lock().services.clone()
+    }
+
+    /// The one event stream (state, meter, warnings, regions, workspaces, history, settings).
+    pub fn subscribe(&self) -> broadcast::Receiver<AppEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Uses these base URLs (the lab's, in the demo).
+    pub async fn set_base_urls(&self, urls: BaseUrls) -> Result<(), AppError> {
         let mut s = self.lock().settings.clone();
         s.base_urls = urls;
-        self.store_settings(&s).await;
-        self.lock().settings = s;
+        self.save_settings(s).await.map(|_| ())
     }
 
     /// Shows a known balance on the OrbNET account (the demo knows the lab's).
@@ -285,7 +279,7 @@ impl Engine {
             }
             st.accounts.clone()
         };
-        self.emit(UiEvent::Accounts(accounts));
+        self.emit(AppEvent::Accounts(accounts));
     }
 
     async fn store_settings(&self, s: &Settings) {
@@ -299,58 +293,12 @@ impl Engine {
         }
     }
 
-    fn urls(&self) -> BaseUrls {
-        self.lock().settings.base_urls.clone()
-    }
-
     fn connection(&self) -> ConnectionView {
         let st = self.lock();
         match &st.tracker {
             Some(t) => t.connection.clone(),
             None => ConnectionView::disconnected(st.mode, now_ms()),
         }
-    }
-
-    async fn token(&self, service: Service) -> Result<Secret, CommandError> {
-        self.inner
-            .secrets
-            .get(kind(service))
-            .await
-            .map_err(secrets_error)?
-            .ok_or_else(|| {
-                CommandError::new(
-                    "not_signed_in",
-                    format!("Sign in to {} first.", service.display_name()),
-                )
-            })
-    }
-
-    async fn orbnet(&self) -> Result<OrbnetClient, CommandError> {
-        let token = self.token(Service::Orbnet).await?;
-        Ok(
-            OrbnetClient::new(&self.urls().orbnet, self.inner.http.clone())
-                .map_err(api_error)?
-                .with_tokens(Some(OrbnetTokens::from_stored(&token)))
-                .with_token_sink(Arc::new(StoreTokenSink(self.inner.secrets.clone()))),
-        )
-    }
-
-    async fn tunnelbyte(&self) -> Result<TunnelbyteClient, CommandError> {
-        let token = self.token(Service::Tunnelbyte).await?;
-        Ok(
-            TunnelbyteClient::new(&self.urls().tunnelbyte, self.inner.http.clone())
-                .map_err(api_error)?
-                .with_token(Some(token)),
-        )
-    }
-
-    async fn neosc(&self) -> Result<NeoscClient, CommandError> {
-        let token = self.token(Service::Neosc).await?;
-        Ok(
-            NeoscClient::new(&self.urls().neosc, self.inner.http.clone())
-                .map_err(api_error)?
-                .with_token(Some(token)),
-        )
     }
 
     fn signed_in(&self, service: Service) -> bool {
@@ -373,52 +321,101 @@ impl Engine {
             }
             st.accounts.clone()
         };
-        self.emit(UiEvent::Accounts(accounts));
+        self.emit(AppEvent::Accounts(accounts));
     }
 
-    async fn list_workspaces(&self) -> Result<WorkspacesView, CommandError> {
+    async fn neosc(&self) -> Result<NeoscClient, AppError> {
+        let services = self.services();
+        services.require_token(Service::Neosc).await?;
+        services.neosc().await
+    }
+
+    async fn list_workspaces(&self) -> Result<WorkspacesView, AppError> {
         let client = self.neosc().await?;
-        let workspaces = client.workspaces().await.map_err(api_error)?;
-        let sessions = client.sessions().await.map_err(api_error)?;
+        let workspaces = client.workspaces().await?;
+        let sessions = client.sessions().await?;
         let view = WorkspacesView {
             workspaces: views::workspaces(workspaces),
             sessions: views::workspace_sessions(sessions),
             refreshed_ms: now_ms(),
         };
-        self.emit(UiEvent::Workspaces(view.clone()));
+        self.emit(AppEvent::Workspaces(view.clone()));
         Ok(view)
     }
 
-    fn spawn_workspace_refresh(&self) {
+    /// Starts (or restarts) the core's NeoSC watcher; each change it sees refreshes the view.
+    async fn start_watcher(&self) {
+        let Ok(client) = self.neosc().await else {
+            return;
+        };
+        let mut interval = self.inner.opts.workspace_refresh;
+        if interval < crate::workspaces::REFRESH_INTERVAL
+            && !self.services().is_loopback(Service::Neosc)
+        {
+            interval = crate::workspaces::REFRESH_INTERVAL;
+        }
+        let config = WatchConfig {
+            interval,
+            ..WatchConfig::default()
+        };
+        let (watcher, mut rx) = WorkspaceWatcher::spawn(
+            Arc::new(client),
+            Some((*self.inner.store).clone()),
+            self.inner.clock.clone(),
+            config,
+        );
         let weak = Arc::downgrade(&self.inner);
-        let every = self.inner.opts.workspace_refresh;
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
+        let task = tokio::spawn(async move {
             loop {
-                tick.tick().await;
+                let ev = match rx.recv().await {
+                    Ok(ev) => ev,
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => break,
+                };
                 let Some(inner) = weak.upgrade() else { break };
-                let engine = Engine { inner };
-                if engine.signed_in(Service::Neosc) {
-                    if let Err(e) = engine.list_workspaces().await {
-                        tracing::debug!(error = %e, "workspace refresh failed");
+                let app = App { inner };
+                match ev {
+                    WorkspaceEvent::RefreshFailed { message, .. } => {
+                        tracing::debug!(%message, "workspace refresh failed");
+                    }
+                    _ => {
+                        // Coalesce a burst (every session on the first refresh) into one fetch.
+                        while rx.try_recv().is_ok() {}
+                        if let Err(e) = app.list_workspaces().await {
+                            tracing::debug!(error = %e, "workspace list not refreshed");
+                        }
                     }
                 }
             }
         });
+        if let Some((old, t)) = self.inner.watcher.lock().await.replace((watcher, task)) {
+            t.abort();
+            old.stop().await;
+        }
     }
 
-    async fn history_view(&self) -> Result<HistoryView, CommandError> {
+    async fn stop_watcher(&self) {
+        if let Some((w, t)) = self.inner.watcher.lock().await.take() {
+            t.abort();
+            w.stop().await;
+        }
+    }
+
+    async fn refresh_watcher(&self) {
+        if let Some((w, _)) = self.inner.watcher.lock().await.as_ref() {
+            w.refresh_now();
+        }
+    }
+
+    async fn history_view(&self) -> Result<HistoryView, AppError> {
         let store = &self.inner.store;
         let rows = store
             .history(&HistoryQuery {
                 limit: 500,
                 ..HistoryQuery::default()
             })
-            .await
-            .map_err(store_error)?;
-        let days = store.totals_per_day().await.map_err(store_error)?;
+            .await?;
+        let days = store.totals_per_day().await?;
         let now = chrono::Utc::now();
         Ok(HistoryView {
             rows: rows.iter().map(|r| views::history_row(r, now)).collect(),
@@ -428,32 +425,27 @@ impl Engine {
 
     async fn emit_history(&self) {
         match self.history_view().await {
-            Ok(h) => self.emit(UiEvent::History(h)),
+            Ok(h) => self.emit(AppEvent::History(h)),
             Err(e) => tracing::warn!(error = %e, "history not refreshed"),
         }
     }
 
-    /// Writes or removes the launch-at-login entry (starting this binary minimized).
-    fn apply_autostart(&self, enabled: bool) -> Result<(), CommandError> {
-        let fail = |e: String| {
-            CommandError::new(
-                "autostart",
-                format!("Could not change launch at login: {e}"),
-            )
-        };
-        let dir = self
-            .inner
-            .opts
+    /// Writes or removes the launch-at-login entry.
+    fn apply_autostart(&self, enabled: bool) -> Result<(), AppError> {
+        let o = &self.inner.opts;
+        let dir = o
             .autostart_dir
             .clone()
-            .ok_or_else(|| fail("no home directory".into()))?;
-        let exe = std::env::current_exe().map_err(|e| fail(e.to_string()))?;
-        let args: &[&str] = if self.inner.demo {
-            &["--minimized", "--demo"]
-        } else {
-            &["--minimized"]
+            .ok_or_else(|| AppError::Autostart("no home directory".into()))?;
+        let (exe, args) = match &o.autostart_command {
+            Some((exe, args)) => (exe.clone(), args.clone()),
+            None => (
+                std::env::current_exe().map_err(|e| AppError::Autostart(e.to_string()))?,
+                vec!["--minimized".to_string()],
+            ),
         };
-        crate::autostart::apply(&dir, enabled, &exe, args).map_err(|e| fail(e.to_string()))
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        autostart::apply(&dir, enabled, &exe, &args).map_err(|e| AppError::Autostart(e.to_string()))
     }
 
     fn find_region(&self, r: &RegionRef) -> Option<Region> {
@@ -466,7 +458,7 @@ impl Engine {
     }
 
     /// Waits (bounded) until the connection has settled in Disconnected or Error.
-    async fn wait_settled(&self, bound: Duration) {
+    pub async fn wait_settled(&self, bound: Duration) {
         let mut rx = self.inner.events.subscribe();
         let deadline = tokio::time::Instant::now() + bound;
         while !matches!(self.connection().phase, Phase::Disconnected | Phase::Error) {
@@ -478,65 +470,9 @@ impl Engine {
         }
     }
 
-    async fn start_supervisor(
-        &self,
-        request: &ConnectRequest,
-    ) -> Result<(SupervisorHandle, JoinHandle<()>), CommandError> {
-        let tunnels = WgTunnels {
-            system: request.mode == TunnelMode::AllTraffic,
-            proxy: self.inner.opts.proxy,
-            any_port_if_taken: true,
-        };
-        let clock = SystemClock::shared();
-        let store = self.inner.store.clone();
-        let o = &self.inner.opts;
-        match request.region.service {
-            Service::Orbnet => {
-                let server = request.region.id.parse::<i64>().map_err(|_| {
-                    CommandError::new("invalid_input", "That is not an OrbNET server.")
-                })?;
-                let client = Arc::new(self.orbnet().await?);
-                let r = reconcile_orbnet(&*client, &*store, &*clock).await;
-                if r.closed > 0 {
-                    tracing::info!(closed = r.closed, "closed sessions left open by a crash");
-                }
-                let settings = OrbnetSettings {
-                    server: Some(server),
-                    credits: CreditsConfig {
-                        heartbeat_override: o.heartbeat,
-                        ..CreditsConfig::default()
-                    },
-                    handshake_timeout: o.handshake_timeout,
-                    traffic_every: Duration::from_secs(1),
-                    ..OrbnetSettings::default()
-                };
-                let provider = OrbnetProvider::new(client, tunnels, store, clock.clone(), settings);
-                Ok(supervisor::spawn(provider, clock))
-            }
-            Service::Tunnelbyte => {
-                let client = Arc::new(self.tunnelbyte().await?);
-                let r = reconcile_tunnelbyte(&*client, &*store).await;
-                if r.closed > 0 {
-                    tracing::info!(closed = r.closed, "closed sessions left open by a crash");
-                }
-                let settings = TunnelbyteSettings {
-                    region: Some(request.region.id.clone()),
-                    poll: o.status_poll,
-                    handshake_timeout: o.handshake_timeout,
-                };
-                let provider =
-                    TunnelbyteProvider::new(client, tunnels, store, clock.clone(), settings);
-                Ok(supervisor::spawn(provider, clock))
-            }
-            Service::Neosc => Err(CommandError::new(
-                "invalid_input",
-                "NeoSC has no tunnel; pick an OrbNET server or a tunnelbyte region.",
-            )),
-        }
-    }
-
-    /// Follows one connection's events until the engine moves on to another.
+    /// Follows one connection's events until the app moves on to another.
     async fn pump(self, mut rx: broadcast::Receiver<SessionEvent>, generation: u64) {
+        use std::sync::atomic::Ordering;
         loop {
             let ev = match rx.recv().await {
                 Ok(ev) => ev,
@@ -570,16 +506,23 @@ impl Engine {
             if let Some(c) = credits {
                 self.set_credits(c);
             }
-            if settled || matches!(ev, SessionEvent::SessionEnded { .. }) {
+            if matches!(ev, SessionEvent::Connected { .. })
+                || settled
+                || matches!(ev, SessionEvent::SessionEnded { .. })
+            {
                 self.emit_history().await;
+            }
+            if settled {
+                // The session is over: release the instance lock for other front ends.
+                if let Ok(mut running) = self.inner.running.try_lock() {
+                    running.take();
+                }
             }
         }
     }
-}
 
-#[async_trait]
-impl Backend for Engine {
-    async fn snapshot(&self) -> Snapshot {
+    /// Everything a front end needs at start.
+    pub async fn snapshot(&self) -> Snapshot {
         let connection = self.connection();
         let st = self.lock();
         Snapshot {
@@ -593,29 +536,26 @@ impl Backend for Engine {
         }
     }
 
-    async fn sign_in(&self, request: SignInRequest) -> Result<SignInOutcome, CommandError> {
-        let urls = self.urls();
-        let http = self.inner.http.clone();
-        let (service, secret, label) = match request {
+    /// Signs in to one service; the token goes to the secret store and is read back.
+    pub async fn sign_in(&self, request: SignInRequest) -> Result<SignInOutcome, AppError> {
+        let services = self.services();
+        let (service, secret, label, services) = match request {
             SignInRequest::Orbnet {
                 email,
                 password,
                 totp,
             } => {
                 if email.trim().is_empty() || password.is_empty() {
-                    return Err(CommandError::new(
-                        "invalid_input",
-                        "Enter your email and password.",
-                    ));
+                    return Err(AppError::invalid("Enter your email and password."));
                 }
-                let client = OrbnetClient::new(&urls.orbnet, http).map_err(api_error)?;
+                let client = services.orbnet().await?;
                 let req = LoginRequest {
                     email: email.trim().to_string(),
                     password: Secret::new(password),
                     totp_code: totp.filter(|t| !t.trim().is_empty()),
                     device_id: None,
                 };
-                match client.login(&req).await.map_err(api_error)? {
+                match client.login(&req).await? {
                     LoginOutcome::TwoFactorRequired => return Ok(SignInOutcome::NeedsTwoFactor),
                     LoginOutcome::SignedIn { tokens, user } => {
                         let label = if user.email.is_empty() {
@@ -623,57 +563,68 @@ impl Backend for Engine {
                         } else {
                             user.email
                         };
-                        (Service::Orbnet, tokens.to_stored(), label)
+                        (Service::Orbnet, tokens.to_stored(), label, services)
                     }
                 }
             }
             SignInRequest::Tunnelbyte { token } => {
                 let secret = match token {
                     Some(t) if !t.trim().is_empty() => Secret::new(t.trim().to_string()),
-                    Some(_) => {
-                        return Err(CommandError::new("invalid_input", "Paste your API token."))
-                    }
+                    Some(_) => return Err(AppError::invalid("Paste your API token.")),
                     None => {
                         let path =
-                            ferry_core::paths::tunnelbyte_cli_token_from(|k| std::env::var(k).ok())
+                            crate::paths::tunnelbyte_cli_token_from(|k| std::env::var(k).ok())
                                 .ok_or_else(|| {
-                                    CommandError::new("not_found", "No home directory to look in.")
+                                    AppError::NotFound("No home directory to look in.".into())
                                 })?;
-                        read_cli_token(&path)
-                            .map_err(|e| CommandError::new("not_found", e.to_string()))?
+                        read_cli_token(&path).map_err(|e| AppError::NotFound(e.to_string()))?
                     }
                 };
-                let client = TunnelbyteClient::new(&urls.tunnelbyte, http)
-                    .map_err(api_error)?
-                    .with_token(Some(secret.clone()));
-                let usage = client.usage().await.map_err(api_error)?;
-                (Service::Tunnelbyte, secret, format!("{} tier", usage.tier))
+                let usage = services.tunnelbyte_with(secret.clone())?.usage().await?;
+                (
+                    Service::Tunnelbyte,
+                    secret,
+                    format!("{} tier", usage.tier),
+                    services,
+                )
             }
-            SignInRequest::Neosc { email, password } => {
+            SignInRequest::Neosc {
+                server,
+                email,
+                password,
+            } => {
                 if email.trim().is_empty() || password.is_empty() {
-                    return Err(CommandError::new(
-                        "invalid_input",
-                        "Enter your email and password.",
-                    ));
+                    return Err(AppError::invalid("Enter your email and password."));
                 }
-                let mut client = NeoscClient::new(&urls.neosc, http).map_err(api_error)?;
-                let auth = client
-                    .login(email.trim(), &Secret::new(password))
-                    .await
-                    .map_err(api_error)?;
+                let services = match server
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                {
+                    Some(url) => {
+                        check_base_url("NeoSC", &url)?;
+                        let mut urls = self.lock().settings.base_urls.clone();
+                        urls.neosc = url;
+                        services.with_urls(urls.to_map())
+                    }
+                    None => services,
+                };
+                let mut client = services.neosc().await?;
+                let auth = client.login(email.trim(), &Secret::new(password)).await?;
                 let label = if auth.user.email.is_empty() {
                     email.trim().to_string()
                 } else {
                     auth.user.email.clone()
                 };
-                (Service::Neosc, auth.access_token, label)
+                (Service::Neosc, auth.access_token, label, services)
             }
         };
-        self.inner
-            .secrets
-            .set(kind(service), secret)
-            .await
-            .map_err(secrets_error)?;
+        self.inner.secrets.set(service, secret).await?;
+        if self.inner.secrets.get(service).await?.is_none() {
+            return Err(AppError::Keyring(crate::secrets::SecretsError::Failed {
+                store: "secret store",
+                message: "it accepted the token but does not return it; nothing was kept".into(),
+            }));
+        }
         if let Err(e) = self
             .inner
             .store
@@ -681,6 +632,14 @@ impl Backend for Engine {
             .await
         {
             tracing::warn!(error = %e, "account label not saved");
+        }
+        if service == Service::Neosc {
+            let url = services.base_url(Service::Neosc)?.to_string();
+            let mut s = self.lock().settings.clone();
+            if s.base_urls.neosc != url {
+                s.base_urls.neosc = url;
+                self.save_settings(s).await?;
+            }
         }
         let credits = self
             .lock()
@@ -696,13 +655,14 @@ impl Backend for Engine {
         };
         self.set_account(account.clone());
         if service == Service::Neosc {
+            self.start_watcher().await;
             let _ = self.list_workspaces().await;
         }
         Ok(SignInOutcome::SignedIn { account })
     }
 
-    async fn sign_out(&self, service: Service) -> Result<Vec<AccountView>, CommandError> {
-        // End the metered session of that service first.
+    /// Signs out of one service, ending its metered session first.
+    pub async fn sign_out(&self, service: Service) -> Result<Vec<AccountView>, AppError> {
         let current = self.connection();
         if current.region.as_ref().map(|r| r.service) == Some(service)
             && !matches!(current.phase, Phase::Disconnected | Phase::Error)
@@ -710,15 +670,19 @@ impl Backend for Engine {
             self.disconnect().await?;
             self.wait_settled(Duration::from_secs(10)).await;
         }
+        let services = self.services();
         match service {
             Service::Orbnet => {
-                if let Ok(c) = self.orbnet().await {
-                    if let Err(err) = c.logout().await {
-                        tracing::warn!(%err, "OrbNET logout failed; forgetting the token anyway");
+                if services.token(service).await?.is_some() {
+                    if let Ok(c) = services.orbnet().await {
+                        if let Err(err) = c.logout().await {
+                            tracing::warn!(%err, "OrbNET logout failed; forgetting the token anyway");
+                        }
                     }
                 }
             }
             Service::Neosc => {
+                self.stop_watcher().await;
                 if let Ok(c) = self.neosc().await {
                     if let Err(err) = c.logout().await {
                         tracing::warn!(%err, "NeoSC logout failed; forgetting the token anyway");
@@ -727,11 +691,7 @@ impl Backend for Engine {
             }
             Service::Tunnelbyte => {}
         }
-        self.inner
-            .secrets
-            .delete(kind(service))
-            .await
-            .map_err(secrets_error)?;
+        self.inner.secrets.delete(service).await?;
         let _ = self.inner.store.delete_setting(&account_key(service)).await;
         self.set_account(AccountView {
             service,
@@ -742,11 +702,13 @@ impl Backend for Engine {
         Ok(self.lock().accounts.clone())
     }
 
-    async fn regions(&self) -> Vec<RegionGroup> {
+    /// Regions of the signed-in services (published as [`AppEvent::Regions`] too).
+    pub async fn regions(&self) -> Vec<RegionGroup> {
+        let services = self.services();
         let mut groups = Vec::new();
         if self.signed_in(Service::Orbnet) {
-            let listed = match self.orbnet().await {
-                Ok(c) => c.servers().await.map_err(api_error),
+            let listed = match services.orbnet().await {
+                Ok(c) => c.servers().await.map_err(AppError::from),
                 Err(e) => Err(e),
             };
             groups.push(match listed {
@@ -758,16 +720,15 @@ impl Backend for Engine {
                 Err(e) => RegionGroup {
                     service: Service::Orbnet,
                     regions: vec![],
-                    error: Some(e.message),
+                    error: Some(e.to_string()),
                 },
             });
         }
         if self.signed_in(Service::Tunnelbyte) {
-            let listed =
-                match TunnelbyteClient::new(&self.urls().tunnelbyte, self.inner.http.clone()) {
-                    Ok(c) => c.regions().await.map_err(api_error),
-                    Err(e) => Err(api_error(e)),
-                };
+            let listed = match services.tunnelbyte().await {
+                Ok(c) => c.regions().await.map_err(AppError::from),
+                Err(e) => Err(e),
+            };
             groups.push(match listed {
                 Ok(regions) => RegionGroup {
                     service: Service::Tunnelbyte,
@@ -777,39 +738,72 @@ impl Backend for Engine {
                 Err(e) => RegionGroup {
                     service: Service::Tunnelbyte,
                     regions: vec![],
-                    error: Some(e.message),
+                    error: Some(e.to_string()),
                 },
             });
         }
         self.lock().regions = groups.clone();
+        self.emit(AppEvent::Regions(groups.clone()));
         groups
     }
 
-    async fn connect(&self, request: ConnectRequest) -> Result<ConnectionView, CommandError> {
+    /// Starts a connection (returns at once, in the Connecting phase). Takes the per-user
+    /// instance lock first: while another front end meters, this one is told where.
+    pub async fn connect(&self, request: ConnectRequest) -> Result<ConnectionView, AppError> {
+        use std::sync::atomic::Ordering;
         let mut running = self.inner.running.lock().await;
         let phase = self.connection().phase;
         if !matches!(phase, Phase::Disconnected | Phase::Error) {
-            return Err(CommandError::new(
-                "busy",
-                "A connection is already running; disconnect it first.",
-            ));
+            return Err(AppError::Busy);
         }
-        self.token(request.region.service).await?;
+        // The previous session (if any) has ended: its lock goes before a new one is taken.
+        running.take();
+        let services = self.services();
+        services.require_token(request.region.service).await?;
         if self.find_region(&request.region).is_none() {
             self.regions().await;
         }
         let region = self
             .find_region(&request.region)
-            .ok_or_else(|| CommandError::new("invalid_input", "Unknown region."))?;
+            .ok_or_else(|| AppError::invalid("Unknown region."))?;
         if !region.available {
-            return Err(CommandError::new(
-                "unavailable",
+            return Err(AppError::Unavailable(
                 region
                     .note
                     .unwrap_or_else(|| "That region is unavailable.".into()),
             ));
         }
-        let (handle, task) = self.start_supervisor(&request).await?;
+        let o = &self.inner.opts;
+        let warn_minutes = self.lock().settings.notify.credit_warn_minutes.clone();
+        let spec = LaunchSpec {
+            service: request.region.service,
+            target: Some(request.region.id.clone()),
+            tunnels: WgTunnels {
+                system: request.mode == TunnelMode::AllTraffic,
+                proxy: o.proxy,
+                any_port_if_taken: true,
+            },
+            heartbeat: o.heartbeat,
+            status_poll: Some(o.status_poll),
+            handshake_timeout: o.handshake_timeout,
+            traffic_every: Duration::from_secs(1),
+            warn_minutes,
+            front_end: o.front_end.clone(),
+        };
+        let launched = launch(
+            &services,
+            self.inner.store.clone(),
+            &o.data_dir,
+            self.inner.clock.clone(),
+            spec,
+        )
+        .await?;
+        if launched.recovered.closed > 0 {
+            tracing::info!(
+                closed = launched.recovered.closed,
+                "closed sessions left open by a crash"
+            );
+        }
         let generation = self.inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
         let credits = self
             .lock()
@@ -834,54 +828,66 @@ impl Backend for Engine {
         if let Ok(json) = serde_json::to_string(&request.region) {
             let _ = self.inner.store.set_setting(LAST_REGION_KEY, &json).await;
         }
-        self.emit(UiEvent::Connection(view.clone()));
-        self.emit(UiEvent::Live(None));
+        self.emit(AppEvent::Connection(view.clone()));
+        self.emit(AppEvent::Live(None));
+        let Launched {
+            handle, task, lock, ..
+        } = launched;
         let rx = handle.subscribe();
         handle.connect();
         let pump = tokio::spawn(self.clone().pump(rx, generation));
         *running = Some(Running {
             handle,
-            _task: task,
+            _task: tokio::spawn(async move {
+                let _ = task.await;
+                drop(lock);
+            }),
             pump,
         });
         Ok(view)
     }
 
-    async fn disconnect(&self) -> Result<ConnectionView, CommandError> {
+    /// Ends the connection and its metered session.
+    pub async fn disconnect(&self) -> Result<ConnectionView, AppError> {
         if let Some(r) = self.inner.running.lock().await.as_ref() {
             r.handle.disconnect();
         }
         Ok(self.connection())
     }
 
-    async fn workspaces(&self) -> Result<WorkspacesView, CommandError> {
+    /// NeoSC workspaces and sessions.
+    pub async fn workspaces(&self) -> Result<WorkspacesView, AppError> {
         self.list_workspaces().await
     }
 
-    async fn launch_workspace(&self, id: &str) -> Result<WorkspacesView, CommandError> {
-        self.neosc().await?.launch(id).await.map_err(api_error)?;
+    /// Launches a workspace.
+    pub async fn launch_workspace(&self, id: &str) -> Result<WorkspacesView, AppError> {
+        self.neosc().await?.launch(id).await?;
+        self.refresh_watcher().await;
         self.list_workspaces().await
     }
 
-    async fn stop_workspace(&self, id: &str) -> Result<WorkspacesView, CommandError> {
-        self.neosc().await?.stop(id).await.map_err(api_error)?;
+    /// Stops a workspace.
+    pub async fn stop_workspace(&self, id: &str) -> Result<WorkspacesView, AppError> {
+        self.neosc().await?.stop(id).await?;
+        self.refresh_watcher().await;
         self.list_workspaces().await
     }
 
-    async fn disconnect_workspace_session(&self, id: &str) -> Result<WorkspacesView, CommandError> {
-        self.neosc()
-            .await?
-            .disconnect(id)
-            .await
-            .map_err(api_error)?;
+    /// Disconnects one NeoSC session.
+    pub async fn disconnect_workspace_session(&self, id: &str) -> Result<WorkspacesView, AppError> {
+        self.neosc().await?.disconnect(id).await?;
+        self.refresh_watcher().await;
         self.list_workspaces().await
     }
 
-    async fn history(&self) -> Result<HistoryView, CommandError> {
+    /// Past sessions and daily totals.
+    pub async fn history(&self) -> Result<HistoryView, AppError> {
         self.history_view().await
     }
 
-    async fn export_history_csv(&self) -> Result<String, CommandError> {
+    /// Writes the history as CSV into the data dir; returns the file's path.
+    pub async fn export_history_csv(&self) -> Result<String, AppError> {
         let name = format!(
             "ferry-history-{}.csv",
             chrono::Utc::now().format("%Y%m%d-%H%M%S")
@@ -891,33 +897,35 @@ impl Backend for Engine {
             .store
             .export_csv_file(&path)
             .await
-            .map_err(store_error)?;
+            .map_err(|e: StoreError| AppError::Store(e))?;
         Ok(path.display().to_string())
     }
 
-    async fn save_settings(&self, settings: Settings) -> Result<Settings, CommandError> {
+    /// Validates and stores settings (published as [`AppEvent::Settings`]).
+    pub async fn save_settings(&self, settings: Settings) -> Result<Settings, AppError> {
         validate_settings(&settings)?;
-        let before = self.lock().settings.launch_at_login;
-        if settings.launch_at_login != before {
+        let before = self.lock().settings.clone();
+        if settings.launch_at_login != before.launch_at_login {
             self.apply_autostart(settings.launch_at_login)?;
         }
-        let urls_changed = self.urls() != settings.base_urls;
+        let urls_changed = before.base_urls != settings.base_urls;
         self.store_settings(&settings).await;
         {
             let mut st = self.lock();
             st.settings = settings.clone();
             if urls_changed {
                 st.regions.clear();
+                st.services = st.services.with_urls(settings.base_urls.to_map());
             }
             if st.tracker.is_none() {
                 st.mode = settings.default_mode;
             }
         }
-        self.emit(UiEvent::Settings(settings.clone()));
+        self.emit(AppEvent::Settings(settings.clone()));
         Ok(settings)
     }
+}
 
-    fn subscribe(&self) -> broadcast::Receiver<UiEvent> {
-        self.inner.events.subscribe()
-    }
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }

@@ -1,33 +1,14 @@
 //! Maps ferry-core's service and store types to the window's views (pure).
 
+use crate::services::neosc::{Workspace, WorkspaceSession};
+use crate::services::orbnet::Server;
+use crate::services::tunnelbyte::Region as TbRegion;
+use crate::store::{DailyTotal, SessionRecord};
 use chrono::{DateTime, Utc};
-use ferry_core::services::neosc::{Workspace, WorkspaceSession};
-use ferry_core::services::orbnet::Server;
-use ferry_core::services::tunnelbyte::Region as TbRegion;
-use ferry_core::services::ServiceKind;
-use ferry_core::store::{DailyTotal, SessionRecord};
 
-use crate::contract::{
+use super::contract::{
     DayTotal, HistoryRow, Region, RegionRef, Service, WorkspaceSessionView, WorkspaceView,
 };
-
-/// The window's service for ferry-core's.
-pub fn service(kind: ServiceKind) -> Service {
-    match kind {
-        ServiceKind::Orbnet => Service::Orbnet,
-        ServiceKind::Tunnelbyte => Service::Tunnelbyte,
-        ServiceKind::Neosc => Service::Neosc,
-    }
-}
-
-/// ferry-core's service for the window's.
-pub fn kind(s: Service) -> ServiceKind {
-    match s {
-        Service::Orbnet => ServiceKind::Orbnet,
-        Service::Tunnelbyte => ServiceKind::Tunnelbyte,
-        Service::Neosc => ServiceKind::Neosc,
-    }
-}
 
 fn ms(t: Option<DateTime<Utc>>) -> Option<i64> {
     t.map(|t| t.timestamp_millis())
@@ -120,7 +101,7 @@ pub fn workspace_sessions(list: Vec<WorkspaceSession>) -> Vec<WorkspaceSessionVi
 pub fn history_row(r: &SessionRecord, now: DateTime<Utc>) -> HistoryRow {
     HistoryRow {
         id: r.id.to_string(),
-        service: service(r.service),
+        service: r.service,
         region: r.location.clone().unwrap_or_default(),
         started_ms: r.connected_at.unwrap_or(r.started_at).timestamp_millis(),
         duration_s: r.connected_secs(now).unwrap_or(0),
@@ -171,7 +152,8 @@ pub fn day_totals(per_service: &[DailyTotal]) -> Vec<DayTotal> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferry_core::store::Totals;
+    use crate::services::ServiceKind;
+    use crate::store::Totals;
 
     fn total(day: &str, service: ServiceKind, credits: f64, cost: u64) -> DailyTotal {
         DailyTotal {

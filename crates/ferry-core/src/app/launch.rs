@@ -1,0 +1,153 @@
+//! Starting a metered session, the same way for every front end: take the per-user instance
+//! lock (so two front ends never both meter, and recovery never ends a session another one is
+//! billing), close what a crash left open, then spawn the supervisor with the service's provider.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use crate::clock::SharedClock;
+use crate::meter::credits::CreditsConfig;
+use crate::meter::quota::POLL_INTERVAL;
+use crate::services::ServiceKind;
+use crate::session::instance::{InstanceLock, InstanceLockError};
+use crate::session::orbnet::{OrbnetProvider, OrbnetSettings};
+use crate::session::recover::{reconcile_orbnet, reconcile_tunnelbyte, Recovered};
+use crate::session::supervisor::{self, SupervisorHandle};
+use crate::session::tunnelbyte::{TunnelbyteProvider, TunnelbyteSettings};
+use crate::session::wg_tunnels::WgTunnels;
+use crate::store::Store;
+
+use super::error::AppError;
+use super::services::Services;
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct LaunchSpec {
+    /// OrbNET or tunnelbyte.
+    pub service: ServiceKind,
+    /// OrbNET server id or tunnelbyte region code; `None`: the service picks.
+    pub target: Option<String>,
+    /// App mode (local proxy) or system mode.
+    pub tunnels: WgTunnels,
+    /// Fixed heartbeat interval (a test knob: honoured only against a loopback service).
+    pub heartbeat: Option<Duration>,
+    /// tunnelbyte status poll interval (a test knob below 10 s: loopback only).
+    pub status_poll: Option<Duration>,
+    /// How long to wait for the tunnel's first handshake.
+    pub handshake_timeout: Duration,
+    /// How often local traffic figures are published.
+    pub traffic_every: Duration,
+    /// Minutes of credit left at which OrbNET sessions warn (default 10 and 2).
+    pub warn_minutes: Vec<f64>,
+    /// Who is starting it, for the "already connected in …" message (e.g. "`ferry connect`").
+    pub front_end: String,
+}
+
+/// A running session: its supervisor and the instance lock held while it runs.
+pub struct Launched {
+    /// The supervisor (commands, events, state).
+    pub handle: SupervisorHandle,
+    /// The supervisor task; it ends once the last handle is gone.
+    pub task: JoinHandle<()>,
+    /// Sessions a crash had left open, now closed.
+    pub recovered: Recovered,
+    /// Held until the session is over.
+    pub lock: InstanceLock,
+}
+
+impl std::fmt::Debug for Launched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Launched")
+            .field("recovered", &self.recovered)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Takes the instance lock in `lock_dir` for `front_end`.
+pub fn take_lock(lock_dir: &Path, front_end: &str) -> Result<InstanceLock, AppError> {
+    match InstanceLock::acquire_as(lock_dir, front_end) {
+        Ok(l) => Ok(l),
+        Err(InstanceLockError::Busy { holder }) => Err(AppError::AlreadyConnected {
+            holder: holder.unwrap_or_else(|| "another Ferry window or `ferry connect`".into()),
+        }),
+        Err(e) => Err(AppError::Io(e.to_string())),
+    }
+}
+
+/// Locks, recovers, and spawns the supervisor (not yet connecting: call `handle.connect()`).
+pub async fn launch(
+    services: &Services,
+    store: Arc<Store>,
+    lock_dir: &Path,
+    clock: SharedClock,
+    spec: LaunchSpec,
+) -> Result<Launched, AppError> {
+    let lock = take_lock(lock_dir, &spec.front_end)?;
+    let knobs = services.is_loopback(spec.service);
+    if !knobs && (spec.heartbeat.is_some() || spec.status_poll.is_some_and(|p| p < POLL_INTERVAL)) {
+        tracing::warn!(
+            service = %spec.service,
+            "test timing knobs ignored: they apply only to a service on loopback"
+        );
+    }
+    match spec.service {
+        ServiceKind::Orbnet => {
+            let server = match spec.target.as_deref() {
+                None => None,
+                Some(t) => Some(t.parse::<i64>().map_err(|_| {
+                    AppError::invalid(format!("{t:?} is not an OrbNET server id."))
+                })?),
+            };
+            let client = Arc::new(services.orbnet().await?);
+            let recovered = reconcile_orbnet(&*client, &*store, &*clock).await;
+            let settings = OrbnetSettings {
+                server,
+                credits: CreditsConfig {
+                    heartbeat_override: spec.heartbeat.filter(|_| knobs),
+                    warn_minutes: spec.warn_minutes,
+                    ..CreditsConfig::default()
+                },
+                handshake_timeout: spec.handshake_timeout,
+                traffic_every: spec.traffic_every,
+                ..OrbnetSettings::default()
+            };
+            let provider =
+                OrbnetProvider::new(client, spec.tunnels, store, clock.clone(), settings);
+            let (handle, task) = supervisor::spawn(provider, clock);
+            Ok(Launched {
+                handle,
+                task,
+                recovered,
+                lock,
+            })
+        }
+        ServiceKind::Tunnelbyte => {
+            let client = Arc::new(services.tunnelbyte().await?);
+            let recovered = reconcile_tunnelbyte(&*client, &*store).await;
+            let poll = spec
+                .status_poll
+                .filter(|p| knobs || *p >= POLL_INTERVAL)
+                .unwrap_or(POLL_INTERVAL);
+            let settings = TunnelbyteSettings {
+                region: spec.target,
+                poll,
+                handshake_timeout: spec.handshake_timeout,
+            };
+            let provider =
+                TunnelbyteProvider::new(client, spec.tunnels, store, clock.clone(), settings);
+            let (handle, task) = supervisor::spawn(provider, clock);
+            Ok(Launched {
+                handle,
+                task,
+                recovered,
+                lock,
+            })
+        }
+        ServiceKind::Neosc => Err(AppError::invalid(
+            "NeoSC has no tunnel; pick an OrbNET server or a tunnelbyte region.",
+        )),
+    }
+}
