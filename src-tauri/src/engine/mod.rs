@@ -24,7 +24,7 @@ use ferry_core::services::orbnet::{
     LoginOutcome, LoginRequest, OrbnetClient, OrbnetTokens, StoreTokenSink,
 };
 use ferry_core::services::tunnelbyte::{read_cli_token, TunnelbyteClient};
-use ferry_core::services::ApiError;
+use ferry_core::services::{ApiError, StoredToken};
 use ferry_core::session::event::SessionEvent;
 use ferry_core::session::orbnet::{OrbnetProvider, OrbnetSettings};
 use ferry_core::session::recover::{reconcile_orbnet, reconcile_tunnelbyte};
@@ -158,7 +158,9 @@ fn now_ms() -> i64 {
 
 fn api_error(e: ApiError) -> CommandError {
     let code = match &e {
-        ApiError::Unauthorized { .. } | ApiError::NoToken { .. } => "not_signed_in",
+        ApiError::Unauthorized { .. }
+        | ApiError::NoToken { .. }
+        | ApiError::TokenOriginMismatch { .. } => "not_signed_in",
         ApiError::NotSent { .. } | ApiError::AnswerLost { .. } => "network",
         ApiError::RateLimited { .. } => "rate_limited",
         ApiError::RegionUnavailable { .. } => "unavailable",
@@ -647,7 +649,8 @@ impl Backend for Engine {
                     .map_err(api_error)?
                     .with_token(Some(secret.clone()));
                 let usage = client.usage().await.map_err(api_error)?;
-                (Service::Tunnelbyte, secret, format!("{} tier", usage.tier))
+                let stored = StoredToken::new(client.origin().clone(), secret).to_secret();
+                (Service::Tunnelbyte, stored, format!("{} tier", usage.tier))
             }
             SignInRequest::Neosc { email, password } => {
                 if email.trim().is_empty() || password.is_empty() {
@@ -666,7 +669,9 @@ impl Backend for Engine {
                 } else {
                     auth.user.email.clone()
                 };
-                (Service::Neosc, auth.access_token, label)
+                let stored =
+                    StoredToken::new(client.origin().clone(), auth.access_token).to_secret();
+                (Service::Neosc, stored, label)
             }
         };
         self.inner
