@@ -154,6 +154,14 @@ impl HttpClient {
         let inner = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
             .timeout(settings.request_timeout)
+            // Redirects are never followed. Every request carries a credential (bearer token,
+            // password or refresh token in the body), and the vendor APIs do not redirect.
+            // reqwest's default policy (0.12) would follow up to 10 hops; it strips
+            // `Authorization` only when the host or port changes (`remove_sensitive_headers`),
+            // so a scheme downgrade on the same host and port keeps it, and a 307/308 replays a
+            // body holding a password or refresh token to any new target.
+            // So a 3xx is returned as is and ends up a typed error of the service; a token can
+            // only reach the origin the client was built for (see `services::origin`).
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(settings.user_agent.clone())
             .build()

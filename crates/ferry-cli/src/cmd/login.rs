@@ -4,7 +4,7 @@ use anyhow::{bail, Context as _};
 use ferry_core::secrets::Secret;
 use ferry_core::services::orbnet::{LoginOutcome, LoginRequest, OrbnetTokens};
 use ferry_core::services::tunnelbyte::read_cli_token;
-use ferry_core::services::{ApiError, ServiceKind};
+use ferry_core::services::{ApiError, ServiceKind, StoredToken};
 use serde_json::json;
 
 use super::context::{print_json, read_stdin_secret, Common, Context, SecretsMode};
@@ -117,7 +117,7 @@ async fn login_orbnet(ctx: &Context, args: &Args) -> anyhow::Result<(String, Sec
     let client = ctx.orbnet().await?;
     if args.token_stdin {
         let token = read_stdin_secret("token")?;
-        let tokens = OrbnetTokens::access_only(token);
+        let tokens = OrbnetTokens::access_only(token).or_bound_to(client.origin());
         client.set_tokens(Some(tokens.clone())).await;
         let servers = client.servers().await.context("checking the token")?;
         return Ok((
@@ -157,7 +157,8 @@ async fn login_tunnelbyte(ctx: &Context, args: &Args) -> anyhow::Result<(String,
     };
     let client = ctx.tunnelbyte().await?.with_token(Some(token.clone()));
     let usage = client.usage().await.context("checking the token")?;
-    Ok((format!("the {} tier", usage.tier), token, String::new()))
+    let stored = StoredToken::new(client.origin().clone(), token).to_secret();
+    Ok((format!("the {} tier", usage.tier), stored, String::new()))
 }
 
 async fn login_neosc(ctx: &Context, args: &Args) -> anyhow::Result<(String, Secret, String)> {
@@ -166,7 +167,8 @@ async fn login_neosc(ctx: &Context, args: &Args) -> anyhow::Result<(String, Secr
         let token = read_stdin_secret("token")?;
         let client = client.with_token(Some(token.clone()));
         let me = client.me().await.context("checking the token")?;
-        return Ok((me.email, token, String::new()));
+        let stored = StoredToken::new(client.origin().clone(), token).to_secret();
+        return Ok((me.email, stored, String::new()));
     }
     let email = need_email(args)?;
     if !args.password_stdin {
@@ -179,7 +181,8 @@ async fn login_neosc(ctx: &Context, args: &Args) -> anyhow::Result<(String, Secr
     } else {
         auth.user.email.clone()
     };
-    Ok((who, auth.access_token, auth.user.role))
+    let stored = StoredToken::new(client.origin().clone(), auth.access_token).to_secret();
+    Ok((who, stored, auth.user.role))
 }
 
 /// Runs `ferry logout`.

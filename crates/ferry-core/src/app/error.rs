@@ -55,7 +55,9 @@ impl AppError {
             AppError::NotSignedIn(_) => "not_signed_in",
             AppError::InvalidInput(_) => "invalid_input",
             AppError::Api(e) => match e {
-                ApiError::Unauthorized { .. } | ApiError::NoToken { .. } => "not_signed_in",
+                ApiError::Unauthorized { .. }
+                | ApiError::NoToken { .. }
+                | ApiError::TokenOriginMismatch { .. } => "not_signed_in",
                 ApiError::NotSent { .. } | ApiError::AnswerLost { .. } => "network",
                 ApiError::RateLimited { .. } => "rate_limited",
                 ApiError::RegionUnavailable { .. } => "unavailable",

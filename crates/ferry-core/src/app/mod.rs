@@ -30,6 +30,7 @@ use crate::secrets::{Secret, SharedSecretStore};
 use crate::services::neosc::NeoscClient;
 use crate::services::orbnet::{LoginOutcome, LoginRequest};
 use crate::services::tunnelbyte::read_cli_token;
+use crate::services::StoredToken;
 use crate::session::event::SessionEvent;
 use crate::session::supervisor::SupervisorHandle;
 use crate::session::wg_tunnels::WgTunnels;
@@ -580,10 +581,13 @@ impl App {
                         read_cli_token(&path).map_err(|e| AppError::NotFound(e.to_string()))?
                     }
                 };
-                let usage = services.tunnelbyte_with(secret.clone())?.usage().await?;
+                let client = services.tunnelbyte_with(secret.clone())?;
+                let usage = client.usage().await?;
+                // Kept bound to the origin that accepted it: it is never sent anywhere else.
+                let stored = StoredToken::new(client.origin().clone(), secret).to_secret();
                 (
                     Service::Tunnelbyte,
-                    secret,
+                    stored,
                     format!("{} tier", usage.tier),
                     services,
                 )
@@ -601,7 +605,7 @@ impl App {
                     .filter(|s| !s.is_empty())
                 {
                     Some(url) => {
-                        check_base_url("NeoSC", &url)?;
+                        check_base_url(Service::Neosc, &url)?;
                         let mut urls = self.lock().settings.base_urls.clone();
                         urls.neosc = url;
                         services.with_urls(urls.to_map())
@@ -615,7 +619,9 @@ impl App {
                 } else {
                     auth.user.email.clone()
                 };
-                (Service::Neosc, auth.access_token, label, services)
+                let stored =
+                    StoredToken::new(client.origin().clone(), auth.access_token).to_secret();
+                (Service::Neosc, stored, label, services)
             }
         };
         self.inner.secrets.set(service, secret).await?;

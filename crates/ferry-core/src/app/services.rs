@@ -11,6 +11,7 @@ use crate::secrets::{
 };
 use crate::services::neosc::NeoscClient;
 use crate::services::orbnet::{OrbnetClient, OrbnetTokens, StoreTokenSink};
+use crate::services::origin::is_loopback_host;
 use crate::services::tunnelbyte::TunnelbyteClient;
 use crate::services::ServiceKind;
 
@@ -66,15 +67,10 @@ impl SecretsMode {
 
 /// True when `url` points at this machine (127.0.0.0/8, `::1`, `localhost`): the lab.
 pub fn is_loopback_url(url: &str) -> bool {
-    let Ok(u) = reqwest::Url::parse(url) else {
-        return false;
-    };
-    match u.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(is_loopback_host))
+        .unwrap_or(false)
 }
 
 /// Base URLs, tokens and HTTP settings: the clients of the three services.

@@ -2,30 +2,30 @@
 
 use super::contract::Settings;
 use super::error::AppError;
-use super::services::is_loopback_url;
+use crate::services::{origin, ServiceKind};
 
-/// Checks one base URL: https anywhere, plain http only to loopback (the lab).
-pub fn check_base_url(name: &str, url: &str) -> Result<(), AppError> {
-    let url = url.trim();
-    if url.len() > 2048 || reqwest::Url::parse(url).is_err() {
-        return Err(AppError::invalid(format!(
-            "The {name} address is not a valid URL."
-        )));
-    }
-    if url.starts_with("https://") || (url.starts_with("http://") && is_loopback_url(url)) {
-        return Ok(());
-    }
-    Err(AppError::invalid(format!(
-        "The {name} address must start with https:// (plain http:// only to this machine)."
-    )))
+/// Checks one base URL as the clients will (https anywhere, plain http only to loopback).
+pub fn check_base_url(service: ServiceKind, url: &str) -> Result<(), AppError> {
+    let name = service.display_name();
+    let parsed = reqwest::Url::parse(url.trim())
+        .ok()
+        .filter(|_| url.len() <= 2048)
+        .ok_or_else(|| AppError::invalid(format!("The {name} address is not a valid URL.")))?;
+    origin::check_base_url(service, &parsed)
+        .map(|_| ())
+        .map_err(|_| {
+            AppError::invalid(format!(
+                "The {name} address must start with https:// (plain http:// only to this machine)."
+            ))
+        })
 }
 
 /// Checks settings before they are stored.
 pub fn validate_settings(s: &Settings) -> Result<(), AppError> {
-    check_base_url("OrbNET", &s.base_urls.orbnet)?;
-    check_base_url("tunnelbyte", &s.base_urls.tunnelbyte)?;
+    check_base_url(ServiceKind::Orbnet, &s.base_urls.orbnet)?;
+    check_base_url(ServiceKind::Tunnelbyte, &s.base_urls.tunnelbyte)?;
     if !s.base_urls.neosc.trim().is_empty() {
-        check_base_url("NeoSC", &s.base_urls.neosc)?;
+        check_base_url(ServiceKind::Neosc, &s.base_urls.neosc)?;
     }
     let m = &s.notify.credit_warn_minutes;
     if m.len() > 8

@@ -5,6 +5,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::origin::Origin;
 use super::ServiceKind;
 
 /// Whether a failed request reached the server. Billing code uses it to decide whether a
@@ -92,6 +93,34 @@ pub enum ApiError {
         service: ServiceKind,
         /// Why.
         reason: String,
+    },
+    /// The base URL is plain http to a host that is not loopback: credentials would cross the
+    /// network in clear. Nothing is sent.
+    #[error(
+        "refusing to send credentials over plain http to {host}; use https \
+         (plain http is allowed only to loopback)"
+    )]
+    InsecureUrl {
+        /// Which service.
+        service: ServiceKind,
+        /// The refused origin, e.g. `http://192.0.2.1`.
+        url: String,
+        /// Its host.
+        host: String,
+    },
+    /// The stored token was issued by another address than the one this client talks to; it is
+    /// not sent (it would hand one server's credential to another).
+    #[error(
+        "the saved {service} sign-in belongs to {issued_by}, not {requested}: \
+         sign in again for {requested} (`ferry login {service}`)"
+    )]
+    TokenOriginMismatch {
+        /// Which service.
+        service: ServiceKind,
+        /// The origin that issued the token.
+        issued_by: Origin,
+        /// The origin the client was built for.
+        requested: Origin,
     },
     /// No token is stored for the service.
     #[error("not signed in to {service}: run `ferry login {service}`")]
@@ -199,9 +228,11 @@ impl ApiError {
     /// Whether the request reached the server.
     pub fn delivery(&self) -> Delivery {
         match self {
-            ApiError::BadUrl { .. } | ApiError::NoToken { .. } | ApiError::NotSent { .. } => {
-                Delivery::NotSent
-            }
+            ApiError::BadUrl { .. }
+            | ApiError::InsecureUrl { .. }
+            | ApiError::TokenOriginMismatch { .. }
+            | ApiError::NoToken { .. }
+            | ApiError::NotSent { .. } => Delivery::NotSent,
             ApiError::AnswerLost { .. } => Delivery::Unknown,
             _ => Delivery::Answered,
         }

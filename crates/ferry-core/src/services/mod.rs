@@ -1,11 +1,16 @@
 //! Typed clients for the three vendor APIs: OrbNET (credits), tunnelbyte (quota and cost) and
 //! NeoSC (workspaces). Each maps its vendor's error envelope to [`ApiError`].
 
+#[cfg(test)]
+mod credential_tests;
 mod de;
 pub mod error;
 pub mod keys;
 pub mod neosc;
 pub mod orbnet;
+pub mod origin;
+mod refresh_flight;
+pub mod token;
 pub mod tunnelbyte;
 
 use std::fmt;
@@ -16,6 +21,8 @@ use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
 pub use error::{ApiError, Delivery, QuotaExceeded};
+pub use origin::Origin;
+pub use token::StoredToken;
 
 use crate::http::{HttpClient, HttpSettings, RawResponse, TransportError};
 use crate::secrets::Secret;
@@ -122,10 +129,13 @@ pub(crate) enum Repeat {
 }
 
 /// A base URL plus the HTTP client; builds URLs from path segments and sends with retries.
+/// Every request goes to the base URL's origin, and a bearer token is attached only when it
+/// was issued by that origin (or its issuer is unknown).
 #[derive(Debug, Clone)]
 pub(crate) struct Endpoint {
     service: ServiceKind,
     base: Url,
+    origin: Origin,
     http: HttpClient,
 }
 
@@ -139,12 +149,7 @@ impl Endpoint {
             service,
             reason: format!("{base_url:?}: {e}"),
         })?;
-        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
-            return Err(ApiError::BadUrl {
-                service,
-                reason: format!("{base_url:?} is not an http(s) URL"),
-            });
-        }
+        let origin = origin::check_base_url(service, &base)?;
         let http = HttpClient::new(settings).map_err(|e| ApiError::BadUrl {
             service,
             reason: e.to_string(),
@@ -152,12 +157,23 @@ impl Endpoint {
         Ok(Self {
             service,
             base,
+            origin,
             http,
         })
     }
 
     pub(crate) fn base(&self) -> &Url {
         &self.base
+    }
+
+    /// The origin every request of this endpoint goes to.
+    pub(crate) fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    /// `Ok` when a credential issued by `issued_by` may be sent here.
+    pub(crate) fn check_issuer(&self, issued_by: Option<&Origin>) -> Result<(), ApiError> {
+        token::check_issuer(self.service, issued_by, &self.origin)
     }
 
     fn url(&self, segments: &[&str]) -> Result<Url, ApiError> {
@@ -174,15 +190,20 @@ impl Endpoint {
     }
 
     /// Sends a request and returns the raw answer of the last attempt. Transport failures become
-    /// `NotSent`/`AnswerLost`/`BodyTooLarge`; statuses are left to the vendor mapping.
+    /// `NotSent`/`AnswerLost`/`BodyTooLarge`; statuses are left to the vendor mapping. A bearer
+    /// issued by another origin is refused (`TokenOriginMismatch`) before anything is sent.
     pub(crate) async fn send(
         &self,
         method: Method,
         segments: &[&str],
-        bearer: Option<&Secret>,
+        bearer: Option<&StoredToken>,
         body: Option<&serde_json::Value>,
         repeat: Repeat,
     ) -> Result<RawResponse, ApiError> {
+        let bearer: Option<&Secret> = match bearer {
+            Some(t) => Some(t.for_origin(self.service, &self.origin)?),
+            None => None,
+        };
         let url = self.url(segments)?;
         let path = url.path().to_string();
         let span = tracing::debug_span!("api", service = %self.service, %method, %path);

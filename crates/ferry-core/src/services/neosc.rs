@@ -9,6 +9,8 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::origin::Origin;
+use super::token::StoredToken;
 use super::{de, ApiError, Endpoint, Repeat, ServiceKind};
 use crate::http::{HttpSettings, RawResponse};
 use crate::secrets::Secret;
@@ -172,7 +174,7 @@ pub struct MessageAnswer {
 #[derive(Clone)]
 pub struct NeoscClient {
     ep: Endpoint,
-    token: Option<Secret>,
+    token: Option<StoredToken>,
 }
 
 impl fmt::Debug for NeoscClient {
@@ -186,6 +188,7 @@ impl fmt::Debug for NeoscClient {
 
 impl NeoscClient {
     /// A client for `base_url` (`https://<domain>/api`).
+    /// Plain http is refused unless the host is loopback ([`ApiError::InsecureUrl`]).
     pub fn new(base_url: &str, settings: HttpSettings) -> Result<Self, ApiError> {
         Ok(Self {
             ep: Endpoint::new(SERVICE, base_url, settings)?,
@@ -193,13 +196,34 @@ impl NeoscClient {
         })
     }
 
-    /// Uses this bearer token.
-    pub fn with_token(mut self, token: Option<Secret>) -> Self {
+    /// Uses this token: a stored value ([`StoredToken::to_secret`], bound to its issuer) or a
+    /// bare token (from `FERRY_*_TOKEN`, pasted, or stored before origins were recorded: sent to
+    /// whatever this client's base URL is). A token issued by another origin is never sent:
+    /// calls fail with [`ApiError::TokenOriginMismatch`].
+    pub fn with_token(self, token: Option<Secret>) -> Self {
+        self.with_stored_token(token.as_ref().map(StoredToken::parse))
+    }
+
+    /// Uses this token, sent only if it is unbound or was issued by this client's origin.
+    pub fn with_stored_token(mut self, token: Option<StoredToken>) -> Self {
         self.token = token;
         self
     }
 
-    fn token(&self) -> Result<&Secret, ApiError> {
+    /// The origin this client sends to.
+    pub fn origin(&self) -> &Origin {
+        self.ep.origin()
+    }
+
+    /// The held token in its stored form, recorded as issued by this client's origin when its
+    /// issuer was unknown (keep it after checking the token against this origin).
+    pub fn stored_token(&self) -> Option<Secret> {
+        self.token
+            .clone()
+            .map(|t| t.or_bound_to(self.ep.origin()).to_secret())
+    }
+
+    fn token(&self) -> Result<&StoredToken, ApiError> {
         self.token
             .as_ref()
             .ok_or(ApiError::NoToken { service: SERVICE })
@@ -226,7 +250,10 @@ impl NeoscClient {
                 detail: "login answer has an empty token".into(),
             });
         }
-        self.token = Some(auth.access_token.clone());
+        self.token = Some(StoredToken::new(
+            self.ep.origin().clone(),
+            auth.access_token.clone(),
+        ));
         Ok(auth)
     }
 

@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
+use super::origin::Origin;
+use super::refresh_flight::{self, Outcome};
+use super::token::StoredToken;
 use super::{body_excerpt, de, lenient_message, ApiError, Endpoint, Repeat, ServiceKind};
 use crate::http::{HttpSettings, RawResponse};
 use crate::secrets::{Secret, SharedSecretStore};
@@ -37,7 +40,12 @@ pub mod codes {
     pub const DEVICE_LIMIT_EXCEEDED: &str = "DEVICE_LIMIT_EXCEEDED";
 }
 
-/// An access token and its rotating refresh token.
+/// An access token, its rotating refresh token, and the origin that issued them.
+///
+/// Stored form (one line of compact JSON):
+/// `{"access_token":"..","refresh_token":"..","origin":"https://api.orbai.world"}`;
+/// `refresh_token` and `origin` may be absent (values stored before origins were recorded, or
+/// a bare access token from `FERRY_ORBNET_TOKEN`): such tokens are accepted for any base URL.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrbnetTokens {
     /// The bearer token.
@@ -45,6 +53,10 @@ pub struct OrbnetTokens {
     /// The single-use refresh token, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<Secret>,
+    /// The origin that issued the pair; `None` when unknown. Neither token is ever sent to
+    /// another origin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
 }
 
 impl fmt::Debug for OrbnetTokens {
@@ -52,16 +64,35 @@ impl fmt::Debug for OrbnetTokens {
         f.debug_struct("OrbnetTokens")
             .field("access_token", &"[redacted]")
             .field("has_refresh_token", &self.refresh_token.is_some())
+            .field("origin", &self.origin)
             .finish()
     }
 }
 
 impl OrbnetTokens {
-    /// Tokens from an access token only (e.g. `FERRY_ORBNET_TOKEN`): no refresh possible.
+    /// Tokens from an access token only (e.g. `FERRY_ORBNET_TOKEN`): no refresh possible, issuer
+    /// unknown.
     pub fn access_only(access: Secret) -> Self {
         Self {
             access_token: access,
             refresh_token: None,
+            origin: None,
+        }
+    }
+
+    /// The same tokens recorded as issued by `origin`, unless an issuer is already recorded.
+    pub fn or_bound_to(mut self, origin: &Origin) -> Self {
+        if self.origin.is_none() {
+            self.origin = Some(origin.clone());
+        }
+        self
+    }
+
+    /// The access token as a bearer bound to the issuing origin.
+    fn bearer(&self) -> StoredToken {
+        match &self.origin {
+            Some(o) => StoredToken::new(o.clone(), self.access_token.clone()),
+            None => StoredToken::unbound(self.access_token.clone()),
         }
     }
 
@@ -458,7 +489,8 @@ impl fmt::Debug for OrbnetClient {
 }
 
 impl OrbnetClient {
-    /// A client for `base_url` (e.g. `https://api.orbai.world/api/v1` or the lab's URL).
+    /// A client for `base_url` (e.g. `https://api.orbai.world/api/v1` or the lab's URL). Plain
+    /// http is refused unless the host is loopback ([`ApiError::InsecureUrl`]).
     pub fn new(base_url: &str, settings: HttpSettings) -> Result<Self, ApiError> {
         Ok(Self {
             ep: Endpoint::new(SERVICE, base_url, settings)?,
@@ -470,7 +502,9 @@ impl OrbnetClient {
         })
     }
 
-    /// Starts with these tokens (e.g. from the keyring).
+    /// Starts with these tokens (e.g. [`OrbnetTokens::from_stored`] of the keyring's value).
+    /// Tokens recorded as issued by another origin are kept but never sent: calls fail with
+    /// [`ApiError::TokenOriginMismatch`].
     pub fn with_tokens(self, tokens: Option<OrbnetTokens>) -> Self {
         if let Ok(mut a) = self.auth.try_lock() {
             a.tokens = tokens;
@@ -497,6 +531,11 @@ impl OrbnetClient {
         self.auth.lock().await.tokens.clone()
     }
 
+    /// The origin this client sends to (and records in the tokens it obtains).
+    pub fn origin(&self) -> &Origin {
+        self.ep.origin()
+    }
+
     /// `POST /auth/login`. On success the client holds the tokens and the sink is told.
     pub async fn login(&self, req: &LoginRequest) -> Result<LoginOutcome, ApiError> {
         let body = serde_json::to_value(req).map_err(|e| ApiError::BadUrl {
@@ -518,7 +557,7 @@ impl OrbnetClient {
             .get("requires_2fa")
             .and_then(Value::as_bool)
             .unwrap_or(false);
-        let tokens = parse_tokens(&data);
+        let tokens = parse_tokens(&data, self.ep.origin());
         match tokens {
             Some(t) if !requires_2fa => {
                 let user: OrbnetUser = data
@@ -561,22 +600,45 @@ impl OrbnetClient {
             .ok_or(ApiError::NoToken { service: SERVICE })
     }
 
-    /// Refreshes unless another task already did since `gen`; returns the access token to use.
-    async fn refresh_after(&self, gen: u64) -> Result<Secret, ApiError> {
+    /// Refreshes unless another task already did since `gen` (clones share the lock held here;
+    /// separate clients share [`refresh_flight`]); returns the bearer to use.
+    async fn refresh_after(&self, gen: u64) -> Result<StoredToken, ApiError> {
         let mut a = self.auth.lock().await;
         let current = a
             .tokens
             .clone()
             .ok_or(ApiError::NoToken { service: SERVICE })?;
         if a.generation != gen {
-            return Ok(current.access_token);
+            return Ok(current.bearer());
         }
+        self.ep.check_issuer(current.origin.as_ref())?;
         let Some(refresh) = current.refresh_token.clone() else {
             return Err(ApiError::Unauthorized {
                 service: SERVICE,
                 message: "access token expired and no refresh token is held".into(),
             });
         };
+        // One refresh per refresh token in the whole process, not only across clones.
+        let (tokens, outcome) = refresh_flight::refresh_once(self.ep.origin(), &refresh, || {
+            self.send_refresh(refresh.clone())
+        })
+        .await?;
+        a.tokens = Some(tokens.clone());
+        a.generation += 1;
+        drop(a);
+        if outcome == Outcome::Refreshed {
+            tracing::debug!("OrbNET tokens refreshed");
+            if let Some(sink) = &self.sink {
+                sink.tokens_rotated(tokens.clone()).await;
+            }
+        } else {
+            tracing::debug!("OrbNET tokens already refreshed by another client of this process");
+        }
+        Ok(tokens.bearer())
+    }
+
+    /// `POST /auth/refresh` itself; the answer's pair, issued by this client's origin.
+    async fn send_refresh(&self, refresh: Secret) -> Result<OrbnetTokens, ApiError> {
         let body = json!({ "refresh_token": refresh.expose() });
         let resp = self
             .ep
@@ -599,7 +661,7 @@ impl OrbnetClient {
             }
             Err(e) => return Err(e),
         };
-        let Some(mut tokens) = parse_tokens(&data) else {
+        let Some(mut tokens) = parse_tokens(&data, self.ep.origin()) else {
             return Err(ApiError::Malformed {
                 service: SERVICE,
                 status: status.as_u16(),
@@ -610,14 +672,7 @@ impl OrbnetClient {
             // Not rotated by this server: keep the old one.
             tokens.refresh_token = Some(refresh);
         }
-        a.tokens = Some(tokens.clone());
-        a.generation += 1;
-        drop(a);
-        tracing::debug!("OrbNET tokens refreshed");
-        if let Some(sink) = &self.sink {
-            sink.tokens_rotated(tokens.clone()).await;
-        }
-        Ok(tokens.access_token)
+        Ok(tokens)
     }
 
     /// `POST /auth/logout` (best effort); forgets the tokens either way.
@@ -633,7 +688,7 @@ impl OrbnetClient {
                     .send(
                         Method::POST,
                         &["auth", "logout"],
-                        Some(&t.access_token),
+                        Some(&t.bearer()),
                         Some(&body),
                         Repeat::Once,
                     )
@@ -787,7 +842,7 @@ impl OrbnetClient {
             let t = a
                 .tokens
                 .as_ref()
-                .map(|t| t.access_token.clone())
+                .map(OrbnetTokens::bearer)
                 .ok_or(ApiError::NoToken { service: SERVICE })?;
             (t, a.generation)
         };
@@ -824,7 +879,7 @@ impl OrbnetClient {
     }
 }
 
-fn parse_tokens(data: &Value) -> Option<OrbnetTokens> {
+fn parse_tokens(data: &Value, issuer: &Origin) -> Option<OrbnetTokens> {
     let holder = data.get("tokens").unwrap_or(data);
     let access = holder
         .get("access_token")
@@ -837,6 +892,7 @@ fn parse_tokens(data: &Value) -> Option<OrbnetTokens> {
     Some(OrbnetTokens {
         access_token: Secret::new(access),
         refresh_token: refresh.map(Secret::new),
+        origin: Some(issuer.clone()),
     })
 }
 
@@ -965,13 +1021,29 @@ mod tests {
         let t = OrbnetTokens {
             access_token: Secret::new("tokA1"),
             refresh_token: Some(Secret::new("tokR1")),
+            origin: Some("https://api.orbai.world/api/v1".parse().unwrap()),
         };
         let stored = t.to_stored();
         assert!(!stored.expose().contains('\n'));
         assert_eq!(OrbnetTokens::from_stored(&stored), t);
+        assert!(
+            stored
+                .expose()
+                .contains(r#""origin":"https://api.orbai.world""#),
+            "the issuer is recorded"
+        );
+        let legacy = OrbnetTokens::from_stored(&Secret::new(
+            r#"{"access_token":"tokA1","refresh_token":"tokR1"}"#,
+        ));
+        assert_eq!(
+            legacy.origin, None,
+            "values stored before origins stay usable"
+        );
+        assert_eq!(legacy.refresh_token, t.refresh_token);
         let raw = OrbnetTokens::from_stored(&Secret::new("bare-token"));
         assert_eq!(raw.access_token.expose(), "bare-token");
         assert!(raw.refresh_token.is_none());
+        assert!(raw.origin.is_none());
         let dbg = format!("{t:?}");
         assert!(!dbg.contains("tokA1") && !dbg.contains("tokR1"), "{dbg}");
     }

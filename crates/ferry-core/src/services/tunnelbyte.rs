@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::keys::WgKeypair;
+use super::origin::Origin;
+use super::token::StoredToken;
 use super::{de, ApiError, Endpoint, QuotaExceeded, Repeat, ServiceKind};
 use crate::http::{HttpSettings, RawResponse};
 use crate::secrets::Secret;
@@ -183,7 +185,7 @@ pub fn format_cost(millicents: u64, currency: Option<&str>) -> String {
 #[derive(Clone)]
 pub struct TunnelbyteClient {
     ep: Endpoint,
-    token: Option<Secret>,
+    token: Option<StoredToken>,
 }
 
 impl fmt::Debug for TunnelbyteClient {
@@ -247,6 +249,7 @@ pub fn read_cli_token(path: &Path) -> Result<Secret, TokenFileError> {
 
 impl TunnelbyteClient {
     /// A client for `base_url` (e.g. `https://api.tunnelbyte.dev/v1`).
+    /// Plain http is refused unless the host is loopback ([`ApiError::InsecureUrl`]).
     pub fn new(base_url: &str, settings: HttpSettings) -> Result<Self, ApiError> {
         Ok(Self {
             ep: Endpoint::new(SERVICE, base_url, settings)?,
@@ -254,13 +257,34 @@ impl TunnelbyteClient {
         })
     }
 
-    /// Uses this bearer token.
-    pub fn with_token(mut self, token: Option<Secret>) -> Self {
+    /// Uses this token: a stored value ([`StoredToken::to_secret`], bound to its issuer) or a
+    /// bare token (from `FERRY_*_TOKEN`, pasted, or stored before origins were recorded: sent to
+    /// whatever this client's base URL is). A token issued by another origin is never sent:
+    /// calls fail with [`ApiError::TokenOriginMismatch`].
+    pub fn with_token(self, token: Option<Secret>) -> Self {
+        self.with_stored_token(token.as_ref().map(StoredToken::parse))
+    }
+
+    /// Uses this token, sent only if it is unbound or was issued by this client's origin.
+    pub fn with_stored_token(mut self, token: Option<StoredToken>) -> Self {
         self.token = token;
         self
     }
 
-    fn token(&self) -> Result<&Secret, ApiError> {
+    /// The origin this client sends to.
+    pub fn origin(&self) -> &Origin {
+        self.ep.origin()
+    }
+
+    /// The held token in its stored form, recorded as issued by this client's origin when its
+    /// issuer was unknown (keep it after checking the token against this origin).
+    pub fn stored_token(&self) -> Option<Secret> {
+        self.token
+            .clone()
+            .map(|t| t.or_bound_to(self.ep.origin()).to_secret())
+    }
+
+    fn token(&self) -> Result<&StoredToken, ApiError> {
         self.token
             .as_ref()
             .ok_or(ApiError::NoToken { service: SERVICE })
