@@ -9,8 +9,8 @@ use tauri::{AppHandle, Emitter, Manager, Runtime, WindowEvent};
 
 use crate::commands::BackendState;
 use crate::contract::{
-    AccountView, AppEvent, ConnectRequest, ConnectionView, LiveView, NotifySettings, Phase,
-    RegionGroup, RegionRef, Settings,
+    AccountView, AppEvent, ConnectRequest, ConnectionView, LiveView, NotifySettings, RegionGroup,
+    RegionRef, Settings,
 };
 use crate::notify_policy::{self, Notice, PolicyState};
 use crate::observe::{observe, Seen};
@@ -207,12 +207,8 @@ fn on_tray_action<R: Runtime>(app: &AppHandle<R>, action: TrayAction) {
                     _ => snap.last_region.clone(),
                 };
                 let Some(region) = region else { return };
-                if !matches!(snap.connection.phase, Phase::Disconnected | Phase::Error) {
-                    let _ = backend.disconnect().await;
-                    wait_disconnected(&backend).await;
-                }
                 let mode = snap.settings.default_mode;
-                if let Err(err) = backend.connect(ConnectRequest { region, mode }).await {
+                if let Err(err) = backend.switch(ConnectRequest { region, mode }).await {
                     tracing::warn!(%err, "tray connect failed");
                 }
             });

@@ -113,6 +113,8 @@ struct Running {
     /// The supervisor task; it ends by itself once its last handle is gone.
     _task: JoinHandle<()>,
     pump: JoinHandle<()>,
+    /// The per-user instance lock, released (synchronously) when the session is dropped.
+    _lock: crate::session::instance::InstanceLock,
 }
 
 impl Drop for Running {
@@ -844,13 +846,21 @@ impl App {
         let pump = tokio::spawn(self.clone().pump(rx, generation));
         *running = Some(Running {
             handle,
-            _task: tokio::spawn(async move {
-                let _ = task.await;
-                drop(lock);
-            }),
+            _task: task,
             pump,
+            _lock: lock,
         });
         Ok(view)
+    }
+
+    /// Moves to another region: ends the running session (billed to its last second), waits
+    /// until it has settled, then connects to `request`. From idle it just connects.
+    pub async fn switch(&self, request: ConnectRequest) -> Result<ConnectionView, AppError> {
+        if !matches!(self.connection().phase, Phase::Disconnected | Phase::Error) {
+            self.disconnect().await?;
+            self.wait_settled(Duration::from_secs(15)).await;
+        }
+        self.connect(request).await
     }
 
     /// Ends the connection and its metered session.
