@@ -45,7 +45,7 @@ pub fn typescript() -> String {
         Phase::decl(&cfg),
         TunnelMode::decl(&cfg),
         RegionRef::decl(&cfg),
-        Region::decl(&cfg),
+        RegionView::decl(&cfg),
         RegionGroup::decl(&cfg),
         ErrorView::decl(&cfg),
         ConnectionView::decl(&cfg),

@@ -272,7 +272,7 @@ pub fn build(input: TrayInput<'_>) -> TrayModel {
     }
     if !region_items.is_empty() {
         items.push(TrayItem::Submenu {
-            text: "Region".into(),
+            text: "RegionView".into(),
             items: region_items,
         });
     }
@@ -297,10 +297,10 @@ pub fn build(input: TrayInput<'_>) -> TrayModel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::contract::{ErrorView, QuotaView, Region, TunnelMode};
+    use crate::contract::{ErrorView, QuotaView, RegionView, TunnelMode};
 
-    fn region(service: Service, id: &str, label: &str, available: bool) -> Region {
-        Region {
+    fn region(service: Service, id: &str, label: &str, available: bool) -> RegionView {
+        RegionView {
             reference: RegionRef {
                 service,
                 id: id.into(),
@@ -512,7 +512,7 @@ mod tests {
         let Some(TrayItem::Submenu { items, .. }) = m
             .items
             .iter()
-            .find(|i| matches!(i, TrayItem::Submenu { text, .. } if text == "Region"))
+            .find(|i| matches!(i, TrayItem::Submenu { text, .. } if text == "RegionView"))
         else {
             panic!("no region submenu: {m:?}")
         };

@@ -17,7 +17,7 @@ service: Service,
  */
 id: string, };
 
-export type Region = { 
+export type RegionView = { 
 /**
  * Where it is.
  */
@@ -51,7 +51,7 @@ service: Service,
 /**
  * Its regions, in the service's order.
  */
-regions: Array<Region>, 
+regions: Array<RegionView>, 
 /**
  * Set when the list could not be loaded.
  */

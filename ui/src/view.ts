@@ -4,7 +4,7 @@ import type {
   LiveView,
   Phase,
   QuotaView,
-  Region,
+  RegionView,
   RegionGroup,
   RegionRef,
   WorkspaceSessionView,
@@ -60,7 +60,7 @@ export function phaseName(p: Phase): string {
 }
 
 /** The text of a region option ("Paris, France", "eu-1 · 3 nodes", with "unavailable" when so). */
-export function regionOption(r: Region): string {
+export function regionOption(r: RegionView): string {
   let text = r.label;
   if (r.country) text += `, ${r.country}`;
   if (r.nodes !== null) text += ` · ${r.nodes} node${r.nodes === 1 ? "" : "s"}`;
@@ -74,7 +74,7 @@ export function regionKey(r: RegionRef): string {
 }
 
 /** Finds a region by key in the groups. */
-export function findRegion(groups: RegionGroup[], key: string): Region | undefined {
+export function findRegion(groups: RegionGroup[], key: string): RegionView | undefined {
   for (const g of groups) for (const r of g.regions) if (regionKey(r.ref) === key) return r;
   return undefined;
 }

@@ -5,7 +5,7 @@
 //! interval, at most [`WatchConfig::max_backoff`], longer when the server asks with
 //! `Retry-After`); the watcher never stops on errors, only when asked.
 //!
-//! The bookkeeping is the pure [`Tracker`]; [`WorkspaceWatcher`] runs it on a task with an
+//! The bookkeeping is the pure [`ActiveSessions`]; [`WorkspaceWatcher`] runs it on a task with an
 //! injected [`Clock`](crate::clock::Clock).
 //!
 //! Usage (e.g. from the desktop app's backend):
@@ -143,7 +143,7 @@ pub fn seen_record(s: &WorkspaceSession, launched_here: bool) -> WorkspaceSessio
 
 /// The pure bookkeeping: which sessions are active, what changed, how long to wait next.
 #[derive(Debug, Default)]
-pub struct Tracker {
+pub struct ActiveSessions {
     active: BTreeMap<String, WorkspaceSession>,
     failures: u32,
 }
@@ -159,7 +159,7 @@ pub struct Changes {
     pub recovered: bool,
 }
 
-impl Tracker {
+impl ActiveSessions {
     /// Applies a fetched active list (sessions whose status is not `active` are left out).
     pub fn refreshed(&mut self, list: Vec<WorkspaceSession>) -> Changes {
         let now: BTreeMap<String, WorkspaceSession> = list
@@ -301,7 +301,7 @@ async fn run<S: SessionSource>(
     refresh: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut tracker = Tracker::default();
+    let mut tracker = ActiveSessions::default();
     loop {
         if *stop.borrow_and_update() {
             return;
@@ -404,7 +404,7 @@ mod tests {
     #[test]
     fn tracker_reports_started_and_ended_and_backs_off() {
         let cfg = WatchConfig::default();
-        let mut t = Tracker::default();
+        let mut t = ActiveSessions::default();
         let c = t.refreshed(vec![ws("a", "active"), ws("x", "terminated")]);
         assert_eq!(c.started.iter().map(|s| &s.id).collect::<Vec<_>>(), ["a"]);
         assert!(c.ended.is_empty() && !c.recovered);

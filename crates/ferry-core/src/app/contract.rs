@@ -49,7 +49,7 @@ pub struct RegionRef {
 
 /// One selectable region.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
-pub struct Region {
+pub struct RegionView {
     /// Where it is.
     #[serde(rename = "ref")]
     #[ts(rename = "ref")]
@@ -72,7 +72,7 @@ pub struct RegionGroup {
     /// The service.
     pub service: Service,
     /// Its regions, in the service's order.
-    pub regions: Vec<Region>,
+    pub regions: Vec<RegionView>,
     /// Set when the list could not be loaded.
     pub error: Option<String>,
 }
@@ -615,7 +615,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(meter["kind"], "credits");
-        let region = Region {
+        let region = RegionView {
             reference: RegionRef {
                 service: Service::Tunnelbyte,
                 id: "eu-1".into(),

@@ -43,12 +43,12 @@ pub use launch::{launch, LaunchSpec, Launched};
 pub use services::{SecretsMode, Services};
 
 use contract::{
-    AccountView, BaseUrls, ConnectRequest, ConnectionView, HistoryView, Phase, Region, RegionGroup,
-    RegionRef, Service, Settings, SignInOutcome, SignInRequest, Snapshot, TunnelMode,
+    AccountView, BaseUrls, ConnectRequest, ConnectionView, HistoryView, Phase, RegionGroup,
+    RegionRef, RegionView, Service, Settings, SignInOutcome, SignInRequest, Snapshot, TunnelMode,
     WorkspacesView,
 };
 use settings::{check_base_url, validate_settings};
-use tracker::Tracker;
+use tracker::ConnectionTracker;
 
 const SETTINGS_KEY: &str = "desktop.settings";
 const LAST_REGION_KEY: &str = "desktop.last_region";
@@ -125,7 +125,7 @@ impl Drop for Running {
 
 struct State {
     accounts: Vec<AccountView>,
-    tracker: Option<Tracker>,
+    tracker: Option<ConnectionTracker>,
     last_region: Option<RegionRef>,
     settings: Settings,
     regions: Vec<RegionGroup>,
@@ -451,7 +451,7 @@ impl App {
         autostart::apply(&dir, enabled, &exe, &args).map_err(|e| AppError::Autostart(e.to_string()))
     }
 
-    fn find_region(&self, r: &RegionRef) -> Option<Region> {
+    fn find_region(&self, r: &RegionRef) -> Option<RegionView> {
         self.lock()
             .regions
             .iter()
@@ -819,7 +819,7 @@ impl App {
             .iter()
             .find(|a| a.service == request.region.service)
             .and_then(|a| a.credits);
-        let tracker = Tracker::new(
+        let tracker = ConnectionTracker::new(
             request.region.clone(),
             Some(region.label.clone()),
             request.mode,

@@ -15,7 +15,7 @@ pub const MAX_SAMPLES: usize = 600;
 
 /// The views of one connection, updated event by event.
 #[derive(Debug, Clone)]
-pub struct Tracker {
+pub struct ConnectionTracker {
     /// The connection as shown.
     pub connection: ConnectionView,
     /// The live panel while connected.
@@ -93,7 +93,7 @@ fn quota_view(label: &str, unit: QuotaUnit, w: &WindowUse) -> QuotaView {
     }
 }
 
-impl Tracker {
+impl ConnectionTracker {
     /// A connection starting now to `region`; `credits` is the account's balance if known.
     pub fn new(
         region: RegionRef,
@@ -102,7 +102,7 @@ impl Tracker {
         credits: Option<f64>,
         now_ms: i64,
     ) -> Self {
-        Tracker {
+        ConnectionTracker {
             service: region.service,
             connection: ConnectionView {
                 phase: Phase::Connecting,
@@ -308,8 +308,8 @@ mod tests {
     use crate::clock::BootInstant;
     use crate::meter::quota::QuotaSample;
 
-    fn orb() -> Tracker {
-        Tracker::new(
+    fn orb() -> ConnectionTracker {
+        ConnectionTracker::new(
             RegionRef {
                 service: Service::Orbnet,
                 id: "1".into(),
@@ -397,7 +397,7 @@ mod tests {
 
     #[test]
     fn traffic_gives_rates_and_quota_gives_bars_with_resets() {
-        let mut t = Tracker::new(
+        let mut t = ConnectionTracker::new(
             RegionRef {
                 service: Service::Tunnelbyte,
                 id: "eu".into(),

@@ -7,7 +7,7 @@ use crate::store::{DailyTotal, SessionRecord};
 use chrono::{DateTime, Utc};
 
 use super::contract::{
-    DayTotal, HistoryRow, Region, RegionRef, Service, WorkspaceSessionView, WorkspaceView,
+    DayTotal, HistoryRow, RegionRef, RegionView, Service, WorkspaceSessionView, WorkspaceView,
 };
 
 fn ms(t: Option<DateTime<Utc>>) -> Option<i64> {
@@ -15,11 +15,11 @@ fn ms(t: Option<DateTime<Utc>>) -> Option<i64> {
 }
 
 /// OrbNET servers as regions (hidden ones left out).
-pub fn orbnet_regions(servers: Vec<Server>) -> Vec<Region> {
+pub fn orbnet_regions(servers: Vec<Server>) -> Vec<RegionView> {
     servers
         .into_iter()
         .filter(|s| !s.hidden)
-        .map(|s| Region {
+        .map(|s| RegionView {
             reference: RegionRef {
                 service: Service::Orbnet,
                 id: s.id.to_string(),
@@ -38,10 +38,10 @@ pub fn orbnet_regions(servers: Vec<Server>) -> Vec<Region> {
 }
 
 /// tunnelbyte regions; one without nodes is listed but unavailable, with the reason.
-pub fn tunnelbyte_regions(regions: Vec<TbRegion>) -> Vec<Region> {
+pub fn tunnelbyte_regions(regions: Vec<TbRegion>) -> Vec<RegionView> {
     regions
         .into_iter()
-        .map(|r| Region {
+        .map(|r| RegionView {
             reference: RegionRef {
                 service: Service::Tunnelbyte,
                 id: r.code.clone(),
