@@ -39,6 +39,28 @@ async fn click_connect_until(app: &common::AppSession, label: &str) {
     app.wait_text("#connect-btn", label, |t| t == label).await;
 }
 
+/// OrbNET heartbeats the lab has received so far.
+async fn heartbeats(control: &str) -> usize {
+    let v: serde_json::Value = reqwest::get(format!("{control}/requests"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["requests"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .filter(|x| {
+                    x["path"]
+                        .as_str()
+                        .is_some_and(|p| p.ends_with("/vpn/session/heartbeat"))
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 async fn lab_post(control: &str, path: &str, body: serde_json::Value) {
     reqwest::Client::new()
         .post(format!("{control}/{path}"))
@@ -198,6 +220,32 @@ async fn demo_walkthrough_in_the_real_window() {
     })
     .await;
     app.screenshot("screen-connected").await;
+    // A state update never resets what the user is typing: type into a settings field (no
+    // submit) while heartbeats arrive, each of which updates the account's balance everywhere.
+    app.click_css("#nav-settings").await;
+    let field = app.wait_css("#n-thresholds").await;
+    field.clear().await.unwrap();
+    field.send_keys("7, 3").await.unwrap();
+    let beats = heartbeats(&control).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while heartbeats(&control).await < beats + 2 {
+        assert!(Instant::now() < deadline, "no heartbeats while typing");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let typed = app
+        .c()
+        .find(fantoccini::Locator::Css("#n-thresholds"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(
+        typed.as_deref(),
+        Some("7, 3"),
+        "the text typed stayed through two heartbeats"
+    );
+    app.click_css("#nav-connect").await;
     click_connect_until(&app, "Connect").await;
 
     // tunnelbyte: cost and both quota windows update live.

@@ -420,7 +420,7 @@ function render(): void {
 async function refreshRegions(): Promise<void> {
   await guard(async () => {
     state.regions = await call("list_regions");
-    render();
+    if (state.screen === "connect") render();
   });
 }
 
@@ -452,10 +452,9 @@ async function start(): Promise<void> {
     if (c.region) state.selectedRegion = view.regionKey(c.region);
   }));
   await on("ferry:live", (l) => patch((s) => (s.live = l)));
-  await on("ferry:accounts", (a) => {
-    patch((s) => (s.accounts = a));
-    void refreshRegions();
-  });
+  // Account updates arrive with every heartbeat (the balance): they never re-render a form
+  // the user is typing in, and regions come from the core's own "ferry:regions" event.
+  await on("ferry:accounts", (a) => patch((s) => (s.accounts = a)));
   await on("ferry:settings", (st) => patch((s) => (s.settings = st)));
   await on("ferry:workspaces", (w) => {
     state.workspaces = w;

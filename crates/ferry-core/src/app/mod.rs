@@ -665,6 +665,8 @@ impl App {
         if service == Service::Neosc {
             self.start_watcher().await;
             let _ = self.list_workspaces().await;
+        } else {
+            self.refresh_regions_later();
         }
         Ok(SignInOutcome::SignedIn { account })
     }
@@ -707,7 +709,18 @@ impl App {
             label: None,
             credits: None,
         });
+        if service != Service::Neosc {
+            self.refresh_regions_later();
+        }
         Ok(self.lock().accounts.clone())
+    }
+
+    /// Reloads the regions in the background after a sign-in change (published as an event).
+    fn refresh_regions_later(&self) {
+        let app = self.clone();
+        tokio::spawn(async move {
+            app.regions().await;
+        });
     }
 
     /// Regions of the signed-in services (published as [`AppEvent::Regions`] too).
