@@ -12,7 +12,7 @@ use tracing::{info, warn};
 use super::event::SessionEvent;
 use super::machine::ErrorCause;
 use super::ports::{Ledger, NewRow, TunnelFactory, TunnelHandle, UsageRow};
-use super::supervisor::{EventSink, MeterEnd, Provider};
+use super::supervisor::{Cancel, EventSink, MeterEnd, Provider};
 use crate::clock::{BootInstant, SharedClock};
 use crate::meter::credits::{CreditsConfig, CreditsMeter, CreditsNote, StartInfo, StopCause};
 use crate::meter::credits_driver::{
@@ -182,6 +182,43 @@ impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> OrbnetProvider<A, T, L> {
         ))
     }
 
+    /// Ends a started session that was never metered (given up on as it came up): the tunnel
+    /// down, `end` with the seconds since the start and `user_initiated`, the row closed.
+    async fn end_unmetered(
+        &self,
+        session_id: &str,
+        row: i64,
+        started_at: BootInstant,
+        tunnel: &T::Tunnel,
+    ) {
+        tunnel.down().await;
+        let secs = self.clock.now().saturating_since(started_at).as_secs();
+        let secs = u32::try_from(secs.clamp(1, 300)).unwrap_or(1);
+        let summary = match self
+            .api
+            .end(session_id, secs, DisconnectReason::UserInitiated)
+            .await
+        {
+            Ok(s) => Some(s),
+            Err(CreditsApiError::SessionNotFound) => None,
+            Err(e) => {
+                warn!(error = %e, session = session_id, "could not end the OrbNET session");
+                None
+            }
+        };
+        self.ledger
+            .close(
+                row,
+                "user_initiated".into(),
+                UsageRow {
+                    credits_used: summary.as_ref().and_then(|s| s.total_credits_used),
+                    credits_remaining: summary.as_ref().and_then(|s| s.credits_remaining),
+                    ..UsageRow::default()
+                },
+            )
+            .await;
+    }
+
     /// After a 409: ends the active session if it is ours, else explains whose it may be.
     async fn end_stale_session(&self) -> Result<(), ErrorCause> {
         let active = self.api.active().await.map_err(service_error)?;
@@ -227,23 +264,40 @@ pub fn stale_secs(
 impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> Provider for OrbnetProvider<A, T, L> {
     type Live = OrbnetLive<T::Tunnel>;
 
-    async fn establish(&self, events: EventSink) -> Result<Self::Live, ErrorCause> {
+    async fn establish(
+        &self,
+        events: EventSink,
+        mut cancel: Cancel,
+    ) -> Result<Self::Live, ErrorCause> {
+        // Not cut short: a token refresh inside may rotate the refresh token.
         let prep = self.api.prepare(self.settings.server).await?;
+        if cancel.is_cancelled() {
+            return Err(Cancel::error());
+        }
         let tunnel = self
             .tunnels
             .up(prep.wg_quick.clone())
             .await
             .map_err(ErrorCause::Tunnel)?;
-        if let Err(e) = tunnel
-            .first_handshake(self.settings.handshake_timeout)
-            .await
-        {
-            tunnel.down().await;
-            return Err(ErrorCause::Tunnel(format!(
-                "no WireGuard handshake with {}: {e}",
-                prep.location
-            )));
+        let handshake = tokio::select! {
+            r = tunnel.first_handshake(self.settings.handshake_timeout) => Some(r),
+            () = cancel.cancelled() => None,
+        };
+        match handshake {
+            Some(Ok(())) if !cancel.is_cancelled() => {}
+            Some(Ok(())) | None => {
+                tunnel.down().await;
+                return Err(Cancel::error());
+            }
+            Some(Err(e)) => {
+                tunnel.down().await;
+                return Err(ErrorCause::Tunnel(format!(
+                    "no WireGuard handshake with {}: {e}",
+                    prep.location
+                )));
+            }
         }
+        // Not cut short: a start that went out must be ended, which needs its outcome.
         let (session_id, row, start, started_at) = match self.start_session(&prep).await {
             Ok(v) => v,
             Err(cause) => {
@@ -251,6 +305,11 @@ impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> Provider for OrbnetProvider<A, T
                 return Err(cause);
             }
         };
+        if cancel.is_cancelled() {
+            self.end_unmetered(&session_id, row, started_at, &tunnel)
+                .await;
+            return Err(Cancel::error());
+        }
         self.ledger.connected(row).await;
         let _ = events.send(SessionEvent::Connected {
             service: "orbnet".into(),
@@ -266,6 +325,11 @@ impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> Provider for OrbnetProvider<A, T
             start,
             started_at,
         })
+    }
+
+    async fn abandon(&self, live: Arc<Self::Live>) {
+        self.end_unmetered(&live.session_id, live.row, live.started_at, &live.tunnel)
+            .await;
     }
 
     async fn meter(
@@ -430,6 +494,8 @@ mod tests {
         ledger: Arc<MemoryLedger>,
         start_409_once: Mutex<bool>,
         active: Mutex<Option<String>>,
+        /// Fired while `start` is in flight (the user gives up at that moment).
+        cancel_during_start: Mutex<Option<tokio::sync::watch::Sender<bool>>>,
     }
 
     impl CreditsApi for FakeOrb {
@@ -437,6 +503,9 @@ mod tests {
             // The row must exist before the request.
             let known = self.ledger.find(id.to_string()).await.is_some();
             log(&self.log, format!("start known={known}"));
+            if let Some(c) = self.cancel_during_start.lock().unwrap().take() {
+                let _ = c.send(true);
+            }
             let mut first = self.start_409_once.lock().unwrap();
             if *first {
                 *first = false;
@@ -539,6 +608,7 @@ mod tests {
             ledger: ledger.clone(),
             start_409_once: Mutex::new(start_409),
             active: Mutex::new(active),
+            cancel_during_start: Mutex::new(None),
         });
         let clock = ManualClock::at_fixed_date();
         let p = OrbnetProvider::new(
@@ -599,6 +669,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_start_that_finishes_after_the_user_gave_up_is_ended_at_once() {
+        let (api, ledger, _clock, p) = setup(false, None);
+        let (trigger, cancel) = Cancel::pair();
+        *api.cancel_during_start.lock().unwrap() = Some(trigger);
+        let (tx, mut rx) = tokio::sync::broadcast::channel(16);
+        assert!(p.establish(tx, cancel).await.is_err());
+        let id = ledger.rows()[0].new.client_session_id.clone();
+        assert_eq!(
+            lines(&api),
+            vec![
+                "prepare".to_string(),
+                "tunnel up".into(),
+                "handshake".into(),
+                "start known=true".into(),
+                "tunnel down".into(),
+                format!("end {id} 1 user_initiated"),
+            ]
+        );
+        let rows = ledger.rows();
+        assert_eq!(rows[0].closed.as_deref(), Some("user_initiated"));
+        assert!(!rows[0].connected);
+        // Never announced as connected (the CLI would start its command).
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[tokio::test]
     async fn conflict_with_a_known_session_ends_it_and_starts_again() {
         let (api, ledger, _clock, p) = setup(true, None);
         let stale = ledger
@@ -612,7 +708,7 @@ mod tests {
             .unwrap();
         *api.active.lock().unwrap() = Some("old-session".into());
         let (tx, _rx) = tokio::sync::broadcast::channel(16);
-        let live = p.establish(tx).await.unwrap();
+        let live = p.establish(tx, Cancel::never()).await.unwrap();
         let l = lines(&api);
         assert_eq!(l[3], "start known=true");
         assert_eq!(l[4], "active");
@@ -629,7 +725,7 @@ mod tests {
     async fn conflict_with_a_foreign_session_stops_with_a_clear_message() {
         let (api, _ledger, _clock, p) = setup(true, Some("someone-else".into()));
         let (tx, _rx) = tokio::sync::broadcast::channel(16);
-        let err = p.establish(tx).await.err().unwrap();
+        let err = p.establish(tx, Cancel::never()).await.err().unwrap();
         let ErrorCause::SessionConflict(msg) = err else {
             panic!("wrong cause {err:?}")
         };
