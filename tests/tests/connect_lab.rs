@@ -591,3 +591,60 @@ async fn tunnelbyte_region_without_nodes_lists_the_alternatives() {
     let msg = failed["message"].as_str().unwrap();
     assert!(msg.contains("fsn") && msg.contains("ash"), "{msg}");
 }
+
+fn history(dir: &Dir) -> Value {
+    let out = std::process::Command::new(ferry_bin())
+        .args(["history", "--json"])
+        .env("FERRY_SECRETS", "memory")
+        .env("FERRY_DATA_DIR", dir.0.join("data"))
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A session as short as one request (`connect -- curl`) still gets its bytes, its exit IP and
+/// the server's id of the session in the history row, for both services.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_short_command_session_records_bytes_exit_ip_and_server_session_id() {
+    let lab = lab().await;
+    let port = http_server("one short request").await;
+    let tb = tb_token(&lab, "paid").await;
+    let orb = orbnet_token(&lab, "demo@orbnet.lab", "orbnet-demo-pass").await;
+    let cases = [
+        ("tunnelbyte", "FERRY_TUNNELBYTE_TOKEN", tb, vec!["fsn"]),
+        ("orbnet", "FERRY_ORBNET_TOKEN", orb, vec![]),
+    ];
+    for (service, var, token, target) in cases {
+        let dir = Dir::new(&format!("short-{service}"));
+        let body = dir.0.join("body");
+        let url = format!("http://127.0.0.1:{port}/");
+        let mut args: Vec<&str> = target;
+        let body_s = body.display().to_string();
+        args.extend(["--service", service, "--", "curl", "-s", "-m", "10", "-o"]);
+        args.extend([body_s.as_str(), url.as_str()]);
+        let cli = connect(&lab, &dir, &[(var, &token)], &args);
+        let (code, events, stderr) = cli.exit().await;
+        assert_eq!(code, 0, "{service}: {stderr} {events:?}");
+        assert_eq!(std::fs::read_to_string(&body).unwrap(), "one short request");
+        let connected = events
+            .iter()
+            .find(|e| e["event"] == "connected")
+            .unwrap()
+            .clone();
+        let hist = history(&dir);
+        let rows = hist["sessions"].as_array().unwrap();
+        assert_eq!(rows.len(), 1, "{service}: {hist}");
+        let row = &rows[0];
+        assert_eq!(row["end_reason"], "user_initiated", "{service}: {row}");
+        // The request and its answer went through the tunnel (IP bytes, so more than the body).
+        assert!(row["bytes_in"].as_u64().unwrap() > 0, "{service}: {row}");
+        assert!(row["bytes_out"].as_u64().unwrap() > 0, "{service}: {row}");
+        assert_eq!(row["exit_ip"], "127.0.0.1", "{service}: {row}");
+        assert_eq!(connected["exit_ip"], "127.0.0.1", "{service}: {connected}");
+        let server_id = row["server_session_id"].as_str().unwrap_or("");
+        match service {
+            "tunnelbyte" => assert_eq!(server_id, connected["session_id"], "{row}"),
+            _ => assert!(server_id.starts_with("trk_"), "{row}"),
+        }
+    }
+}

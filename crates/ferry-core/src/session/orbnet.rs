@@ -29,6 +29,9 @@ pub struct Prepared {
     pub location: String,
     /// A wg-quick config with the (server-generated) private key.
     pub wg_quick: String,
+    /// The exit IP: the server's address as its WireGuard endpoint gives it (`None` when the
+    /// endpoint is a host name).
+    pub exit_ip: Option<String>,
 }
 
 /// OrbNET calls beyond the session ones: authorize and the WireGuard config.
@@ -192,6 +195,7 @@ impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> OrbnetProvider<A, T, L> {
         tunnel: &T::Tunnel,
     ) {
         tunnel.down().await;
+        let (rx_bytes, tx_bytes) = tunnel.traffic();
         let secs = self.clock.now().saturating_since(started_at).as_secs();
         let secs = u32::try_from(secs.clamp(1, 300)).unwrap_or(1);
         let summary = match self
@@ -211,6 +215,8 @@ impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> OrbnetProvider<A, T, L> {
                 row,
                 "user_initiated".into(),
                 UsageRow {
+                    bytes_in: Some(rx_bytes),
+                    bytes_out: Some(tx_bytes),
                     credits_used: summary.as_ref().and_then(|s| s.total_credits_used),
                     credits_remaining: summary.as_ref().and_then(|s| s.credits_remaining),
                     ..UsageRow::default()
@@ -305,6 +311,17 @@ impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> Provider for OrbnetProvider<A, T
                 return Err(cause);
             }
         };
+        // OrbNET's own id of the session (else the echo of ours) and the exit IP, right away.
+        self.ledger
+            .set_server_session(
+                row,
+                start
+                    .tracking_id
+                    .clone()
+                    .unwrap_or_else(|| session_id.clone()),
+                prep.exit_ip.clone(),
+            )
+            .await;
         if cancel.is_cancelled() {
             self.end_unmetered(&session_id, row, started_at, &tunnel)
                 .await;
@@ -315,7 +332,7 @@ impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> Provider for OrbnetProvider<A, T
             service: "orbnet".into(),
             location: prep.location.clone(),
             session_id: session_id.clone(),
-            exit_ip: None,
+            exit_ip: prep.exit_ip.clone(),
             proxy: tunnel.proxy(),
         });
         Ok(OrbnetLive {
@@ -405,6 +422,9 @@ impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> Provider for OrbnetProvider<A, T
 
     async fn tear_down(&self, live: Arc<Self::Live>) {
         live.tunnel.down().await;
+        // The row was closed by the meter while the tunnel ran: now the final counts.
+        let (rx_bytes, tx_bytes) = live.tunnel.traffic();
+        self.ledger.traffic(live.row, rx_bytes, tx_bytes).await;
     }
 }
 
@@ -516,6 +536,7 @@ mod tests {
                 consumption_rate: 1.0,
                 next_deduction_in_seconds: Some(60),
                 is_free_user: false,
+                tracking_id: Some("trk_1".into()),
             })
         }
         async fn heartbeat(&self, _: &str, s: u32) -> Result<HeartbeatInfo, CreditsApiError> {
@@ -558,6 +579,7 @@ mod tests {
                 server_id: 1,
                 location: "lab-1".into(),
                 wg_quick: "[Interface]".into(),
+                exit_ip: Some("198.51.100.7".into()),
             })
         }
     }
@@ -579,7 +601,12 @@ mod tests {
             Ok(())
         }
         fn traffic(&self) -> (u64, u64) {
-            (0, 0)
+            // Like the real tunnel: the final figures are known once it is down.
+            if self.0.lock().unwrap().iter().any(|l| l == "tunnel down") {
+                (1234, 567)
+            } else {
+                (0, 0)
+            }
         }
         fn proxy(&self) -> Option<String> {
             None
@@ -666,6 +693,11 @@ mod tests {
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].closed.as_deref(), Some("user_initiated"));
         assert_eq!(rows[0].acks, 1);
+        assert_eq!(rows[0].server_session_id.as_deref(), Some("trk_1"));
+        assert_eq!(rows[0].exit_ip.as_deref(), Some("198.51.100.7"));
+        // The final counts, taken once the tunnel is down.
+        assert_eq!(rows[0].usage.bytes_in, Some(1234));
+        assert_eq!(rows[0].usage.bytes_out, Some(567));
     }
 
     #[tokio::test]
@@ -690,6 +722,8 @@ mod tests {
         let rows = ledger.rows();
         assert_eq!(rows[0].closed.as_deref(), Some("user_initiated"));
         assert!(!rows[0].connected);
+        assert_eq!(rows[0].server_session_id.as_deref(), Some("trk_1"));
+        assert_eq!(rows[0].usage.bytes_in, Some(1234));
         // Never announced as connected (the CLI would start its command).
         assert!(rx.try_recv().is_err());
     }

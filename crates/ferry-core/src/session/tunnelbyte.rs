@@ -113,13 +113,15 @@ impl<A: TunnelbyteApi, T: TunnelFactory, L: Ledger> TunnelbyteProvider<A, T, L> 
     /// Ends a session that was created but never metered: the tunnel down (so the request
     /// takes the direct route), the session deleted, the row closed with `reason`.
     async fn give_up(&self, id: &str, row: i64, tunnel: Option<&T::Tunnel>, reason: &str) {
+        let mut usage = UsageRow::default();
         if let Some(t) = tunnel {
             t.down().await;
+            let (rx_bytes, tx_bytes) = t.traffic();
+            usage.bytes_in = Some(rx_bytes);
+            usage.bytes_out = Some(tx_bytes);
         }
         self.delete_session(id).await;
-        self.ledger
-            .close(row, reason.into(), UsageRow::default())
-            .await;
+        self.ledger.close(row, reason.into(), usage).await;
     }
 }
 
@@ -325,6 +327,9 @@ impl<A: TunnelbyteApi, T: TunnelFactory, L: Ledger> Provider for TunnelbyteProvi
 
     async fn tear_down(&self, live: Arc<Self::Live>) {
         live.tunnel.down().await;
+        // The row was closed by the meter while the tunnel ran: now the final counts.
+        let (rx_bytes, tx_bytes) = live.tunnel.traffic();
+        self.ledger.traffic(live.row, rx_bytes, tx_bytes).await;
     }
 }
 
@@ -453,6 +458,7 @@ mod tests {
         assert_eq!(row.state, SessionState::Ended, "{row:?}");
         assert_eq!(row.end_reason, Some(reason), "{row:?}");
         let id = row.server_session_id.clone().expect("server session id");
+        assert_eq!(row.exit_ip.as_deref(), Some("127.0.0.1"), "{row:?}");
         let base = "/tunnelbyte/v1/sessions";
         let calls: Vec<(String, String)> = lab_requests(s)
             .await
