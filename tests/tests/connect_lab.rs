@@ -648,3 +648,35 @@ async fn a_short_command_session_records_bytes_exit_ip_and_server_session_id() {
         }
     }
 }
+
+/// A second `connect` from another data directory meets the first one's OrbNET session (409):
+/// Ferry says what it knows (not in this history: another device, or another Ferry on this
+/// device), never that the session was "not started by Ferry on this device", and ends neither.
+#[tokio::test(flavor = "multi_thread")]
+async fn orbnet_second_connect_from_another_data_dir_is_told_what_is_true() {
+    let lab = lab().await;
+    let (a, b) = (Dir::new("409a"), Dir::new("409b"));
+    let token = orbnet_token(&lab, "demo@orbnet.lab", "orbnet-demo-pass").await;
+    let mut first = connect(&lab, &a, &[("FERRY_ORBNET_TOKEN", &token)], &[]);
+    let c = first
+        .wait_event("connected", |e| e["event"] == "connected")
+        .await;
+    let first_id = c["session_id"].as_str().unwrap().to_string();
+    let second = connect(&lab, &b, &[("FERRY_ORBNET_TOKEN", &token)], &[]);
+    let (code, events, stderr) = second.exit().await;
+    assert_eq!(code, 1, "{stderr} {events:?}");
+    let failed = events.iter().find(|e| e["event"] == "failed").unwrap();
+    assert_eq!(failed["cause"]["kind"], "session_conflict", "{failed}");
+    let msg = failed["message"].as_str().unwrap();
+    assert!(msg.contains(&first_id), "{msg}");
+    assert!(msg.contains("another Ferry on this device"), "{msg}");
+    assert!(!msg.contains("not started by Ferry"), "{msg}");
+    // The first session was left alone and still runs.
+    assert!(session_calls(&lab.requests().await, "end").is_empty());
+    first
+        .wait_event("heartbeat", |e| e["event"] == "heartbeat")
+        .await;
+    first.signal(libc::SIGINT);
+    let (code, _, stderr) = first.exit().await;
+    assert_eq!(code, 0, "{stderr}");
+}

@@ -6,10 +6,12 @@
 //!   vendor's production URL (NeoSC is self-hosted and has none).
 //! - Data directory: `--data-dir`, else `FERRY_DATA_DIR`, else `$XDG_DATA_HOME/ferry`.
 //! - Secret store: `FERRY_SECRETS=keyring` (default: the Secret Service on Linux, Keychain,
-//!   Credential Manager), `keyutils` (Linux kernel session keyring: headless, not persistent
-//!   across reboots) or `memory` (this process only: for tests and one-shot use with
-//!   `FERRY_*_TOKEN`). There is deliberately no plaintext-file store. `FERRY_ORBNET_TOKEN`,
-//!   `FERRY_TUNNELBYTE_TOKEN` and `FERRY_NEOSC_TOKEN` override whichever store is chosen.
+//!   Credential Manager), `keyutils` (the Linux kernel's persistent keyring of the user:
+//!   headless, shared by the user's processes, forgotten at reboot) or `memory` (this process
+//!   only: for tests and one-shot use with `FERRY_*_TOKEN`). There is deliberately no
+//!   plaintext-file store. `FERRY_ORBNET_TOKEN`, `FERRY_TUNNELBYTE_TOKEN` and
+//!   `FERRY_NEOSC_TOKEN` override whichever store is chosen. `FERRY_KEYRING_SERVICE` names the
+//!   keyring entries' service (default `ferry`; tests use their own).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -19,7 +21,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context as _};
 use ferry_core::http::HttpSettings;
 use ferry_core::secrets::{
-    EnvOverride, KeyringBackend, KeyringStore, MemoryStore, Secret, SharedSecretStore,
+    EnvOverride, KeyringBackend, KeyringStore, MemoryStore, Secret, SecretsError, SharedSecretStore,
 };
 use ferry_core::services::neosc::NeoscClient;
 use ferry_core::services::orbnet::{OrbnetClient, OrbnetTokens, StoreTokenSink};
@@ -76,6 +78,9 @@ pub struct Context {
     http: HttpSettings,
 }
 
+/// The variables that give tokens without any store.
+const TOKEN_VARS: &str = "FERRY_ORBNET_TOKEN, FERRY_TUNNELBYTE_TOKEN or FERRY_NEOSC_TOKEN";
+
 /// Keyring calls give up after this long (a locked keyring must not hang the CLI).
 pub const KEYRING_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -115,15 +120,18 @@ impl Context {
         }
         let data_dir = ferry_core::paths::data_dir(common.data_dir.as_deref())?;
         let mode = SecretsMode::from_env()?;
+        let keyring = |backend| {
+            let store = KeyringStore::new(backend, KEYRING_TIMEOUT);
+            match std::env::var("FERRY_KEYRING_SERVICE") {
+                Ok(name) if !name.trim().is_empty() => store.with_service_name(name.trim()),
+                _ => store,
+            }
+        };
         let secrets: SharedSecretStore = match mode {
-            SecretsMode::Keyring => Arc::new(EnvOverride::new(KeyringStore::new(
-                KeyringBackend::Platform,
-                KEYRING_TIMEOUT,
-            ))),
-            SecretsMode::Keyutils => Arc::new(EnvOverride::new(KeyringStore::new(
-                KeyringBackend::KernelKeyutils,
-                KEYRING_TIMEOUT,
-            ))),
+            SecretsMode::Keyring => Arc::new(EnvOverride::new(keyring(KeyringBackend::Platform))),
+            SecretsMode::Keyutils => {
+                Arc::new(EnvOverride::new(keyring(KeyringBackend::KernelKeyutils)))
+            }
             SecretsMode::Memory => Arc::new(EnvOverride::new(MemoryStore::new())),
         };
         Ok(Self {
@@ -177,7 +185,31 @@ impl Context {
 
     /// The stored (or env-overridden) token of a service.
     pub async fn token(&self, service: ServiceKind) -> anyhow::Result<Option<Secret>> {
-        Ok(self.secrets.get(service).await?)
+        self.secrets
+            .get(service)
+            .await
+            .map_err(|e| self.secrets_error(e))
+    }
+
+    /// A secret store error, naming what to use instead when the store is not there.
+    pub fn secrets_error(&self, e: SecretsError) -> anyhow::Error {
+        let unusable = matches!(
+            e,
+            SecretsError::Unavailable { .. }
+                | SecretsError::Timeout { .. }
+                | SecretsError::NotKept { .. }
+        );
+        match self.mode {
+            SecretsMode::Keyring if unusable => anyhow!(
+                "{e}\n  No Secret Service (GNOME Keyring, KWallet) answers here. Instead: set \
+                 FERRY_SECRETS=keyutils to keep tokens in the kernel keyring (until reboot), or \
+                 pass tokens in {TOKEN_VARS}."
+            ),
+            SecretsMode::Keyutils if unusable => {
+                anyhow!("{e}\n  Instead: pass tokens in {TOKEN_VARS}.")
+            }
+            _ => e.into(),
+        }
     }
 
     /// An OrbNET client with the stored tokens; refreshed tokens are written back.

@@ -231,11 +231,13 @@ impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> OrbnetProvider<A, T, L> {
         let Some(active) = active else {
             return Ok(()); // it ended in the meantime
         };
+        // Not in this history: it may be another device's, or another Ferry's on this device
+        // (another data directory or user), which this history cannot tell apart.
         let Some(ours) = self.ledger.find(active.session_id.clone()).await else {
             return Err(ErrorCause::SessionConflict(format!(
-                "another OrbNET session ({}) is active on this account, not started by Ferry on \
-                 this device; end it where it runs, or wait until OrbNET times it out \
-                 (5 minutes without heartbeats)",
+                "an OrbNET session ({}) is already active for this account, on another device \
+                 or by another Ferry on this device (another data directory or user); end it \
+                 where it runs, or wait until OrbNET times it out (5 minutes without heartbeats)",
                 active.session_id
             )));
         };
@@ -764,6 +766,10 @@ mod tests {
             panic!("wrong cause {err:?}")
         };
         assert!(msg.contains("someone-else"), "{msg}");
+        // What the history can tell: not in it, which does not mean not Ferry's.
+        assert!(msg.contains("already active for this account"), "{msg}");
+        assert!(msg.contains("another data directory or user"), "{msg}");
+        assert!(!msg.contains("not started by Ferry"), "{msg}");
         let l = lines(&api);
         assert!(!l.iter().any(|l| l.starts_with("end")), "{l:?}");
         assert_eq!(l.last().unwrap(), "tunnel down");
