@@ -650,3 +650,92 @@ async fn the_window_starting_while_the_cli_meters_is_refused_and_touches_nothing
     let (code, _, _) = cli.exit().await;
     assert_eq!(code, 0);
 }
+
+fn history(dir: &Dir) -> Value {
+    let out = std::process::Command::new(ferry_bin())
+        .args(["history", "--json"])
+        .env("FERRY_SECRETS", "memory")
+        .env("FERRY_DATA_DIR", dir.0.join("data"))
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A session as short as one request (`connect -- curl`) still gets its bytes, its exit IP and
+/// the server's id of the session in the history row, for both services.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_short_command_session_records_bytes_exit_ip_and_server_session_id() {
+    let lab = lab().await;
+    let port = http_server("one short request").await;
+    let tb = tb_token(&lab, "paid").await;
+    let orb = orbnet_token(&lab, "demo@orbnet.lab", "orbnet-demo-pass").await;
+    let cases = [
+        ("tunnelbyte", "FERRY_TUNNELBYTE_TOKEN", tb, vec!["fsn"]),
+        ("orbnet", "FERRY_ORBNET_TOKEN", orb, vec![]),
+    ];
+    for (service, var, token, target) in cases {
+        let dir = Dir::new(&format!("short-{service}"));
+        let body = dir.0.join("body");
+        let url = format!("http://127.0.0.1:{port}/");
+        let mut args: Vec<&str> = target;
+        let body_s = body.display().to_string();
+        args.extend(["--service", service, "--", "curl", "-s", "-m", "10", "-o"]);
+        args.extend([body_s.as_str(), url.as_str()]);
+        let cli = connect(&lab, &dir, &[(var, &token)], &args);
+        let (code, events, stderr) = cli.exit().await;
+        assert_eq!(code, 0, "{service}: {stderr} {events:?}");
+        assert_eq!(std::fs::read_to_string(&body).unwrap(), "one short request");
+        let connected = events
+            .iter()
+            .find(|e| e["event"] == "connected")
+            .unwrap()
+            .clone();
+        let hist = history(&dir);
+        let rows = hist["sessions"].as_array().unwrap();
+        assert_eq!(rows.len(), 1, "{service}: {hist}");
+        let row = &rows[0];
+        assert_eq!(row["end_reason"], "user_initiated", "{service}: {row}");
+        // The request and its answer went through the tunnel (IP bytes, so more than the body).
+        assert!(row["bytes_in"].as_u64().unwrap() > 0, "{service}: {row}");
+        assert!(row["bytes_out"].as_u64().unwrap() > 0, "{service}: {row}");
+        assert_eq!(row["exit_ip"], "127.0.0.1", "{service}: {row}");
+        assert_eq!(connected["exit_ip"], "127.0.0.1", "{service}: {connected}");
+        let server_id = row["server_session_id"].as_str().unwrap_or("");
+        match service {
+            "tunnelbyte" => assert_eq!(server_id, connected["session_id"], "{row}"),
+            _ => assert!(server_id.starts_with("trk_"), "{row}"),
+        }
+    }
+}
+
+/// A second `connect` from another data directory meets the first one's OrbNET session (409):
+/// Ferry says what it knows (not in this history: another device, or another Ferry on this
+/// device), never that the session was "not started by Ferry on this device", and ends neither.
+#[tokio::test(flavor = "multi_thread")]
+async fn orbnet_second_connect_from_another_data_dir_is_told_what_is_true() {
+    let lab = lab().await;
+    let (a, b) = (Dir::new("409a"), Dir::new("409b"));
+    let token = orbnet_token(&lab, "demo@orbnet.lab", "orbnet-demo-pass").await;
+    let mut first = connect(&lab, &a, &[("FERRY_ORBNET_TOKEN", &token)], &[]);
+    let c = first
+        .wait_event("connected", |e| e["event"] == "connected")
+        .await;
+    let first_id = c["session_id"].as_str().unwrap().to_string();
+    let second = connect(&lab, &b, &[("FERRY_ORBNET_TOKEN", &token)], &[]);
+    let (code, events, stderr) = second.exit().await;
+    assert_eq!(code, 1, "{stderr} {events:?}");
+    let failed = events.iter().find(|e| e["event"] == "failed").unwrap();
+    assert_eq!(failed["cause"]["kind"], "session_conflict", "{failed}");
+    let msg = failed["message"].as_str().unwrap();
+    assert!(msg.contains(&first_id), "{msg}");
+    assert!(msg.contains("another Ferry on this device"), "{msg}");
+    assert!(!msg.contains("not started by Ferry"), "{msg}");
+    // The first session was left alone and still runs.
+    assert!(session_calls(&lab.requests().await, "end").is_empty());
+    first
+        .wait_event("heartbeat", |e| e["event"] == "heartbeat")
+        .await;
+    first.signal(libc::SIGINT);
+    let (code, _, stderr) = first.exit().await;
+    assert_eq!(code, 0, "{stderr}");
+}

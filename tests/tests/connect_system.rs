@@ -110,10 +110,12 @@ fn connect_all_carries_traffic_through_the_tun_and_leaves_nothing_behind() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let before = b.snapshot();
-    // `ferry login` then `ferry connect`, sharing the token through the kernel keyring of a
-    // private session (`keyctl session -`), never the host's keyrings. A private /run (in the
-    // mount namespace `ip netns exec` already made) keeps the tunnel's undo journal away from
-    // the host's /run/ferry.
+    // `ferry login` then `ferry connect` in a private session keyring (`keyctl session -`),
+    // sharing the token through the user's persistent kernel keyring under a keyring service
+    // name of this test only (removed by `ferry logout` at the end), never Ferry's own entries.
+    // A private /run (in the mount namespace `ip netns exec` already made) keeps the tunnel's
+    // undo journal away from the host's /run/ferry.
+    let keyring_service = format!("ferry-test-system-{}", std::process::id());
     let bin = ferry_bin();
     let mut cmd = b.cmd("keyctl");
     cmd.args([
@@ -127,6 +129,7 @@ fn connect_all_carries_traffic_through_the_tun_and_leaves_nothing_behind() {
         bin.to_str().unwrap(),
     ])
     .env("FERRY_SECRETS", "keyutils")
+    .env("FERRY_KEYRING_SERVICE", &keyring_service)
     .env("FERRY_TEST_PASSWORD", "orbnet-demo-pass")
     .env("FERRY_DATA_DIR", data.path().join("ferry"))
     .env("HOME", data.path())
@@ -187,6 +190,23 @@ fn connect_all_carries_traffic_through_the_tun_and_leaves_nothing_behind() {
     assert!(
         row["bytes_in"].as_u64().unwrap_or(0) >= body.len() as u64,
         "{row}"
+    );
+
+    // Another process in another session keyring finds the token, and forgets it.
+    let out = b
+        .cmd(bin.to_str().unwrap())
+        .args(["logout", "orbnet"])
+        .env("FERRY_SECRETS", "keyutils")
+        .env("FERRY_KEYRING_SERVICE", &keyring_service)
+        .env("FERRY_DATA_DIR", data.path().join("ferry"))
+        .env("HOME", data.path())
+        .env("FERRY_ORBNET_URL", &lab.urls.orbnet)
+        .env_remove("FERRY_ORBNET_TOKEN")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Signed out of orbnet"),
+        "{out:?}"
     );
 
     assert_eq!(b.snapshot(), before, "links, routes, rules, DNS as before");

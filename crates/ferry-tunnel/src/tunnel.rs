@@ -383,14 +383,21 @@ impl Tunnel {
     }
 
     /// Stops the packet loop and reverts every system change. Returns how the tunnel ended.
-    pub async fn down(mut self) -> Result<TunnelEnd, TunnelError> {
+    pub async fn down(self) -> Result<TunnelEnd, TunnelError> {
+        self.down_with_stats().await.map(|(end, _)| end)
+    }
+
+    /// Like [`Tunnel::down`], also returning the final stats (the loop publishes them as it
+    /// stops, so they include the traffic since the last periodic refresh).
+    pub async fn down_with_stats(mut self) -> Result<(TunnelEnd, TunnelStats), TunnelError> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         if let Some(task) = self.task.take() {
             task.await.map_err(|e| TunnelError::Closed(e.to_string()))?;
         }
-        Ok(self.ended.borrow().clone().unwrap_or(TunnelEnd::Down))
+        let end = self.ended.borrow().clone().unwrap_or(TunnelEnd::Down);
+        Ok((end, self.stats()))
     }
 }
 
@@ -502,6 +509,39 @@ mod tests {
 
         assert_eq!(client.down().await.unwrap(), TunnelEnd::Down);
         assert_eq!(server.down().await.unwrap(), TunnelEnd::Down);
+    }
+
+    #[tokio::test]
+    async fn down_with_stats_counts_traffic_since_the_last_refresh() {
+        let (server_cfg, mut client_cfg) = configs();
+        let (server_side, mut server_app) = pipe(64);
+        let server = Tunnel::up(server_cfg, Mode::Pipe(server_side))
+            .await
+            .unwrap();
+        client_cfg.peers[0].endpoint = Some(Endpoint::Addr(SocketAddr::from((
+            [127, 0, 0, 1],
+            server.local_addr().port(),
+        ))));
+        let (client_side, client_app) = pipe(64);
+        let client = Tunnel::up(client_cfg, Mode::Pipe(client_side))
+            .await
+            .unwrap();
+        client
+            .wait_first_handshake(Duration::from_secs(5))
+            .await
+            .unwrap();
+        let up = ipv4([10, 9, 0, 2], [10, 9, 0, 1], b"a short session");
+        client_app.tx.send(up.clone()).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), server_app.rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        // Straight away, well within the 250 ms refresh: the final figures still count it.
+        let (end, s) = server.down_with_stats().await.unwrap();
+        assert_eq!(end, TunnelEnd::Down);
+        assert_eq!(s.rx_bytes, up.len() as u64, "{s:?}");
+        let (_, c) = client.down_with_stats().await.unwrap();
+        assert_eq!(c.tx_bytes, up.len() as u64, "{c:?}");
     }
 
     #[tokio::test]

@@ -197,7 +197,6 @@ async fn drive(
     handle.connect();
     let mut child: Option<tokio::process::Child> = None;
     let mut ended_cause = None;
-    let mut asked_to_stop = false;
     let code = loop {
         tokio::select! {
             ev = events.recv() => match ev {
@@ -215,12 +214,11 @@ async fn drive(
                 Err(RecvError::Lagged(n)) => tracing::warn!(n, "status output fell behind"),
                 Err(RecvError::Closed) => break 1,
             },
-            _ = sigint.recv() => { asked_to_stop = true; handle.disconnect(); }
-            _ = sigterm.recv() => { asked_to_stop = true; handle.disconnect(); }
+            _ = sigint.recv() => handle.disconnect(),
+            _ = sigterm.recv() => handle.disconnect(),
             status = wait_child(&mut child) => {
                 out.notice(&format!("command exited ({status}); disconnecting"));
                 child = None;
-                asked_to_stop = true;
                 handle.disconnect();
             }
             changed = state.changed() => {
@@ -230,8 +228,14 @@ async fn drive(
                     State::Disconnected => break 0,
                     State::Error { cause } => {
                         // Drain what is already queued (the Failed event) before leaving.
-                        while let Ok(ev) = events.try_recv() { out.event(&ev); }
-                        if !asked_to_stop || ended_cause.is_none() {
+                        while let Ok(ev) = events.try_recv() {
+                            if let SessionEvent::Failed { cause, .. } = &ev {
+                                ended_cause = Some(cause.clone());
+                            }
+                            out.event(&ev);
+                        }
+                        // The Failed event printed it already: say it once.
+                        if ended_cause.is_none() {
                             out.error(&cause.to_string());
                         }
                         break cause.exit_code();
@@ -455,7 +459,8 @@ impl Output {
                 }
                 line = Some(s);
             }
-            SessionEvent::Failed { message, .. } => line = Some(format!("error: {message}")),
+            // The one line of a failure, like every other error of the CLI.
+            SessionEvent::Failed { message, .. } => line = Some(format!("ferry: {message}")),
             SessionEvent::Notice { message } => line = Some(message.clone()),
             SessionEvent::Heartbeat { .. } => {}
         }

@@ -6,17 +6,19 @@
 //!   vendor's production URL (NeoSC is self-hosted and has none).
 //! - Data directory: `--data-dir`, else `FERRY_DATA_DIR`, else `$XDG_DATA_HOME/ferry`.
 //! - Secret store: `FERRY_SECRETS=keyring` (default: the Secret Service on Linux, Keychain,
-//!   Credential Manager), `keyutils` (Linux kernel session keyring: headless, not persistent
-//!   across reboots) or `memory` (this process only: for tests and one-shot use with
-//!   `FERRY_*_TOKEN`). There is deliberately no plaintext-file store. `FERRY_ORBNET_TOKEN`,
-//!   `FERRY_TUNNELBYTE_TOKEN` and `FERRY_NEOSC_TOKEN` override whichever store is chosen.
+//!   Credential Manager), `keyutils` (the Linux kernel's persistent keyring of the user:
+//!   headless, shared by the user's processes, forgotten at reboot) or `memory` (this process
+//!   only: for tests and one-shot use with `FERRY_*_TOKEN`). There is deliberately no
+//!   plaintext-file store. `FERRY_ORBNET_TOKEN`, `FERRY_TUNNELBYTE_TOKEN` and
+//!   `FERRY_NEOSC_TOKEN` override whichever store is chosen. `FERRY_KEYRING_SERVICE` names the
+//!   keyring entries' service (default `ferry`; tests use their own).
 
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context as _};
 pub use ferry_core::app::SecretsMode;
-use ferry_core::app::Services;
-use ferry_core::secrets::{Secret, SharedSecretStore};
+use ferry_core::app::{AppError, Services};
+use ferry_core::secrets::{Secret, SecretsError, SharedSecretStore};
 use ferry_core::services::neosc::NeoscClient;
 use ferry_core::services::orbnet::OrbnetClient;
 use ferry_core::services::tunnelbyte::TunnelbyteClient;
@@ -33,6 +35,9 @@ pub struct Common {
     #[arg(long = "data-dir", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 }
+
+/// The variables that give tokens without any store.
+const TOKEN_VARS: &str = "FERRY_ORBNET_TOKEN, FERRY_TUNNELBYTE_TOKEN or FERRY_NEOSC_TOKEN";
 
 /// The resolved environment of one command: the core's [`Services`] and the data directory.
 #[derive(Debug, Clone)]
@@ -111,22 +116,57 @@ impl Context {
 
     /// The stored (or env-overridden) token of a service.
     pub async fn token(&self, service: ServiceKind) -> anyhow::Result<Option<Secret>> {
-        Ok(self.services.token(service).await?)
+        self.services
+            .token(service)
+            .await
+            .map_err(|e| self.app_error(e))
     }
 
     /// An OrbNET client with the stored tokens; refreshed tokens are written back.
     pub async fn orbnet(&self) -> anyhow::Result<OrbnetClient> {
-        Ok(self.services.orbnet().await?)
+        self.services.orbnet().await.map_err(|e| self.app_error(e))
     }
 
     /// A tunnelbyte client with the stored token.
     pub async fn tunnelbyte(&self) -> anyhow::Result<TunnelbyteClient> {
-        Ok(self.services.tunnelbyte().await?)
+        self.services
+            .tunnelbyte()
+            .await
+            .map_err(|e| self.app_error(e))
     }
 
     /// A NeoSC client with the stored token.
     pub async fn neosc(&self) -> anyhow::Result<NeoscClient> {
-        Ok(self.services.neosc().await?)
+        self.services.neosc().await.map_err(|e| self.app_error(e))
+    }
+
+    /// An app error for the terminal: a keyring failure names what to use instead.
+    pub fn app_error(&self, e: AppError) -> anyhow::Error {
+        match e {
+            AppError::Keyring(e) => self.secrets_error(e),
+            other => other.into(),
+        }
+    }
+
+    /// A secret store error, naming what to use instead when the store is not there.
+    pub fn secrets_error(&self, e: SecretsError) -> anyhow::Error {
+        let unusable = matches!(
+            e,
+            SecretsError::Unavailable { .. }
+                | SecretsError::Timeout { .. }
+                | SecretsError::NotKept { .. }
+        );
+        match self.mode {
+            SecretsMode::Keyring if unusable => anyhow!(
+                "{e}\n  No Secret Service (GNOME Keyring, KWallet) answers here. Instead: set \
+                 FERRY_SECRETS=keyutils to keep tokens in the kernel keyring (until reboot), or \
+                 pass tokens in {TOKEN_VARS}."
+            ),
+            SecretsMode::Keyutils if unusable => {
+                anyhow!("{e}\n  Instead: pass tokens in {TOKEN_VARS}.")
+            }
+            _ => e.into(),
+        }
     }
 }
 

@@ -62,10 +62,12 @@ pub async fn run(args: Args) -> anyhow::Result<u8> {
         ServiceKind::Tunnelbyte => login_tunnelbyte(&ctx, &args).await?,
         ServiceKind::Neosc => login_neosc(&ctx, &args).await?,
     };
-    ctx.secrets()
-        .set(args.service, stored)
+    // Read back before saying it is kept: a store that takes the token and loses it (a session
+    // keyring that dies with this process) is an error, not a sign-in.
+    ferry_core::secrets::keep(&**ctx.secrets(), args.service, stored)
         .await
-        .with_context(|| format!("saving the {} token", args.service))?;
+        .map_err(|e| ctx.secrets_error(e))
+        .with_context(|| format!("keeping the {} token", args.service))?;
     let store_name = ctx.secrets().name();
     let persistent = ctx.secrets().persistent();
     if args.json {
@@ -86,8 +88,15 @@ pub async fn run(args: Args) -> anyhow::Result<u8> {
                 format!(" ({detail})")
             }
         );
-        if ctx.secrets_mode() == SecretsMode::Memory {
-            eprintln!("note: FERRY_SECRETS=memory: the token is forgotten when this command ends");
+        match ctx.secrets_mode() {
+            SecretsMode::Memory => eprintln!(
+                "note: FERRY_SECRETS=memory: the token is forgotten when this command ends"
+            ),
+            SecretsMode::Keyutils => eprintln!(
+                "note: FERRY_SECRETS=keyutils: the token is forgotten at reboot, or after the \
+                 kernel's persistent keyring expiry without use"
+            ),
+            SecretsMode::Keyring => {}
         }
     }
     Ok(0)
@@ -216,6 +225,7 @@ pub async fn logout(args: LogoutArgs) -> anyhow::Result<u8> {
         .secrets()
         .delete(args.service)
         .await
+        .map_err(|e| ctx.secrets_error(e))
         .with_context(|| format!("removing the {} token", args.service))?;
     let env_still = std::env::var(args.service.token_env_var())
         .map(|v| !v.trim().is_empty())

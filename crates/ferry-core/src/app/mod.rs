@@ -626,13 +626,8 @@ impl App {
                 (Service::Neosc, stored, label, services)
             }
         };
-        self.inner.secrets.set(service, secret).await?;
-        if self.inner.secrets.get(service).await?.is_none() {
-            return Err(AppError::Keyring(crate::secrets::SecretsError::Failed {
-                store: "secret store",
-                message: "it accepted the token but does not return it; nothing was kept".into(),
-            }));
-        }
+        // Read back before the window says "signed in": a keyring that drops it is an error.
+        crate::secrets::keep(&*self.inner.secrets, service, secret).await?;
         if let Err(e) = self
             .inner
             .store

@@ -49,17 +49,21 @@ impl SecretsMode {
         Self::parse(&std::env::var("FERRY_SECRETS").unwrap_or_default())
     }
 
-    /// Opens the store; `FERRY_*_TOKEN` variables override it.
+    /// Opens the store; `FERRY_*_TOKEN` variables override it, and `FERRY_KEYRING_SERVICE`
+    /// names the keyring entries' service (default `ferry`; tests use their own).
     pub fn open(self) -> SharedSecretStore {
+        let keyring = |backend| {
+            let store = KeyringStore::new(backend, KEYRING_TIMEOUT);
+            match std::env::var("FERRY_KEYRING_SERVICE") {
+                Ok(name) if !name.trim().is_empty() => store.with_service_name(name.trim()),
+                _ => store,
+            }
+        };
         match self {
-            SecretsMode::Keyring => Arc::new(EnvOverride::new(KeyringStore::new(
-                KeyringBackend::Platform,
-                KEYRING_TIMEOUT,
-            ))),
-            SecretsMode::Keyutils => Arc::new(EnvOverride::new(KeyringStore::new(
-                KeyringBackend::KernelKeyutils,
-                KEYRING_TIMEOUT,
-            ))),
+            SecretsMode::Keyring => Arc::new(EnvOverride::new(keyring(KeyringBackend::Platform))),
+            SecretsMode::Keyutils => {
+                Arc::new(EnvOverride::new(keyring(KeyringBackend::KernelKeyutils)))
+            }
             SecretsMode::Memory => Arc::new(EnvOverride::new(MemoryStore::new())),
         }
     }

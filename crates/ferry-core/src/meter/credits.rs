@@ -64,6 +64,8 @@ pub struct StartInfo {
     pub next_deduction_in_seconds: Option<u64>,
     /// Whether the account is on the free plan.
     pub is_free_user: bool,
+    /// The server's own id of the session (OrbNET's `tracking_id`), when it sent one.
+    pub tracking_id: Option<String>,
 }
 
 /// What a successful `session/heartbeat` answered.
@@ -403,6 +405,7 @@ mod tests {
             consumption_rate: 1.5,
             next_deduction_in_seconds: Some(60),
             is_free_user: false,
+            tracking_id: None,
         }
     }
 

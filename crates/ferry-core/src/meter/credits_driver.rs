@@ -465,6 +465,7 @@ mod tests {
             consumption_rate: 1.5,
             next_deduction_in_seconds: Some(60),
             is_free_user: false,
+            tracking_id: None,
         };
         let meter = CreditsMeter::new(CreditsConfig::default(), &start, clock.now());
         let (stop, stop_rx) = watch::channel(None);

@@ -78,6 +78,10 @@ impl<S: SecretStore> SecretStore for EnvOverride<S> {
     fn persistent(&self) -> bool {
         self.inner.persistent()
     }
+
+    fn stored(&self, service: ServiceKind) -> BoxFuture<'_, Result<Option<Secret>, SecretsError>> {
+        self.inner.stored(service)
+    }
 }
 
 #[cfg(test)]

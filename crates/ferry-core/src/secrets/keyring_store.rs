@@ -15,8 +15,11 @@ pub enum KeyringBackend {
     /// Keyring, KWallet), the Keychain on macOS, Credential Manager on Windows (when the build
     /// enables those features).
     Platform,
-    /// Linux kernel keyutils (session keyring): no daemon needed, but not persistent across
-    /// logout or reboot. Only on request.
+    /// Linux kernel keyutils: the user's persistent keyring (the user keyring where the kernel
+    /// has no persistent keyrings), which every process of the user finds, with or without a
+    /// session keyring. No daemon needed; kept across logouts until the persistent keyring
+    /// expires unused (`/proc/sys/kernel/keys/persistent_keyring_expiry`, 3 days by default),
+    /// forgotten at reboot. Only on request.
     KernelKeyutils,
 }
 
@@ -47,7 +50,7 @@ impl KeyringStore {
     fn store_name(&self) -> &'static str {
         match self.backend {
             KeyringBackend::Platform => platform_name(),
-            KeyringBackend::KernelKeyutils => "kernel keyutils keyring",
+            KeyringBackend::KernelKeyutils => "kernel persistent keyring (keyutils)",
         }
     }
 
@@ -107,9 +110,41 @@ fn platform_entry(service: &str, user: &str) -> Result<keyring::Entry, keyring::
     keyring::Entry::new(service, user)
 }
 
+/// A keyutils entry kept in the user's persistent keyring.
+///
+/// keyring's own keyutils credential adds the key to the *session* keyring and searches there.
+/// A process without a session keyring (a shell that never ran `pam_keyinit`, a container
+/// exec) gets a new, private one on the first add, which dies with the process: `ferry login`
+/// said "Signed in" and the next command found nothing. So the key goes into the persistent
+/// keyring (per user, shared by all the user's processes) and is searched there. Keys are
+/// possessor-only; linking the persistent keyring into this thread's keyring makes this thread
+/// a possessor (the link also resets the keyring's expiry). The description is the one keyring
+/// uses (`keyring-rs:USER@SERVICE`), so tokens stored by earlier versions are still found when
+/// they were linked to the persistent keyring.
 #[cfg(target_os = "linux")]
 fn keyutils_entry(service: &str, user: &str) -> Result<keyring::Entry, keyring::Error> {
-    let cred = keyring::keyutils::KeyutilsCredential::new_with_target(None, service, user)?;
+    use keyring::keyutils::{decode_error, KeyutilsCredential};
+    use linux_keyutils::{KeyRing, KeyRingIdentifier};
+
+    let home = match KeyRing::get_persistent(KeyRingIdentifier::Thread) {
+        Ok(persistent) => persistent,
+        Err(e) => {
+            // No persistent keyrings in this kernel: the user keyring lives as long as any
+            // process of the user does.
+            tracing::debug!(error = ?e, "no persistent keyring; using the user keyring");
+            let thread =
+                KeyRing::from_special_id(KeyRingIdentifier::Thread, true).map_err(decode_error)?;
+            let user_ring =
+                KeyRing::from_special_id(KeyRingIdentifier::User, true).map_err(decode_error)?;
+            thread.link_keyring(user_ring).map_err(decode_error)?;
+            user_ring
+        }
+    };
+    let cred = KeyutilsCredential {
+        session: home,
+        persistent: None,
+        description: format!("keyring-rs:{user}@{service}"),
+    };
     Ok(keyring::Entry::new_with_credential(Box::new(cred)))
 }
 
@@ -267,20 +302,8 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn kernel_keyutils_round_trip() {
-        // Without a private session keyring (`keyctl session -`), the kernel falls back to the
-        // user-session keyring, where links fail half-way: skip rather than test that setup.
-        let show = std::process::Command::new("keyctl")
-            .args(["show", "@s"])
-            .output();
-        match show {
-            Ok(o)
-                if o.status.success()
-                    && !String::from_utf8_lossy(&o.stdout).contains("_uid_ses") => {}
-            _ => {
-                eprintln!("SKIP: no private kernel session keyring (CI runs tests under `keyctl session -`)");
-                return;
-            }
-        }
+        // The user's persistent keyring needs no session keyring: this runs in any shell (the
+        // probe in `round_trip` skips where the kernel keyrings are not reachable at all).
         let store = KeyringStore::new(KeyringBackend::KernelKeyutils, Duration::from_secs(5))
             .with_service_name(unique("ku"));
         round_trip(store).await.unwrap();

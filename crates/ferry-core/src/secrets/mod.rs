@@ -4,8 +4,9 @@
 //! Backend choice (keyring 3.x features `linux-native`, `async-secret-service`, `tokio`,
 //! `crypto-rust`): the default Linux store is the freedesktop **Secret Service** (GNOME Keyring,
 //! KWallet) over zbus, which persists across reboots and needs no C library (`crypto-rust`, no
-//! libdbus). `linux-native` adds the kernel keyutils store, offered only when asked for
-//! (`FERRY_SECRETS=keyutils`) because it forgets tokens at logout/reboot. Ferry never relies on
+//! libdbus). `linux-native` adds the kernel keyutils store (the user's persistent keyring),
+//! offered only when asked for (`FERRY_SECRETS=keyutils`) because it forgets tokens at reboot.
+//! [`keep`] stores a token and reads it back before anyone says it is kept. Ferry never relies on
 //! keyring's compile-time default: each entry is built from an explicit credential type, so a
 //! feature change elsewhere in the build can never turn it into the silent mock store.
 
@@ -100,6 +101,15 @@ pub enum SecretsError {
         /// Why.
         message: String,
     },
+    /// The store took the value but does not give it back, so the next command would not
+    /// find it.
+    #[error("the {store} took the token but {message}; it would not be found by the next command")]
+    NotKept {
+        /// Which store.
+        store: &'static str,
+        /// What the read-back saw.
+        message: String,
+    },
     /// Any other failure of the store.
     #[error("the {store} failed: {message}")]
     Failed {
@@ -120,8 +130,33 @@ pub trait SecretStore: Send + Sync + fmt::Debug {
     fn set(&self, service: ServiceKind, value: Secret) -> BoxFuture<'_, Result<(), SecretsError>>;
     /// Forgets the token of a service; true when one was stored.
     fn delete(&self, service: ServiceKind) -> BoxFuture<'_, Result<bool, SecretsError>>;
-    /// True when values survive the process (false for memory and env).
+    /// True when values survive a reboot (the platform keyring; false for memory and the kernel
+    /// keyring).
     fn persistent(&self) -> bool;
+    /// The token as stored, ignoring any override (what the next process reads from the store).
+    fn stored(&self, service: ServiceKind) -> BoxFuture<'_, Result<Option<Secret>, SecretsError>> {
+        self.get(service)
+    }
+}
+
+/// Stores a token, then reads it back from the store: `Ok` only when the store gives back
+/// exactly this value, so "kept" is never said of a token the next command will not find.
+pub async fn keep(
+    store: &dyn SecretStore,
+    service: ServiceKind,
+    value: Secret,
+) -> Result<(), SecretsError> {
+    store.set(service, value.clone()).await?;
+    let not_kept = |message: String| SecretsError::NotKept {
+        store: store.name(),
+        message,
+    };
+    match store.stored(service).await {
+        Ok(Some(v)) if v == value => Ok(()),
+        Ok(Some(_)) => Err(not_kept("gives back another value".into())),
+        Ok(None) => Err(not_kept("finds no token right after storing it".into())),
+        Err(e) => Err(not_kept(format!("reading it back failed ({e})"))),
+    }
 }
 
 /// A shared store handle.
@@ -139,6 +174,44 @@ pub const KEYRING_SERVICE: &str = "ferry";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Takes values and forgets them at once (a session keyring that dies with the process).
+    #[derive(Debug)]
+    struct Forgetful;
+
+    impl SecretStore for Forgetful {
+        fn name(&self) -> &'static str {
+            "forgetful store"
+        }
+        fn get(&self, _: ServiceKind) -> BoxFuture<'_, Result<Option<Secret>, SecretsError>> {
+            Box::pin(async { Ok(None) })
+        }
+        fn set(&self, _: ServiceKind, _: Secret) -> BoxFuture<'_, Result<(), SecretsError>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn delete(&self, _: ServiceKind) -> BoxFuture<'_, Result<bool, SecretsError>> {
+            Box::pin(async { Ok(false) })
+        }
+        fn persistent(&self) -> bool {
+            true
+        }
+    }
+
+    #[tokio::test]
+    async fn keep_reads_the_token_back_before_saying_it_is_kept() {
+        let s = ServiceKind::Tunnelbyte;
+        let err = keep(&Forgetful, s, Secret::new("tb_x")).await.unwrap_err();
+        assert!(matches!(err, SecretsError::NotKept { .. }), "{err:?}");
+        assert!(err.to_string().contains("next command"), "{err}");
+        let mem = MemoryStore::new();
+        keep(&mem, s, Secret::new("tb_x")).await.unwrap();
+        // The read-back is the store's, not an environment override's.
+        let env = EnvOverride::with_lookup(Forgetful, |_| Some("tb_env".into()));
+        assert!(matches!(
+            keep(&env, s, Secret::new("tb_x")).await,
+            Err(SecretsError::NotKept { .. })
+        ));
+    }
 
     #[test]
     fn secret_is_redacted() {

@@ -80,6 +80,7 @@ impl CreditsApi for OrbnetClient {
             consumption_rate: s.consumption_rate,
             next_deduction_in_seconds: s.next_deduction_in_seconds,
             is_free_user: s.is_free_user,
+            tracking_id: Some(s.tracking_id).filter(|t| !t.is_empty()),
         })
     }
 
@@ -178,8 +179,18 @@ impl OrbnetApi for OrbnetClient {
             server_id,
             location: format!("server {server_id}"),
             wg_quick,
+            exit_ip: endpoint_ip(&cfg.peer.endpoint),
         })
     }
+}
+
+/// The IP of a WireGuard `host:port` endpoint, when the host is an address.
+fn endpoint_ip(endpoint: &str) -> Option<String> {
+    endpoint
+        .trim()
+        .parse::<std::net::SocketAddr>()
+        .ok()
+        .map(|a| a.ip().to_string())
 }
 
 fn quota_error(e: ApiError) -> QuotaApiError {
@@ -371,6 +382,13 @@ impl Ledger for Store {
         logged("close", self.close_session(row, &c).await);
     }
 
+    async fn traffic(&self, row: i64, bytes_in: u64, bytes_out: u64) {
+        logged(
+            "final traffic",
+            self.set_traffic(row, bytes_in, bytes_out).await,
+        );
+    }
+
     async fn find(&self, client_session_id: String) -> Option<OpenRow> {
         match self.session_by_client_id(&client_session_id).await {
             Ok(r) => r.map(open_row),
@@ -399,6 +417,19 @@ impl Ledger for Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exit_ip_comes_from_an_address_endpoint_only() {
+        assert_eq!(
+            endpoint_ip("198.51.100.7:51820").as_deref(),
+            Some("198.51.100.7")
+        );
+        assert_eq!(
+            endpoint_ip("[2001:db8::1]:51820").as_deref(),
+            Some("2001:db8::1")
+        );
+        assert_eq!(endpoint_ip("vpn.example.net:51820"), None);
+    }
 
     #[test]
     fn private_key_is_inserted_only_when_missing() {

@@ -1,6 +1,8 @@
 //! The connection state machine: `step(state, input, now) -> (state, actions)`. Pure; the
 //! supervisor executes the actions and feeds their results back as inputs.
 
+use std::net::SocketAddr;
+
 use serde::Serialize;
 
 use crate::clock::BootInstant;
@@ -150,6 +152,60 @@ impl State {
             State::Reconnecting { .. } => "reconnecting",
             State::Disconnecting { .. } => "disconnecting",
             State::Error { .. } => "error",
+        }
+    }
+}
+
+/// How the connection's tunnel is brought up, as far as the network policy cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum TunnelMode {
+    /// App mode: a local proxy; the system's routes are never touched, so nothing is blocked.
+    App,
+    /// System mode: a TUN device carries all traffic.
+    System {
+        /// The WireGuard endpoint of the connection, once known (it comes with the server's
+        /// config, so `None` before the first connection's config arrived).
+        endpoint: Option<SocketAddr>,
+    },
+}
+
+/// What the network must allow in a state: the data a kill switch (or any other enforcer)
+/// applies. It is about other programs' traffic; Ferry's own API calls are the enforcer's to
+/// exempt (for example by the tunnel's fwmark), since the machine does not know those hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "policy", rename_all = "snake_case")]
+pub enum NetworkPolicy {
+    /// Nothing special: traffic goes wherever the routes send it.
+    Open,
+    /// No tunnel carries traffic yet (or any more) but one is wanted: block everything except
+    /// the WireGuard endpoint, so nothing leaks while connecting, reconnecting or after a
+    /// failure, until the user disconnects.
+    TunnelEndpointOnly {
+        /// The endpoint to let through; `None` when not known yet (then nothing is let through).
+        endpoint: Option<SocketAddr>,
+    },
+    /// Connected: traffic may leave only through the tunnel.
+    TunnelOnly,
+}
+
+impl State {
+    /// What the network must allow in this state. In app mode every state is
+    /// [`NetworkPolicy::Open`]. In system mode: `Connected` is [`NetworkPolicy::TunnelOnly`];
+    /// `Connecting`, `Reconnecting`, `Error` and a `Disconnecting` that ends in an error are
+    /// [`NetworkPolicy::TunnelEndpointOnly`] (fail closed until the user disconnects);
+    /// `Disconnected` and a user's `Disconnecting` are [`NetworkPolicy::Open`].
+    pub fn network_policy(&self, mode: TunnelMode) -> NetworkPolicy {
+        let TunnelMode::System { endpoint } = mode else {
+            return NetworkPolicy::Open;
+        };
+        match self {
+            State::Disconnected | State::Disconnecting { then: None } => NetworkPolicy::Open,
+            State::Connected { .. } => NetworkPolicy::TunnelOnly,
+            State::Connecting
+            | State::Reconnecting { .. }
+            | State::Disconnecting { then: Some(_) }
+            | State::Error { .. } => NetworkPolicy::TunnelEndpointOnly { endpoint },
         }
     }
 }
@@ -340,6 +396,50 @@ mod tests {
         for (from, input, to, actions) in cases {
             let (s, a) = step(&from, input.clone(), T);
             assert_eq!((&s, &a), (&to, &actions), "{from:?} + {input:?}");
+        }
+    }
+
+    #[test]
+    fn network_policy_of_every_state() {
+        use NetworkPolicy as P;
+        use State as S;
+        let ep: SocketAddr = "198.51.100.7:51820".parse().unwrap();
+        let system = TunnelMode::System { endpoint: Some(ep) };
+        let unknown = TunnelMode::System { endpoint: None };
+        let only_ep = P::TunnelEndpointOnly { endpoint: Some(ep) };
+        let cause = ErrorCause::CreditsDepleted;
+        // (state, system mode with a known endpoint, system mode before the endpoint is known)
+        let cases: Vec<(S, P, P)> = vec![
+            (S::Disconnected, P::Open, P::Open),
+            (
+                S::Connecting,
+                only_ep,
+                P::TunnelEndpointOnly { endpoint: None },
+            ),
+            (connected(), P::TunnelOnly, P::TunnelOnly),
+            (
+                S::Reconnecting { attempt: 2 },
+                only_ep,
+                P::TunnelEndpointOnly { endpoint: None },
+            ),
+            (S::Disconnecting { then: None }, P::Open, P::Open),
+            (
+                S::Disconnecting {
+                    then: Some(cause.clone()),
+                },
+                only_ep,
+                P::TunnelEndpointOnly { endpoint: None },
+            ),
+            (
+                S::Error { cause },
+                only_ep,
+                P::TunnelEndpointOnly { endpoint: None },
+            ),
+        ];
+        for (state, sys, sys_unknown) in cases {
+            assert_eq!(state.network_policy(TunnelMode::App), P::Open, "{state:?}");
+            assert_eq!(state.network_policy(system), sys, "{state:?}");
+            assert_eq!(state.network_policy(unknown), sys_unknown, "{state:?}");
         }
     }
 

@@ -12,7 +12,7 @@ use tracing::{info, warn};
 use super::event::SessionEvent;
 use super::machine::ErrorCause;
 use super::ports::{Ledger, NewRow, TunnelFactory, TunnelHandle, UsageRow};
-use super::supervisor::{EventSink, MeterEnd, Provider};
+use super::supervisor::{Cancel, EventSink, MeterEnd, Provider};
 use crate::clock::{BootInstant, SharedClock};
 use crate::meter::credits::{CreditsConfig, CreditsMeter, CreditsNote, StartInfo, StopCause};
 use crate::meter::credits_driver::{
@@ -29,6 +29,9 @@ pub struct Prepared {
     pub location: String,
     /// A wg-quick config with the (server-generated) private key.
     pub wg_quick: String,
+    /// The exit IP: the server's address as its WireGuard endpoint gives it (`None` when the
+    /// endpoint is a host name).
+    pub exit_ip: Option<String>,
 }
 
 /// OrbNET calls beyond the session ones: authorize and the WireGuard config.
@@ -182,17 +185,59 @@ impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> OrbnetProvider<A, T, L> {
         ))
     }
 
+    /// Ends a started session that was never metered (given up on as it came up): the tunnel
+    /// down, `end` with the seconds since the start and `user_initiated`, the row closed.
+    async fn end_unmetered(
+        &self,
+        session_id: &str,
+        row: i64,
+        started_at: BootInstant,
+        tunnel: &T::Tunnel,
+    ) {
+        tunnel.down().await;
+        let (rx_bytes, tx_bytes) = tunnel.traffic();
+        let secs = self.clock.now().saturating_since(started_at).as_secs();
+        let secs = u32::try_from(secs.clamp(1, 300)).unwrap_or(1);
+        let summary = match self
+            .api
+            .end(session_id, secs, DisconnectReason::UserInitiated)
+            .await
+        {
+            Ok(s) => Some(s),
+            Err(CreditsApiError::SessionNotFound) => None,
+            Err(e) => {
+                warn!(error = %e, session = session_id, "could not end the OrbNET session");
+                None
+            }
+        };
+        self.ledger
+            .close(
+                row,
+                "user_initiated".into(),
+                UsageRow {
+                    bytes_in: Some(rx_bytes),
+                    bytes_out: Some(tx_bytes),
+                    credits_used: summary.as_ref().and_then(|s| s.total_credits_used),
+                    credits_remaining: summary.as_ref().and_then(|s| s.credits_remaining),
+                    ..UsageRow::default()
+                },
+            )
+            .await;
+    }
+
     /// After a 409: ends the active session if it is ours, else explains whose it may be.
     async fn end_stale_session(&self) -> Result<(), ErrorCause> {
         let active = self.api.active().await.map_err(service_error)?;
         let Some(active) = active else {
             return Ok(()); // it ended in the meantime
         };
+        // Not in this history: it may be another device's, or another Ferry's on this device
+        // (another data directory or user), which this history cannot tell apart.
         let Some(ours) = self.ledger.find(active.session_id.clone()).await else {
             return Err(ErrorCause::SessionConflict(format!(
-                "another OrbNET session ({}) is active on this account, not started by Ferry on \
-                 this device; end it where it runs, or wait until OrbNET times it out \
-                 (5 minutes without heartbeats)",
+                "an OrbNET session ({}) is already active for this account, on another device \
+                 or by another Ferry on this device (another data directory or user); end it \
+                 where it runs, or wait until OrbNET times it out (5 minutes without heartbeats)",
                 active.session_id
             )));
         };
@@ -227,23 +272,40 @@ pub fn stale_secs(
 impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> Provider for OrbnetProvider<A, T, L> {
     type Live = OrbnetLive<T::Tunnel>;
 
-    async fn establish(&self, events: EventSink) -> Result<Self::Live, ErrorCause> {
+    async fn establish(
+        &self,
+        events: EventSink,
+        mut cancel: Cancel,
+    ) -> Result<Self::Live, ErrorCause> {
+        // Not cut short: a token refresh inside may rotate the refresh token.
         let prep = self.api.prepare(self.settings.server).await?;
+        if cancel.is_cancelled() {
+            return Err(Cancel::error());
+        }
         let tunnel = self
             .tunnels
             .up(prep.wg_quick.clone())
             .await
             .map_err(ErrorCause::Tunnel)?;
-        if let Err(e) = tunnel
-            .first_handshake(self.settings.handshake_timeout)
-            .await
-        {
-            tunnel.down().await;
-            return Err(ErrorCause::Tunnel(format!(
-                "no WireGuard handshake with {}: {e}",
-                prep.location
-            )));
+        let handshake = tokio::select! {
+            r = tunnel.first_handshake(self.settings.handshake_timeout) => Some(r),
+            () = cancel.cancelled() => None,
+        };
+        match handshake {
+            Some(Ok(())) if !cancel.is_cancelled() => {}
+            Some(Ok(())) | None => {
+                tunnel.down().await;
+                return Err(Cancel::error());
+            }
+            Some(Err(e)) => {
+                tunnel.down().await;
+                return Err(ErrorCause::Tunnel(format!(
+                    "no WireGuard handshake with {}: {e}",
+                    prep.location
+                )));
+            }
         }
+        // Not cut short: a start that went out must be ended, which needs its outcome.
         let (session_id, row, start, started_at) = match self.start_session(&prep).await {
             Ok(v) => v,
             Err(cause) => {
@@ -251,12 +313,28 @@ impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> Provider for OrbnetProvider<A, T
                 return Err(cause);
             }
         };
+        // OrbNET's own id of the session (else the echo of ours) and the exit IP, right away.
+        self.ledger
+            .set_server_session(
+                row,
+                start
+                    .tracking_id
+                    .clone()
+                    .unwrap_or_else(|| session_id.clone()),
+                prep.exit_ip.clone(),
+            )
+            .await;
+        if cancel.is_cancelled() {
+            self.end_unmetered(&session_id, row, started_at, &tunnel)
+                .await;
+            return Err(Cancel::error());
+        }
         self.ledger.connected(row).await;
         let _ = events.send(SessionEvent::Connected {
             service: "orbnet".into(),
             location: prep.location.clone(),
             session_id: session_id.clone(),
-            exit_ip: None,
+            exit_ip: prep.exit_ip.clone(),
             proxy: tunnel.proxy(),
         });
         Ok(OrbnetLive {
@@ -266,6 +344,11 @@ impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> Provider for OrbnetProvider<A, T
             start,
             started_at,
         })
+    }
+
+    async fn abandon(&self, live: Arc<Self::Live>) {
+        self.end_unmetered(&live.session_id, live.row, live.started_at, &live.tunnel)
+            .await;
     }
 
     async fn meter(
@@ -341,6 +424,9 @@ impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> Provider for OrbnetProvider<A, T
 
     async fn tear_down(&self, live: Arc<Self::Live>) {
         live.tunnel.down().await;
+        // The row was closed by the meter while the tunnel ran: now the final counts.
+        let (rx_bytes, tx_bytes) = live.tunnel.traffic();
+        self.ledger.traffic(live.row, rx_bytes, tx_bytes).await;
     }
 }
 
@@ -430,6 +516,8 @@ mod tests {
         ledger: Arc<MemoryLedger>,
         start_409_once: Mutex<bool>,
         active: Mutex<Option<String>>,
+        /// Fired while `start` is in flight (the user gives up at that moment).
+        cancel_during_start: Mutex<Option<tokio::sync::watch::Sender<bool>>>,
     }
 
     impl CreditsApi for FakeOrb {
@@ -437,6 +525,9 @@ mod tests {
             // The row must exist before the request.
             let known = self.ledger.find(id.to_string()).await.is_some();
             log(&self.log, format!("start known={known}"));
+            if let Some(c) = self.cancel_during_start.lock().unwrap().take() {
+                let _ = c.send(true);
+            }
             let mut first = self.start_409_once.lock().unwrap();
             if *first {
                 *first = false;
@@ -447,6 +538,7 @@ mod tests {
                 consumption_rate: 1.0,
                 next_deduction_in_seconds: Some(60),
                 is_free_user: false,
+                tracking_id: Some("trk_1".into()),
             })
         }
         async fn heartbeat(&self, _: &str, s: u32) -> Result<HeartbeatInfo, CreditsApiError> {
@@ -489,6 +581,7 @@ mod tests {
                 server_id: 1,
                 location: "lab-1".into(),
                 wg_quick: "[Interface]".into(),
+                exit_ip: Some("198.51.100.7".into()),
             })
         }
     }
@@ -510,7 +603,12 @@ mod tests {
             Ok(())
         }
         fn traffic(&self) -> (u64, u64) {
-            (0, 0)
+            // Like the real tunnel: the final figures are known once it is down.
+            if self.0.lock().unwrap().iter().any(|l| l == "tunnel down") {
+                (1234, 567)
+            } else {
+                (0, 0)
+            }
         }
         fn proxy(&self) -> Option<String> {
             None
@@ -539,6 +637,7 @@ mod tests {
             ledger: ledger.clone(),
             start_409_once: Mutex::new(start_409),
             active: Mutex::new(active),
+            cancel_during_start: Mutex::new(None),
         });
         let clock = ManualClock::at_fixed_date();
         let p = OrbnetProvider::new(
@@ -596,6 +695,39 @@ mod tests {
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].closed.as_deref(), Some("user_initiated"));
         assert_eq!(rows[0].acks, 1);
+        assert_eq!(rows[0].server_session_id.as_deref(), Some("trk_1"));
+        assert_eq!(rows[0].exit_ip.as_deref(), Some("198.51.100.7"));
+        // The final counts, taken once the tunnel is down.
+        assert_eq!(rows[0].usage.bytes_in, Some(1234));
+        assert_eq!(rows[0].usage.bytes_out, Some(567));
+    }
+
+    #[tokio::test]
+    async fn a_start_that_finishes_after_the_user_gave_up_is_ended_at_once() {
+        let (api, ledger, _clock, p) = setup(false, None);
+        let (trigger, cancel) = Cancel::pair();
+        *api.cancel_during_start.lock().unwrap() = Some(trigger);
+        let (tx, mut rx) = tokio::sync::broadcast::channel(16);
+        assert!(p.establish(tx, cancel).await.is_err());
+        let id = ledger.rows()[0].new.client_session_id.clone();
+        assert_eq!(
+            lines(&api),
+            vec![
+                "prepare".to_string(),
+                "tunnel up".into(),
+                "handshake".into(),
+                "start known=true".into(),
+                "tunnel down".into(),
+                format!("end {id} 1 user_initiated"),
+            ]
+        );
+        let rows = ledger.rows();
+        assert_eq!(rows[0].closed.as_deref(), Some("user_initiated"));
+        assert!(!rows[0].connected);
+        assert_eq!(rows[0].server_session_id.as_deref(), Some("trk_1"));
+        assert_eq!(rows[0].usage.bytes_in, Some(1234));
+        // Never announced as connected (the CLI would start its command).
+        assert!(rx.try_recv().is_err());
     }
 
     #[tokio::test]
@@ -612,7 +744,7 @@ mod tests {
             .unwrap();
         *api.active.lock().unwrap() = Some("old-session".into());
         let (tx, _rx) = tokio::sync::broadcast::channel(16);
-        let live = p.establish(tx).await.unwrap();
+        let live = p.establish(tx, Cancel::never()).await.unwrap();
         let l = lines(&api);
         assert_eq!(l[3], "start known=true");
         assert_eq!(l[4], "active");
@@ -629,11 +761,15 @@ mod tests {
     async fn conflict_with_a_foreign_session_stops_with_a_clear_message() {
         let (api, _ledger, _clock, p) = setup(true, Some("someone-else".into()));
         let (tx, _rx) = tokio::sync::broadcast::channel(16);
-        let err = p.establish(tx).await.err().unwrap();
+        let err = p.establish(tx, Cancel::never()).await.err().unwrap();
         let ErrorCause::SessionConflict(msg) = err else {
             panic!("wrong cause {err:?}")
         };
         assert!(msg.contains("someone-else"), "{msg}");
+        // What the history can tell: not in it, which does not mean not Ferry's.
+        assert!(msg.contains("already active for this account"), "{msg}");
+        assert!(msg.contains("another data directory or user"), "{msg}");
+        assert!(!msg.contains("not started by Ferry"), "{msg}");
         let l = lines(&api);
         assert!(!l.iter().any(|l| l.starts_with("end")), "{l:?}");
         assert_eq!(l.last().unwrap(), "tunnel down");

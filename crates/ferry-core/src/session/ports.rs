@@ -19,7 +19,7 @@ pub trait TunnelHandle: Send + Sync + 'static {
     /// Resolves after the first completed WireGuard handshake, or fails after `timeout`.
     fn first_handshake(&self, timeout: Duration)
         -> impl Future<Output = Result<(), String>> + Send;
-    /// Bytes received and sent so far.
+    /// Bytes received and sent so far; after `down`, the final figures.
     fn traffic(&self) -> (u64, u64);
     /// The local proxy address in app mode.
     fn proxy(&self) -> Option<String>;
@@ -98,6 +98,9 @@ pub trait Ledger: Send + Sync + 'static {
     fn usage(&self, row: i64, u: UsageRow) -> impl Future<Output = ()> + Send;
     /// Closes the row with a reason (`user_initiated`, `credits_depleted`, `recovered`, …).
     fn close(&self, row: i64, reason: String, u: UsageRow) -> impl Future<Output = ()> + Send;
+    /// Records the tunnel's final byte counts once it is down (also on a closed row: the
+    /// row is closed while the tunnel still runs).
+    fn traffic(&self, row: i64, bytes_in: u64, bytes_out: u64) -> impl Future<Output = ()> + Send;
     /// The row of a client session id (open or closed), if ours.
     fn find(&self, client_session_id: String) -> impl Future<Output = Option<OpenRow>> + Send;
     /// Rows not closed, for one service.
@@ -117,6 +120,8 @@ pub struct MemoryRow {
     pub new: NewRow,
     /// Server id.
     pub server_session_id: Option<String>,
+    /// Exit IP.
+    pub exit_ip: Option<String>,
     /// Whether it was marked connected.
     pub connected: bool,
     /// Acknowledged heartbeats.
@@ -165,6 +170,7 @@ impl Ledger for MemoryLedger {
                 last_ack_at: Some(row.started_at),
                 new: row,
                 server_session_id: None,
+                exit_ip: None,
                 connected: false,
                 acks: 0,
                 usage: UsageRow::default(),
@@ -174,8 +180,13 @@ impl Ledger for MemoryLedger {
         })
         .ok_or_else(|| "ledger poisoned".to_string())
     }
-    async fn set_server_session(&self, row: i64, id: String, _exit_ip: Option<String>) {
-        self.with_row(row, |r| r.server_session_id = Some(id));
+    async fn set_server_session(&self, row: i64, id: String, exit_ip: Option<String>) {
+        self.with_row(row, |r| {
+            r.server_session_id = Some(id);
+            if exit_ip.is_some() {
+                r.exit_ip = exit_ip;
+            }
+        });
     }
     async fn connected(&self, row: i64) {
         self.with_row(row, |r| r.connected = true);
@@ -189,11 +200,19 @@ impl Ledger for MemoryLedger {
     async fn usage(&self, row: i64, u: UsageRow) {
         self.with_row(row, |r| r.usage = u);
     }
-    async fn close(&self, row: i64, reason: String, _u: UsageRow) {
+    async fn close(&self, row: i64, reason: String, u: UsageRow) {
         self.with_row(row, |r| {
             if r.closed.is_none() {
                 r.closed = Some(reason);
+                r.usage.bytes_in = u.bytes_in.or(r.usage.bytes_in);
+                r.usage.bytes_out = u.bytes_out.or(r.usage.bytes_out);
             }
+        });
+    }
+    async fn traffic(&self, row: i64, bytes_in: u64, bytes_out: u64) {
+        self.with_row(row, |r| {
+            r.usage.bytes_in = Some(bytes_in);
+            r.usage.bytes_out = Some(bytes_out);
         });
     }
     async fn find(&self, client_session_id: String) -> Option<OpenRow> {

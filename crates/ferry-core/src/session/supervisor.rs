@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
-use tracing::{debug, info, info_span, Instrument};
+use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::event::SessionEvent;
 use super::machine::{step, Action, ErrorCause, Input, State};
@@ -28,16 +28,67 @@ pub enum MeterEnd {
     Lost(String),
 }
 
+/// Tells a provider's [`Provider::establish`] that the attempt was given up on (the user
+/// disconnected while connecting). Cancellation is cooperative: the supervisor never drops an
+/// attempt half-way, so whatever the attempt created on the server is ended by the attempt.
+#[derive(Debug, Clone)]
+pub struct Cancel(Option<watch::Receiver<bool>>);
+
+impl Cancel {
+    /// A cancel signal and its trigger (send `true`; dropping the sender cancels too).
+    pub fn pair() -> (watch::Sender<bool>, Self) {
+        let (tx, rx) = watch::channel(false);
+        (tx, Self(Some(rx)))
+    }
+
+    /// A signal that never fires (direct calls, tests).
+    pub fn never() -> Self {
+        Self(None)
+    }
+
+    /// Whether the attempt was given up on.
+    pub fn is_cancelled(&self) -> bool {
+        self.0
+            .as_ref()
+            .is_some_and(|rx| *rx.borrow() || rx.has_changed().is_err())
+    }
+
+    /// The error a cancelled attempt returns (the supervisor ignores it).
+    pub fn error() -> ErrorCause {
+        ErrorCause::Service("the connection attempt was cancelled".into())
+    }
+
+    /// Resolves once the attempt is given up on (never for [`Cancel::never`]).
+    pub async fn cancelled(&mut self) {
+        match &mut self.0 {
+            Some(rx) => {
+                let _ = rx.wait_for(|c| *c).await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// How long a teardown waits for a cancelled attempt to clean up (its requests are bounded by
+/// the HTTP timeouts) before aborting it.
+pub const CANCEL_GRACE: Duration = Duration::from_secs(120);
+
 /// The service-specific half of a connection (OrbNET credits, tunnelbyte quota).
 pub trait Provider: Send + Sync + 'static {
     /// What is up once established (tunnel handle, server session).
     type Live: Send + Sync + 'static;
     /// Brings the tunnel up, waits for its first handshake and starts the server session.
-    /// On failure it cleans up what it brought up.
+    /// On failure it cleans up what it brought up. When `cancel` fires it stops at the next
+    /// safe point, ends any server session it created, closes its history row and returns an
+    /// error (which the supervisor then ignores).
     fn establish(
         &self,
         events: EventSink,
+        cancel: Cancel,
     ) -> impl Future<Output = Result<Self::Live, ErrorCause>> + Send;
+    /// Ends a connection that was established but never metered (given up on just as it came
+    /// up): ends the server session, closes the history row and brings the tunnel down.
+    fn abandon(&self, live: Arc<Self::Live>) -> impl Future<Output = ()> + Send;
     /// Meters the live session until `stop` carries a reason (then ends the server session
     /// with it) or until the server ends it.
     fn meter(
@@ -118,6 +169,23 @@ pub fn spawn<P: Provider>(provider: P, clock: SharedClock) -> (SupervisorHandle,
     )
 }
 
+struct BringUp {
+    cancel: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl BringUp {
+    /// Cancels the attempt and waits (bounded) until it has cleaned up.
+    async fn cancel_and_wait(self) {
+        let _ = self.cancel.send(true);
+        let mut task = self.task;
+        if tokio::time::timeout(CANCEL_GRACE, &mut task).await.is_err() {
+            warn!("a cancelled connection attempt did not finish in time; aborting it");
+            task.abort();
+        }
+    }
+}
+
 struct RunningMeter {
     stop: watch::Sender<Option<DisconnectReason>>,
     task: JoinHandle<()>,
@@ -129,7 +197,7 @@ struct Supervisor<P: Provider> {
     events: EventSink,
     state_tx: watch::Sender<State>,
     live: Option<Arc<P::Live>>,
-    bring_up: Option<JoinHandle<()>>,
+    bring_up: Option<BringUp>,
     meter: Option<RunningMeter>,
     watcher: Option<JoinHandle<()>>,
     inputs: (
@@ -170,7 +238,7 @@ impl<P: Provider> Supervisor<P> {
         ) {
             match self.inputs.1.recv().await {
                 Some(Msg::Input(i)) => self.handle(i).await,
-                Some(Msg::Up(live)) => self.provider.tear_down(live).await,
+                Some(Msg::Up(live)) => self.provider.abandon(live).await,
                 None => break,
             }
         }
@@ -195,10 +263,10 @@ impl<P: Provider> Supervisor<P> {
             }
             self.state_tx.send_replace(next.clone());
         } else if matches!(input, Input::Established) {
-            // A connection that finished after the user gave up on it: take it down.
+            // A connection that finished after the user gave up on it: end it before the
+            // teardown's completion (queued behind this) can settle the state.
             if let Some(live) = self.live.take() {
-                let p = self.provider.clone();
-                tokio::spawn(async move { p.tear_down(live).await });
+                self.provider.abandon(live).await;
             }
         }
         for action in actions {
@@ -213,13 +281,16 @@ impl<P: Provider> Supervisor<P> {
         let events = self.events.clone();
         match action {
             Action::BringUp => {
-                self.bring_up = Some(tokio::spawn(async move {
-                    let msg = match p.establish(events).await {
-                        Ok(live) => Msg::Up(Arc::new(live)),
-                        Err(cause) => Msg::Input(Input::ConnectFailed(cause)),
-                    };
-                    let _ = tx.send(msg);
-                }));
+                let (cancel_tx, cancel) = Cancel::pair();
+                let task = tokio::spawn(async move {
+                    if let Some(msg) = try_establish(&*p, events, cancel).await {
+                        let _ = tx.send(msg);
+                    }
+                });
+                self.bring_up = Some(BringUp {
+                    cancel: cancel_tx,
+                    task,
+                });
             }
             Action::StartMeter => {
                 let Some(live) = self.live.clone() else {
@@ -258,7 +329,7 @@ impl<P: Provider> Supervisor<P> {
                     (self.bring_up.take(), self.meter.take(), self.live.take());
                 tokio::spawn(async move {
                     if let Some(b) = bring_up {
-                        b.abort();
+                        b.cancel_and_wait().await;
                     }
                     if let Some(m) = meter {
                         let _ = m.task.await;
@@ -272,7 +343,8 @@ impl<P: Provider> Supervisor<P> {
             Action::Reconnect { attempt } => {
                 let (meter, live) = (self.meter.take(), self.live.take());
                 let clock = self.clock.clone();
-                self.bring_up = Some(tokio::spawn(async move {
+                let (cancel_tx, mut cancel) = Cancel::pair();
+                let task = tokio::spawn(async move {
                     if let Some(m) = meter {
                         let _ = m.task.await;
                     }
@@ -283,15 +355,37 @@ impl<P: Provider> Supervisor<P> {
                     let _ = events.send(SessionEvent::Notice {
                         message: format!("connection lost; reconnecting (attempt {attempt})"),
                     });
-                    clock.sleep_until(clock.now() + wait).await;
-                    let msg = match p.establish(events).await {
-                        Ok(live) => Msg::Up(Arc::new(live)),
-                        Err(cause) => Msg::Input(Input::ConnectFailed(cause)),
-                    };
-                    let _ = tx.send(msg);
-                }));
+                    tokio::select! {
+                        _ = clock.sleep_until(clock.now() + wait) => {}
+                        _ = cancel.cancelled() => return,
+                    }
+                    if let Some(msg) = try_establish(&*p, events, cancel).await {
+                        let _ = tx.send(msg);
+                    }
+                });
+                self.bring_up = Some(BringUp {
+                    cancel: cancel_tx,
+                    task,
+                });
             }
         }
+    }
+}
+
+/// One connection attempt: the message to feed back, or `None` when it was cancelled (then
+/// whatever it established is abandoned here, before the teardown completes).
+async fn try_establish<P: Provider>(p: &P, events: EventSink, cancel: Cancel) -> Option<Msg<P>> {
+    match p.establish(events, cancel.clone()).await {
+        Ok(live) if cancel.is_cancelled() => {
+            p.abandon(Arc::new(live)).await;
+            None
+        }
+        Ok(live) => Some(Msg::Up(Arc::new(live))),
+        Err(cause) if cancel.is_cancelled() => {
+            debug!(%cause, "cancelled connection attempt ended");
+            None
+        }
+        Err(cause) => Some(Msg::Input(Input::ConnectFailed(cause))),
     }
 }
 
@@ -335,14 +429,30 @@ mod tests {
         stopped_with: Mutex<Vec<DisconnectReason>>,
         ups: AtomicUsize,
         downs: AtomicUsize,
+        /// `establish` waits for its cancel signal, then fails (`Some(false)`) or succeeds
+        /// anyway (`Some(true)`, as if it finished at that very moment).
+        hang_until_cancel: Mutex<Option<bool>>,
+        entered: Notify,
+        cleaned_up_on_cancel: AtomicUsize,
+        abandons: AtomicUsize,
     }
 
     struct Live;
 
     impl Provider for Arc<Fake> {
         type Live = Live;
-        async fn establish(&self, _: EventSink) -> Result<Live, ErrorCause> {
+        async fn establish(&self, _: EventSink, mut cancel: Cancel) -> Result<Live, ErrorCause> {
             self.ups.fetch_add(1, Ordering::SeqCst);
+            let hang = *self.hang_until_cancel.lock().unwrap();
+            if let Some(succeed) = hang {
+                self.entered.notify_one();
+                cancel.cancelled().await;
+                if succeed {
+                    return Ok(Live);
+                }
+                self.cleaned_up_on_cancel.fetch_add(1, Ordering::SeqCst);
+                return Err(ErrorCause::Tunnel("cancelled".into()));
+            }
             let r = {
                 let mut q = self.establish_results.lock().unwrap();
                 if q.is_empty() {
@@ -374,6 +484,9 @@ mod tests {
         }
         async fn tear_down(&self, _: Arc<Live>) {
             self.downs.fetch_add(1, Ordering::SeqCst);
+        }
+        async fn abandon(&self, _: Arc<Live>) {
+            self.abandons.fetch_add(1, Ordering::SeqCst);
         }
     }
 
@@ -407,6 +520,43 @@ mod tests {
             names,
             vec!["connecting", "connected", "disconnecting", "disconnected"]
         );
+    }
+
+    #[tokio::test]
+    async fn disconnect_while_connecting_lets_the_attempt_clean_up_before_disconnected() {
+        let fake = Arc::new(Fake::default());
+        *fake.hang_until_cancel.lock().unwrap() = Some(false);
+        let (h, _t) = spawn(fake.clone(), ManualClock::at_fixed_date().shared());
+        h.connect();
+        fake.entered.notified().await;
+        h.disconnect();
+        settle(&h, |s| *s == State::Disconnected).await;
+        // Not aborted: the attempt saw the cancel and cleaned up, before the teardown settled.
+        assert_eq!(fake.cleaned_up_on_cancel.load(Ordering::SeqCst), 1);
+        assert_eq!(fake.abandons.load(Ordering::SeqCst), 0);
+        assert_eq!(fake.downs.load(Ordering::SeqCst), 0);
+        assert!(fake.stopped_with.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_attempt_that_succeeds_as_it_is_cancelled_is_abandoned_not_metered() {
+        let fake = Arc::new(Fake::default());
+        *fake.hang_until_cancel.lock().unwrap() = Some(true);
+        let (h, _t) = spawn(fake.clone(), ManualClock::at_fixed_date().shared());
+        let mut events = h.subscribe();
+        h.connect();
+        fake.entered.notified().await;
+        h.disconnect();
+        settle(&h, |s| *s == State::Disconnected).await;
+        assert_eq!(fake.abandons.load(Ordering::SeqCst), 1);
+        assert_eq!(fake.downs.load(Ordering::SeqCst), 0);
+        let mut names = vec![];
+        while let Ok(ev) = events.try_recv() {
+            if let SessionEvent::State { state } = ev {
+                names.push(state.name());
+            }
+        }
+        assert_eq!(names, vec!["connecting", "disconnecting", "disconnected"]);
     }
 
     #[tokio::test]

@@ -6,14 +6,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
+use tracing::warn;
 
 use super::event::SessionEvent;
 use super::machine::ErrorCause;
 use super::ports::{Ledger, NewRow, TunnelFactory, TunnelHandle, UsageRow};
-use super::supervisor::{EventSink, MeterEnd, Provider};
+use super::supervisor::{Cancel, EventSink, MeterEnd, Provider};
 use crate::clock::SharedClock;
 use crate::meter::credits_driver::DisconnectReason;
-use crate::meter::quota::{run_quota, QuotaApi, QuotaExit, QuotaMeter, QuotaNote, POLL_INTERVAL};
+use crate::meter::quota::{
+    run_quota, QuotaApi, QuotaApiError, QuotaExit, QuotaMeter, QuotaNote, POLL_INTERVAL,
+};
 
 /// How often local traffic figures are published while connected.
 pub const TRAFFIC_EVERY: Duration = Duration::from_secs(1);
@@ -97,10 +100,40 @@ pub struct TunnelbyteLive<H> {
     row: i64,
 }
 
+impl<A: TunnelbyteApi, T: TunnelFactory, L: Ledger> TunnelbyteProvider<A, T, L> {
+    /// `DELETE /v1/sessions/{id}`; a failure is logged (the server's idle reaper ends a session
+    /// without handshakes after 5 minutes).
+    async fn delete_session(&self, id: &str) {
+        match self.api.delete(id).await {
+            Ok(()) | Err(QuotaApiError::NotFound) => {}
+            Err(e) => warn!(error = %e, session = id, "could not delete the tunnelbyte session"),
+        }
+    }
+
+    /// Ends a session that was created but never metered: the tunnel down (so the request
+    /// takes the direct route), the session deleted, the row closed with `reason`.
+    async fn give_up(&self, id: &str, row: i64, tunnel: Option<&T::Tunnel>, reason: &str) {
+        let mut usage = UsageRow::default();
+        if let Some(t) = tunnel {
+            t.down().await;
+            let (rx_bytes, tx_bytes) = t.traffic();
+            usage.bytes_in = Some(rx_bytes);
+            usage.bytes_out = Some(tx_bytes);
+        }
+        self.delete_session(id).await;
+        self.ledger.close(row, reason.into(), usage).await;
+    }
+}
+
 impl<A: TunnelbyteApi, T: TunnelFactory, L: Ledger> Provider for TunnelbyteProvider<A, T, L> {
     type Live = TunnelbyteLive<T::Tunnel>;
 
-    async fn establish(&self, events: EventSink) -> Result<Self::Live, ErrorCause> {
+    async fn establish(
+        &self,
+        events: EventSink,
+        mut cancel: Cancel,
+    ) -> Result<Self::Live, ErrorCause> {
+        // Never cut short: once the request is out, only its answer names the session to delete.
         let created = self.api.create(self.settings.region.clone()).await?;
         let row = match self
             .ledger
@@ -114,7 +147,7 @@ impl<A: TunnelbyteApi, T: TunnelFactory, L: Ledger> Provider for TunnelbyteProvi
         {
             Ok(row) => row,
             Err(e) => {
-                let _ = self.api.delete(&created.id).await;
+                self.delete_session(&created.id).await;
                 return Err(ErrorCause::Service(format!(
                     "cannot record the session: {e}"
                 )));
@@ -123,27 +156,36 @@ impl<A: TunnelbyteApi, T: TunnelFactory, L: Ledger> Provider for TunnelbyteProvi
         self.ledger
             .set_server_session(row, created.id.clone(), created.exit_ip.clone())
             .await;
-        let fail = |cause: ErrorCause| async {
-            let _ = self.api.delete(&created.id).await;
-            self.ledger
-                .close(row, "error".into(), UsageRow::default())
-                .await;
-            cause
-        };
+        if cancel.is_cancelled() {
+            self.give_up(&created.id, row, None, "user_initiated").await;
+            return Err(Cancel::error());
+        }
+        // Bringing the tunnel up is not cut short either (system mode changes routes and DNS).
         let tunnel = match self.tunnels.up(created.wg_quick.clone()).await {
             Ok(t) => t,
-            Err(e) => return Err(fail(ErrorCause::Tunnel(e)).await),
+            Err(e) => {
+                self.give_up(&created.id, row, None, "error").await;
+                return Err(ErrorCause::Tunnel(e));
+            }
         };
-        if let Err(e) = tunnel
-            .first_handshake(self.settings.handshake_timeout)
-            .await
-        {
-            tunnel.down().await;
-            return Err(fail(ErrorCause::Tunnel(format!(
-                "no WireGuard handshake in {}: {e}",
-                created.region
-            )))
-            .await);
+        let handshake = tokio::select! {
+            r = tunnel.first_handshake(self.settings.handshake_timeout) => Some(r),
+            () = cancel.cancelled() => None,
+        };
+        match handshake {
+            Some(Ok(())) if !cancel.is_cancelled() => {}
+            Some(Ok(())) | None => {
+                self.give_up(&created.id, row, Some(&tunnel), "user_initiated")
+                    .await;
+                return Err(Cancel::error());
+            }
+            Some(Err(e)) => {
+                self.give_up(&created.id, row, Some(&tunnel), "error").await;
+                return Err(ErrorCause::Tunnel(format!(
+                    "no WireGuard handshake in {}: {e}",
+                    created.region
+                )));
+            }
         }
         self.ledger.connected(row).await;
         let _ = events.send(SessionEvent::Connected {
@@ -158,6 +200,11 @@ impl<A: TunnelbyteApi, T: TunnelFactory, L: Ledger> Provider for TunnelbyteProvi
             id: created.id,
             row,
         })
+    }
+
+    async fn abandon(&self, live: Arc<Self::Live>) {
+        self.give_up(&live.id, live.row, Some(&live.tunnel), "user_initiated")
+            .await;
     }
 
     async fn meter(
@@ -280,5 +327,244 @@ impl<A: TunnelbyteApi, T: TunnelFactory, L: Ledger> Provider for TunnelbyteProvi
 
     async fn tear_down(&self, live: Arc<Self::Live>) {
         live.tunnel.down().await;
+        // The row was closed by the meter while the tunnel ran: now the final counts.
+        let (rx_bytes, tx_bytes) = live.tunnel.traffic();
+        self.ledger.traffic(live.row, rx_bytes, tx_bytes).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Against the in-process lab with an exit node that never answers WireGuard, so a
+    //! connection stays in its handshake wait until cancelled or timed out.
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::http::HttpSettings;
+    use crate::secrets::Secret;
+    use crate::services::tunnelbyte::TunnelbyteClient;
+    use crate::session::machine::State;
+    use crate::session::supervisor::{spawn, wait_for_state};
+    use crate::session::wg_tunnels::{WgTunnel, WgTunnels};
+    use crate::store::{EndReason, SessionState, Store};
+    use serde_json::Value;
+    use std::net::SocketAddr;
+    use tokio::sync::Notify;
+
+    const WAIT: Duration = Duration::from_secs(30);
+
+    /// The real tunnels, telling the test when one is up (the attempt then waits for its
+    /// first handshake).
+    struct Announcing {
+        inner: WgTunnels,
+        up: Arc<Notify>,
+    }
+
+    impl TunnelFactory for Announcing {
+        type Tunnel = WgTunnel;
+        async fn up(&self, wg_quick: String) -> Result<WgTunnel, String> {
+            let t = self.inner.up(wg_quick).await;
+            self.up.notify_one();
+            t
+        }
+    }
+
+    struct Setup {
+        lab: ferry_lab::Lab,
+        token: String,
+        store: Arc<Store>,
+        _dir: tempfile::TempDir,
+    }
+
+    async fn setup() -> Setup {
+        let lab = ferry_lab::Lab::start_without_data_plane(ferry_lab::LabConfig::default())
+            .await
+            .unwrap();
+        let accounts: Value = reqwest::get(format!("{}/accounts", lab.urls().control))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = accounts["tunnelbyte"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["tier"] == "paid")
+            .unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open_in(dir.path()).await.unwrap());
+        Setup {
+            lab,
+            token,
+            store,
+            _dir: dir,
+        }
+    }
+
+    fn tunnels(proxy: SocketAddr) -> WgTunnels {
+        WgTunnels {
+            system: false,
+            proxy,
+            any_port_if_taken: false,
+        }
+    }
+
+    fn provider<T: TunnelFactory>(
+        s: &Setup,
+        tunnels: T,
+        handshake_timeout: Duration,
+    ) -> TunnelbyteProvider<TunnelbyteClient, T, Store> {
+        let client = TunnelbyteClient::new(&s.lab.urls().tunnelbyte, HttpSettings::default())
+            .unwrap()
+            .with_token(Some(Secret::new(s.token.clone())));
+        TunnelbyteProvider::new(
+            Arc::new(client),
+            tunnels,
+            s.store.clone(),
+            SystemClock::shared(),
+            TunnelbyteSettings {
+                region: Some("fsn".into()),
+                handshake_timeout,
+                ..TunnelbyteSettings::default()
+            },
+        )
+    }
+
+    async fn lab_requests(s: &Setup) -> Vec<Value> {
+        let v: Value = reqwest::get(format!("{}/requests", s.lab.urls().control))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["requests"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The one session this test created: its row is closed with `reason`, the lab saw
+    /// `POST /v1/sessions` then `DELETE /v1/sessions/{id}`, and the lab has ended it.
+    async fn assert_created_then_deleted(s: &Setup, reason: EndReason) {
+        let rows = s.store.open_sessions().await.unwrap();
+        assert!(rows.is_empty(), "rows left open: {rows:?}");
+        let row = s
+            .store
+            .history(&crate::store::HistoryQuery::default())
+            .await
+            .unwrap()
+            .pop()
+            .expect("a history row");
+        assert_eq!(row.state, SessionState::Ended, "{row:?}");
+        assert_eq!(row.end_reason, Some(reason), "{row:?}");
+        let id = row.server_session_id.clone().expect("server session id");
+        assert_eq!(row.exit_ip.as_deref(), Some("127.0.0.1"), "{row:?}");
+        let base = "/tunnelbyte/v1/sessions";
+        let calls: Vec<(String, String)> = lab_requests(s)
+            .await
+            .iter()
+            .filter(|r| r["path"].as_str().unwrap_or("").starts_with(base))
+            .map(|r| {
+                (
+                    r["method"].as_str().unwrap_or("").to_string(),
+                    r["path"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            calls,
+            vec![
+                ("POST".to_string(), base.to_string()),
+                ("DELETE".to_string(), format!("{base}/{id}")),
+            ]
+        );
+        let status: Value = reqwest::Client::new()
+            .get(format!("{}/sessions/{id}", s.lab.urls().tunnelbyte))
+            .bearer_auth(&s.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(!status["terminated_at"].is_null(), "{status}");
+        assert_eq!(status["terminated_reason"], "client", "{status}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn disconnect_while_waiting_for_the_handshake_deletes_the_created_session() {
+        let s = setup().await;
+        let up = Arc::new(Notify::new());
+        let p = provider(
+            &s,
+            Announcing {
+                inner: tunnels("127.0.0.1:0".parse().unwrap()),
+                up: up.clone(),
+            },
+            // Far longer than the test: only the cancel can end the wait.
+            Duration::from_secs(600),
+        );
+        let (h, _task) = spawn(p, SystemClock::shared());
+        let mut state = h.state();
+        h.connect();
+        tokio::time::timeout(WAIT, up.notified()).await.unwrap();
+        assert_eq!(*state.borrow(), State::Connecting);
+        h.disconnect();
+        let end = wait_for_state(&mut state, WAIT, |s| {
+            matches!(s, State::Disconnected | State::Error { .. })
+        })
+        .await;
+        assert_eq!(end, Some(State::Disconnected));
+        assert_created_then_deleted(&s, EndReason::UserInitiated).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_handshake_timeout_deletes_the_created_session() {
+        let s = setup().await;
+        let p = provider(
+            &s,
+            tunnels("127.0.0.1:0".parse().unwrap()),
+            Duration::from_millis(300),
+        );
+        let (h, _task) = spawn(p, SystemClock::shared());
+        let mut state = h.state();
+        h.connect();
+        let end = wait_for_state(&mut state, WAIT, |s| matches!(s, State::Error { .. })).await;
+        assert!(
+            matches!(
+                &end,
+                Some(State::Error {
+                    cause: ErrorCause::Tunnel(_)
+                })
+            ),
+            "{end:?}"
+        );
+        assert_created_then_deleted(&s, EndReason::Error).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tunnel_that_cannot_come_up_deletes_the_created_session() {
+        let s = setup().await;
+        // The proxy port is taken, so the tunnel cannot come up.
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let p = provider(
+            &s,
+            tunnels(taken.local_addr().unwrap()),
+            Duration::from_secs(600),
+        );
+        let (h, _task) = spawn(p, SystemClock::shared());
+        let mut state = h.state();
+        h.connect();
+        let end = wait_for_state(&mut state, WAIT, |s| matches!(s, State::Error { .. })).await;
+        assert!(
+            matches!(
+                &end,
+                Some(State::Error {
+                    cause: ErrorCause::Tunnel(_)
+                })
+            ),
+            "{end:?}"
+        );
+        assert_created_then_deleted(&s, EndReason::Error).await;
     }
 }

@@ -141,6 +141,7 @@ impl TunnelHandle for WgTunnel {
     }
 
     async fn down(&self) {
+        // Figures so far, in case the teardown cannot report the final ones.
         let _ = self.traffic();
         self.going_down.send_replace(true);
         if let Some(p) = &self.proxy {
@@ -152,8 +153,14 @@ impl TunnelHandle for WgTunnel {
         for _ in 0..500 {
             match Arc::try_unwrap(t) {
                 Ok(tunnel) => {
-                    if let Err(e) = tunnel.down().await {
-                        tracing::warn!(error = %e, "tunnel teardown");
+                    match tunnel.down_with_stats().await {
+                        // The final figures, for `traffic` from now on.
+                        Ok((_, s)) => {
+                            if let Ok(mut last) = self.last.lock() {
+                                *last = (s.rx_bytes, s.tx_bytes);
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "tunnel teardown"),
                     }
                     return;
                 }

@@ -213,7 +213,8 @@ impl Store {
         Ok(r.last_insert_rowid())
     }
 
-    /// Records the server's id for the session (tunnelbyte's `id`, OrbNET's echo) and the exit IP.
+    /// Records the server's id for the session (tunnelbyte's `id`, OrbNET's `tracking_id`) and the
+    /// exit IP.
     pub async fn set_server_session(
         &self,
         id: SessionRowId,
@@ -336,6 +337,23 @@ impl Store {
         }
         self.session(id).await?.ok_or(StoreError::NotFound(id))?;
         Ok(false)
+    }
+
+    /// Records the tunnel's final byte counts, whatever the row's state (a row is closed while
+    /// its tunnel still runs; the counts are final only once it is down).
+    pub async fn set_traffic(
+        &self,
+        id: SessionRowId,
+        bytes_in: u64,
+        bytes_out: u64,
+    ) -> Result<(), StoreError> {
+        let r = sqlx::query("UPDATE sessions SET bytes_in = ?, bytes_out = ? WHERE id = ?")
+            .bind(opt_u64(Some(bytes_in)))
+            .bind(opt_u64(Some(bytes_out)))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        found(r.rows_affected(), id)
     }
 
     /// One row.

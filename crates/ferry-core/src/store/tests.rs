@@ -506,3 +506,33 @@ async fn open_while_another_process_holds_an_exclusive_lock_is_busy_not_quaranti
         Some("held")
     );
 }
+
+#[tokio::test]
+async fn final_traffic_lands_on_a_closed_row_and_only_there() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = open(tmp.path(), Duration::from_secs(5)).await;
+    let a = store
+        .insert_session(&new(ServiceKind::Tunnelbyte, "uuid-a", t(10, 0, 0)))
+        .await
+        .unwrap();
+    let b = store
+        .insert_session(&new(ServiceKind::Tunnelbyte, "uuid-b", t(10, 0, 0)))
+        .await
+        .unwrap();
+    let mut close = SessionClose::new(t(10, 0, 1), EndReason::UserInitiated);
+    close.bytes_in = Some(10);
+    close.bytes_out = Some(20);
+    assert!(store.close_session(a, &close).await.unwrap());
+    // The tunnel went down after the close: its final counts still reach the row.
+    store.set_traffic(a, 4096, 512).await.unwrap();
+    let ra = store.session(a).await.unwrap().unwrap();
+    assert_eq!((ra.bytes_in, ra.bytes_out), (4096, 512));
+    assert_eq!(ra.state, SessionState::Ended);
+    assert_eq!(ra.end_reason, Some(EndReason::UserInitiated));
+    let rb = store.session(b).await.unwrap().unwrap();
+    assert_eq!((rb.bytes_in, rb.bytes_out), (0, 0));
+    assert!(matches!(
+        store.set_traffic(999, 1, 1).await,
+        Err(StoreError::NotFound(999))
+    ));
+}

@@ -180,6 +180,16 @@ impl SystemLoop {
         };
         stop.signal();
         join(threads).await;
+        // The final figures: up to a tick of traffic is not published yet.
+        {
+            let g = shared.lock();
+            publisher.publish(
+                &stats,
+                &g.engine,
+                g.endpoint,
+                shared.drops.load(Ordering::Relaxed),
+            );
+        }
         res
     }
 }

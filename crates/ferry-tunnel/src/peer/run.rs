@@ -118,7 +118,11 @@ impl PeerLoop {
         loop {
             tokio::select! {
                 biased;
-                _ = &mut shutdown => return Ok(()),
+                _ = &mut shutdown => {
+                    // The final figures: up to a tick of traffic is not published yet.
+                    self.publish(&mut st);
+                    return Ok(());
+                }
                 r = self.socket.recv_from(&mut st.net_in) => {
                     let (n, from) = r.map_err(PeerError::Socket)?;
                     self.on_datagram(&mut st, n, from).await?;
