@@ -211,6 +211,23 @@ pub struct AppMode {
 
 /// Brings up app mode against `exit`, with tunnel address 10.64.0.2 and the exit's DNS.
 pub async fn app_mode(exit: &ExitNode) -> AppMode {
+    app_mode_with(
+        exit,
+        ferry_tunnel::proxy::Access::default(),
+        "127.0.0.1:0",
+        true,
+    )
+    .await
+}
+
+/// [`app_mode`] with the proxies' access rule, the SOCKS listen address, and whether the HTTP
+/// proxy listens (on the same IP, any port).
+pub async fn app_mode_with(
+    exit: &ExitNode,
+    access: ferry_tunnel::proxy::Access,
+    socks_listen: &str,
+    http: bool,
+) -> AppMode {
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD;
     let key = StaticSecret::random_from_rng(rand::rngs::OsRng);
@@ -232,12 +249,17 @@ pub async fn app_mode(exit: &ExitNode) -> AppMode {
     )
     .await
     .unwrap();
-    let proxy = ferry_tunnel::proxy::AppProxy::start(
+    let socks_listen: SocketAddr = socks_listen.parse().unwrap();
+    let proxy = ferry_tunnel::proxy::AppProxy::start_with(
         stack_end,
-        config.interface.addresses.clone(),
-        config.interface.dns.clone(),
-        "127.0.0.1:0".parse().unwrap(),
-        Some("127.0.0.1:0".parse().unwrap()),
+        ferry_tunnel::proxy::ProxyOptions {
+            tunnel_addrs: config.interface.addresses.clone(),
+            dns: config.interface.dns.clone(),
+            socks_listen,
+            http_listen: http.then(|| SocketAddr::new(socks_listen.ip(), 0)),
+            mtu: 1420,
+            access,
+        },
     )
     .await
     .unwrap();
@@ -335,4 +357,146 @@ pub fn icmp_echo_v6(
     ip.extend_from_slice(&dst.octets());
     ip.extend_from_slice(&icmp);
     ip
+}
+
+/// One request as the origin server saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// Which accepted TCP connection carried it (0, 1, ...).
+    pub connection: usize,
+    /// The method.
+    pub method: String,
+    /// The request target as received (origin-form `/path?query` expected from a proxy).
+    pub target: String,
+    /// Header names (lower case) and values, in order.
+    pub headers: Vec<(String, String)>,
+    /// The request body, de-chunked.
+    pub body: Vec<u8>,
+}
+
+impl Seen {
+    /// The value of header `name`, if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// An HTTP/1.1 origin server on 127.0.0.1 (hyper, keep-alive) that records every connection
+/// and request. `GET /chunked` answers in chunks of unknown length; `POST /echo` echoes the
+/// body; anything else answers `hello <path>` with a length. Every answer carries hop-by-hop
+/// headers (`connection: x-hop`, `x-hop`, `keep-alive`) that a proxy must not forward.
+pub struct Origin {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// TCP connections accepted.
+    pub connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Requests received.
+    pub requests: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Origin {
+    /// TCP connections accepted so far.
+    pub fn connection_count(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The requests so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+/// Starts an [`Origin`].
+pub async fn origin_server() -> Origin {
+    use http_body_util::BodyExt as _;
+    use std::sync::atomic::Ordering;
+    use std::sync::{Arc, Mutex};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let requests: Arc<Mutex<Vec<Seen>>> = Arc::new(Mutex::new(Vec::new()));
+    let (c2, r2) = (connections.clone(), requests.clone());
+    let task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let connection = c2.fetch_add(1, Ordering::SeqCst);
+            let requests = r2.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let requests = requests.clone();
+                        async move {
+                            let method = req.method().to_string();
+                            let target = req.uri().to_string();
+                            let headers = req
+                                .headers()
+                                .iter()
+                                .map(|(k, v)| {
+                                    (k.as_str().to_string(), v.to_str().unwrap_or("").to_string())
+                                })
+                                .collect();
+                            let path = req.uri().path().to_string();
+                            let body = req.into_body().collect().await?.to_bytes().to_vec();
+                            requests.lock().unwrap().push(Seen {
+                                connection,
+                                method: method.clone(),
+                                target,
+                                headers,
+                                body: body.clone(),
+                            });
+                            type Body = http_body_util::combinators::BoxBody<
+                                Bytes,
+                                std::convert::Infallible,
+                            >;
+                            let body: Body = match (method.as_str(), path.as_str()) {
+                                (_, "/chunked") => {
+                                    let chunks = ["one-", "two-", "three"].map(|c| {
+                                        Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(
+                                            Bytes::from(c),
+                                        ))
+                                    });
+                                    http_body_util::StreamBody::new(futures::stream::iter(chunks))
+                                        .boxed()
+                                }
+                                ("POST", "/echo") => {
+                                    http_body_util::Full::new(Bytes::from(body)).boxed()
+                                }
+                                _ => {
+                                    http_body_util::Full::new(Bytes::from(format!("hello {path}")))
+                                        .boxed()
+                                }
+                            };
+                            let response = hyper::Response::builder()
+                                .header("connection", "x-hop")
+                                .header("x-hop", "must not be forwarded")
+                                .header("keep-alive", "timeout=30")
+                                .header("x-origin", "seen")
+                                .body(body)
+                                .unwrap();
+                            Ok::<_, hyper::Error>(response)
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Origin {
+        addr,
+        connections,
+        requests,
+        task,
+    }
 }

@@ -1,4 +1,5 @@
-//! The HTTP CONNECT proxy: `CONNECT host:port HTTP/1.1`, then bytes both ways.
+//! The HTTP CONNECT proxy: `CONNECT host:port HTTP/1.1`, then bytes both ways; for the owner
+//! only (anyone else gets 403).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -6,6 +7,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::peer::Admission;
 use super::{Context, Host, ProxyError, COPY_BUF, HANDSHAKE_TIMEOUT};
 use crate::netstack::NetstackError;
 
@@ -24,8 +26,16 @@ pub(crate) async fn serve(listener: TcpListener, context: Arc<Context>) {
         };
         let context = context.clone();
         tokio::spawn(async move {
-            if let Err(e) = handle(client, &context).await {
-                tracing::debug!(%peer, error = %e, "HTTP proxy client ended");
+            let admission = match client.local_addr() {
+                Ok(local) => context.admit(local, peer),
+                Err(e) => Admission::Refused(format!("no local address: {e}")),
+            };
+            match handle(client, admission, &context).await {
+                Err(ProxyError::Refused(why)) => {
+                    tracing::info!(%peer, reason = %why, "HTTP proxy client refused")
+                }
+                Err(e) => tracing::debug!(%peer, error = %e, "HTTP proxy client ended"),
+                Ok(()) => {}
             }
         });
     }
@@ -103,7 +113,11 @@ async fn read_head(client: &mut TcpStream) -> Result<(Vec<u8>, Vec<u8>), ProxyEr
     }
 }
 
-async fn handle(mut client: TcpStream, context: &Context) -> Result<(), ProxyError> {
+async fn handle(
+    mut client: TcpStream,
+    admission: Admission,
+    context: &Context,
+) -> Result<(), ProxyError> {
     let (head, rest) = match tokio::time::timeout(HANDSHAKE_TIMEOUT, read_head(&mut client)).await {
         Ok(Ok(read)) => read,
         Ok(Err(e)) => {
@@ -115,6 +129,10 @@ async fn handle(mut client: TcpStream, context: &Context) -> Result<(), ProxyErr
             return Err(ProxyError::Protocol("request timed out".into()));
         }
     };
+    if let Admission::Refused(why) = admission {
+        respond(&mut client, "403 Forbidden", "").await?;
+        return Err(ProxyError::Refused(why));
+    }
     let (host, port) = match parse_head(&head) {
         Parsed::Connect(host, port) => (host, port),
         Parsed::OtherMethod => {

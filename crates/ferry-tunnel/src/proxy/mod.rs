@@ -1,11 +1,19 @@
-//! App mode's local proxies: SOCKS5 (CONNECT and UDP ASSOCIATE, no authentication) and HTTP
-//! CONNECT on 127.0.0.1, carried by a userspace [`Netstack`] whose packets go through the
-//! tunnel. Host names are resolved by the tunnel's DNS servers (a DNS query over UDP through the
-//! tunnel), never by the host's resolver, so name lookups do not leak outside the tunnel.
+//! App mode's local proxies: SOCKS5 (CONNECT and UDP ASSOCIATE) and HTTP CONNECT on
+//! 127.0.0.1, carried by a userspace [`Netstack`] whose packets go through the tunnel. Host
+//! names are resolved by the tunnel's DNS servers (a DNS query over UDP through the tunnel),
+//! never by the host's resolver, so name lookups do not leak outside the tunnel.
+//!
+//! Only the owner uses them ([`Access`]): on loopback without credentials, a connection is
+//! served only when the client socket belongs to the UID that runs Ferry (see `peer.rs`);
+//! anyone else gets SOCKS5 reply 2 ("not allowed by ruleset") or HTTP 403, and nothing of the
+//! request reaches the tunnel.
 
 mod http;
+mod peer;
 mod resolve;
 mod socks;
+
+pub use peer::PeerUidError;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -47,6 +55,23 @@ pub enum ProxyError {
     /// I/O with the local client failed.
     #[error("client I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// A client that may not use the proxy was refused.
+    #[error("client refused: {0}")]
+    Refused(String),
+}
+
+/// Who may use the proxies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    /// Only connections from loopback sockets owned by this UID (the default: the effective UID
+    /// of this process, so root is the owner only when Ferry runs as root).
+    Owner(u32),
+}
+
+impl Default for Access {
+    fn default() -> Self {
+        Access::Owner(peer::own_uid())
+    }
 }
 
 /// Settings of [`AppProxy::start_with`] beyond the essentials.
@@ -62,6 +87,8 @@ pub struct ProxyOptions {
     pub http_listen: Option<SocketAddr>,
     /// Tunnel MTU (the largest IP packet the stack sends).
     pub mtu: usize,
+    /// Who may use the proxies.
+    pub access: Access,
 }
 
 /// How long a client may take to send its proxy request.
@@ -75,9 +102,20 @@ pub(crate) struct Context {
     pub(crate) resolver: Resolver,
     /// The tunnel has IPv6 but no IPv4 address.
     v6_only: bool,
+    access: Access,
 }
 
 impl Context {
+    /// Whether the client at `peer`, accepted on `local`, may use the proxies.
+    pub(crate) fn admit(&self, local: SocketAddr, peer: SocketAddr) -> peer::Admission {
+        match &self.access {
+            Access::Owner(owner) => {
+                let uid = peer::peer_uid(local, peer);
+                peer::admit_owner(*owner, peer, &uid)
+            }
+        }
+    }
+
     pub(crate) fn stack_prefers_v6(&self) -> bool {
         self.v6_only
     }
@@ -155,7 +193,8 @@ async fn listen(addr: SocketAddr) -> Result<TcpListener, ProxyError> {
 
 impl AppProxy {
     /// Starts the stack on `pipe_end` with the tunnel addresses, and the SOCKS5 (and optionally
-    /// HTTP CONNECT) proxy; names resolve through `dns` inside the tunnel. MTU 1420.
+    /// HTTP CONNECT) proxy; names resolve through `dns` inside the tunnel. MTU 1420; only the
+    /// UID running this process may use them ([`Access::default`]).
     pub async fn start(
         pipe_end: PipeEnd,
         tunnel_addrs: Vec<IpNet>,
@@ -171,6 +210,7 @@ impl AppProxy {
                 socks_listen,
                 http_listen,
                 mtu: 1420,
+                access: Access::default(),
             },
         )
         .await
@@ -200,6 +240,7 @@ impl AppProxy {
             stack,
             resolver: Resolver::new(options.dns.clone(), has_v4, has_v6),
             v6_only: has_v6 && !has_v4,
+            access: options.access.clone(),
         });
         let mut tasks = vec![tokio::spawn(socks::serve(socks, context.clone()))];
         if let Some(http) = http {

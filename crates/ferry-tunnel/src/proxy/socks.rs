@@ -1,4 +1,5 @@
-//! The SOCKS5 proxy (RFC 1928): no authentication, CONNECT and UDP ASSOCIATE.
+//! The SOCKS5 proxy (RFC 1928): CONNECT and UDP ASSOCIATE, for the owner only (a refused
+//! client gets reply 2, "connection not allowed by ruleset", after its request is read).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -7,6 +8,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
+use super::peer::Admission;
 use super::{Context, Host, ProxyError, COPY_BUF, HANDSHAKE_TIMEOUT};
 use crate::netstack::NetstackError;
 
@@ -22,6 +24,7 @@ const ATYP_V6: u8 = 4;
 /// Reply codes.
 const SUCCEEDED: u8 = 0;
 const GENERAL_FAILURE: u8 = 1;
+const NOT_ALLOWED: u8 = 2;
 const NETWORK_UNREACHABLE: u8 = 3;
 const HOST_UNREACHABLE: u8 = 4;
 const CONNECTION_REFUSED: u8 = 5;
@@ -43,8 +46,16 @@ pub(crate) async fn serve(listener: TcpListener, context: Arc<Context>) {
         };
         let context = context.clone();
         tokio::spawn(async move {
-            if let Err(e) = handle(client, peer, &context).await {
-                tracing::debug!(%peer, error = %e, "SOCKS client ended");
+            let admission = match client.local_addr() {
+                Ok(local) => context.admit(local, peer),
+                Err(e) => Admission::Refused(format!("no local address: {e}")),
+            };
+            match handle(client, peer, admission, &context).await {
+                Err(ProxyError::Refused(why)) => {
+                    tracing::info!(%peer, reason = %why, "SOCKS client refused")
+                }
+                Err(e) => tracing::debug!(%peer, error = %e, "SOCKS client ended"),
+                Ok(()) => {}
             }
         });
     }
@@ -186,11 +197,18 @@ async fn negotiate(client: &mut TcpStream) -> Result<Request, ProxyError> {
 async fn handle(
     mut client: TcpStream,
     peer: SocketAddr,
+    admission: Admission,
     context: &Context,
 ) -> Result<(), ProxyError> {
     let request = tokio::time::timeout(HANDSHAKE_TIMEOUT, negotiate(&mut client))
         .await
         .map_err(|_| ProxyError::Protocol("request timed out".into()))??;
+    // Refused clients learn so only after their request (so they show a clear error), and
+    // nothing of it is acted upon.
+    if let Admission::Refused(why) = admission {
+        reply(&mut client, NOT_ALLOWED, unspecified()).await?;
+        return Err(ProxyError::Refused(why));
+    }
     match request.command {
         CMD_CONNECT => connect(client, request, context).await,
         CMD_UDP_ASSOCIATE => associate(client, peer, request, context).await,
