@@ -95,9 +95,11 @@ struct Cli {
 
 fn connect(lab: &LabProcess, dir: &Dir, env: &[(&str, &str)], args: &[&str]) -> Cli {
     let mut cmd = Command::new(ferry_bin());
-    cmd.arg("connect")
-        .args(["--json", "--proxy", "127.0.0.1:0"])
-        .args(args)
+    cmd.arg("connect").arg("--json");
+    if !args.contains(&"--proxy") {
+        cmd.args(["--proxy", "127.0.0.1:0"]);
+    }
+    cmd.args(args)
         .env("FERRY_SECRETS", "memory")
         .env("FERRY_DATA_DIR", dir.0.join("data"))
         .env("FERRY_ORBNET_URL", &lab.urls.orbnet)
@@ -738,4 +740,97 @@ async fn orbnet_second_connect_from_another_data_dir_is_told_what_is_true() {
     first.signal(libc::SIGINT);
     let (code, _, stderr) = first.exit().await;
     assert_eq!(code, 0, "{stderr}");
+}
+
+/// `--proxy` on an address other machines can reach is refused before any session starts, with
+/// an error naming `--proxy-auth`; so is a `--proxy-auth` file that others can read.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_open_proxy_without_private_credentials_is_refused_at_start() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let lab = lab().await;
+    let token = tb_token(&lab, "paid").await;
+    let dir = Dir::new("open-proxy");
+    let env = [("FERRY_TUNNELBYTE_TOKEN", token.as_str())];
+    let cli = connect(
+        &lab,
+        &dir,
+        &env,
+        &["--service", "tunnelbyte", "--proxy", "0.0.0.0:0"],
+    );
+    let (code, events, stderr) = cli.exit().await;
+    assert_eq!(code, 1, "{stderr} {events:?}");
+    assert!(stderr.contains("--proxy-auth"), "{stderr}");
+    assert!(stderr.contains("0.0.0.0:0"), "{stderr}");
+
+    let auth = dir.0.join("auth");
+    std::fs::write(&auth, "alice:pw\n").unwrap();
+    std::fs::set_permissions(&auth, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let auth_s = auth.display().to_string();
+    let cli = connect(
+        &lab,
+        &dir,
+        &env,
+        &[
+            "--service",
+            "tunnelbyte",
+            "--proxy",
+            "0.0.0.0:0",
+            "--proxy-auth",
+            &auth_s,
+        ],
+    );
+    let (code, events, stderr) = cli.exit().await;
+    assert_eq!(code, 1, "{stderr} {events:?}");
+    assert!(stderr.contains("readable by group or others"), "{stderr}");
+    assert!(stderr.contains("chmod 600"), "{stderr}");
+    // Neither run asked the service for anything.
+    let reqs = lab.requests().await;
+    assert!(
+        !reqs
+            .iter()
+            .any(|r| r["path"].as_str().unwrap_or("").contains("/sessions")),
+        "{reqs:?}"
+    );
+}
+
+/// With `--proxy-auth`, the command's proxy URLs carry the credentials, so it gets through the
+/// proxy that now requires them.
+#[tokio::test(flavor = "multi_thread")]
+async fn with_proxy_auth_the_command_gets_through_with_the_credentials() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let lab = lab().await;
+    let token = tb_token(&lab, "paid").await;
+    let dir = Dir::new("proxy-auth");
+    let port = http_server("through an authenticated proxy").await;
+    let auth = dir.0.join("auth");
+    std::fs::write(&auth, "alice:p@ss:w0rd\n").unwrap();
+    std::fs::set_permissions(&auth, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let body = dir.0.join("body");
+    let script = format!(
+        "case \"$ALL_PROXY\" in socks5h://alice:p%40ss%3Aw0rd@127.0.0.1:*) ;; *) exit 9;; esac; \
+         curl -s -m 10 -o {} http://127.0.0.1:{port}/",
+        body.display()
+    );
+    let auth_s = auth.display().to_string();
+    let cli = connect(
+        &lab,
+        &dir,
+        &[("FERRY_TUNNELBYTE_TOKEN", &token)],
+        &[
+            "--service",
+            "tunnelbyte",
+            "--proxy-auth",
+            &auth_s,
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    let (code, events, stderr) = cli.exit().await;
+    assert_eq!(code, 0, "{stderr} {events:?}");
+    assert_eq!(
+        std::fs::read_to_string(&body).unwrap(),
+        "through an authenticated proxy"
+    );
 }

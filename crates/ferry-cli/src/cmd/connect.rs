@@ -21,6 +21,7 @@ use ferry_core::session::event::SessionEvent;
 use ferry_core::session::machine::State;
 use ferry_core::session::wg_tunnels::WgTunnels;
 use ferry_core::store::Store;
+use ferry_tunnel::proxy::{Access, Credentials};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -39,8 +40,14 @@ pub struct Args {
     #[arg(long)]
     pub all: bool,
     /// App mode: where the SOCKS5 proxy listens (an HTTP CONNECT proxy listens on the next port).
+    /// A non-loopback address needs --proxy-auth.
     #[arg(long, default_value = "127.0.0.1:1080")]
     pub proxy: SocketAddr,
+    /// App mode: a file holding `user:password` (not readable by group or others); every client
+    /// of the proxies must then authenticate (SOCKS5 username/password, HTTP Basic), and the
+    /// proxies may listen on any address. Without it only your UID may use them, on loopback.
+    #[arg(long, value_name = "FILE")]
+    pub proxy_auth: Option<std::path::PathBuf>,
     /// One JSON event per line on stdout instead of the status line.
     #[arg(long)]
     pub json: bool,
@@ -67,6 +74,11 @@ const LAST_TUNNELBYTE: &str = "connect.last_tunnelbyte_region";
 
 /// Runs `ferry connect`.
 pub async fn run(args: Args) -> anyhow::Result<u8> {
+    // Refused before anything starts (no session is created for a proxy that cannot run).
+    let access = match args.all {
+        true => Access::default(),
+        false => super::proxy_access(args.proxy, args.proxy_auth.as_deref())?,
+    };
     let service = match args.service.as_deref() {
         Some(s) => Some(
             s.parse::<ServiceKind>()
@@ -111,6 +123,7 @@ pub async fn run(args: Args) -> anyhow::Result<u8> {
             system: args.all,
             proxy: args.proxy,
             any_port_if_taken: false,
+            access: access.clone(),
         },
         heartbeat: args.heartbeat_secs.map(Duration::from_secs),
         status_poll: args.poll_secs.map(|s| Duration::from_secs(s.max(1))),
@@ -142,7 +155,16 @@ pub async fn run(args: Args) -> anyhow::Result<u8> {
         };
         let _ = store.set_setting(key, t).await;
     }
-    drive(launched, out, args.command, http_proxy).await
+    let credentials = match access {
+        Access::Credentials(c) => Some(c),
+        Access::Owner(_) => None,
+    };
+    let child = ChildSpec {
+        command: args.command,
+        http_proxy,
+        credentials,
+    };
+    drive(launched, out, child).await
 }
 
 /// An OrbNET server from an id or a name; with neither, the last choice (or OrbNET picks).
@@ -180,13 +202,18 @@ async fn resolve_server(
         })
 }
 
-/// Connects, shows events, and disconnects on a signal or when the command exits.
-async fn drive(
-    launched: Launched,
-    mut out: Output,
+/// The command to run through the tunnel and what it is told about the proxies.
+struct ChildSpec {
+    /// CMD ARGS (empty: none).
     command: Vec<String>,
+    /// The HTTP CONNECT proxy runs.
     http_proxy: bool,
-) -> anyhow::Result<u8> {
+    /// Credentials to put in the proxy URLs, when the proxies require them.
+    credentials: Option<Credentials>,
+}
+
+/// Connects, shows events, and disconnects on a signal or when the command exits.
+async fn drive(launched: Launched, mut out: Output, spec: ChildSpec) -> anyhow::Result<u8> {
     let Launched {
         handle, task, lock, ..
     } = launched;
@@ -202,8 +229,8 @@ async fn drive(
             ev = events.recv() => match ev {
                 Ok(ev) => {
                     if let SessionEvent::Connected { proxy, .. } = &ev {
-                        if !command.is_empty() && child.is_none() {
-                            child = Some(spawn_command(&command, proxy.as_deref(), http_proxy)?);
+                        if !spec.command.is_empty() && child.is_none() {
+                            child = Some(spawn_command(&spec, proxy.as_deref())?);
                         }
                     }
                     if let SessionEvent::Failed { cause, .. } = &ev {
@@ -260,22 +287,34 @@ async fn drive(
 }
 
 /// Runs CMD with the proxy in its environment: `ALL_PROXY` (SOCKS5, names resolved through the
-/// tunnel) and, when the HTTP CONNECT proxy runs (on the SOCKS port + 1), `HTTP(S)_PROXY`.
-fn spawn_command(
-    cmd: &[String],
-    proxy: Option<&str>,
-    http_proxy: bool,
-) -> anyhow::Result<tokio::process::Child> {
-    let (prog, rest) = cmd
+/// tunnel) and, when the HTTP CONNECT proxy runs (on the SOCKS port + 1), `HTTP(S)_PROXY`;
+/// with credentials, the URLs carry them.
+fn spawn_command(spec: &ChildSpec, proxy: Option<&str>) -> anyhow::Result<tokio::process::Child> {
+    let (prog, rest) = spec
+        .command
         .split_first()
         .ok_or_else(|| anyhow::anyhow!("empty command"))?;
     let mut c = tokio::process::Command::new(prog);
     c.args(rest);
     if let Some(p) = proxy {
-        let socks = format!("socks5h://{p}");
+        let userinfo = spec
+            .credentials
+            .as_ref()
+            .map(|c| {
+                format!(
+                    "{}:{}@",
+                    super::url_userinfo(c.user()),
+                    super::url_userinfo(c.password())
+                )
+            })
+            .unwrap_or_default();
+        let socks = format!("socks5h://{userinfo}{p}");
         c.env("ALL_PROXY", &socks).env("all_proxy", &socks);
-        if let (true, Ok(addr)) = (http_proxy, p.parse::<SocketAddr>()) {
-            let http = format!("http://{}:{}", addr.ip(), addr.port().saturating_add(1));
+        if let (true, Ok(addr)) = (spec.http_proxy, p.parse::<SocketAddr>()) {
+            let http = format!(
+                "http://{userinfo}{}",
+                SocketAddr::new(addr.ip(), addr.port().saturating_add(1))
+            );
             for k in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] {
                 c.env(k, &http);
             }

@@ -10,6 +10,37 @@ pub mod up;
 pub mod usage;
 pub mod workspaces;
 
+/// Who may use the app-mode proxies listening on `listen`: only the UID running Ferry (on a
+/// loopback address), or, with `--proxy-auth FILE`, every client presenting the file's
+/// `user:password` (the file must not be readable by group or others). A non-loopback address
+/// without `--proxy-auth` is refused, before anything starts.
+pub fn proxy_access(
+    listen: std::net::SocketAddr,
+    auth: Option<&std::path::Path>,
+) -> anyhow::Result<ferry_tunnel::proxy::Access> {
+    use ferry_tunnel::proxy::{Access, Credentials};
+    match auth {
+        Some(path) => Ok(Access::Credentials(Credentials::load(path)?)),
+        None if listen.ip().to_canonical().is_loopback() => Ok(Access::default()),
+        None => anyhow::bail!(
+            "--proxy {listen} is not a loopback address, so other machines could use your tunnel: \
+             give --proxy-auth FILE (one line `user:password`, chmod 600) or listen on 127.0.0.1"
+        ),
+    }
+}
+
+/// `s` percent-encoded for the user-info part of a URL (RFC 3986 unreserved characters kept).
+pub fn url_userinfo(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// Logs go to stderr, filtered by `FERRY_LOG` (default `warn`); stdout stays for command output.
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")

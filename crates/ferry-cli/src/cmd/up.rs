@@ -20,9 +20,14 @@ pub struct Args {
     /// or CAP_NET_ADMIN). Without it, app mode: a local SOCKS5/HTTP proxy, no privileges.
     #[arg(long)]
     pub all: bool,
-    /// App mode: where the SOCKS5 proxy listens (HTTP CONNECT on the next port).
+    /// App mode: where the SOCKS5 proxy listens (HTTP CONNECT on the next port). A non-loopback
+    /// address needs --proxy-auth.
     #[arg(long, default_value = "127.0.0.1:1080")]
     pub proxy: SocketAddr,
+    /// App mode: a file holding `user:password` (not readable by group or others) that every
+    /// client of the proxies must present; without it only your UID may use them, on loopback.
+    #[arg(long, value_name = "FILE")]
+    pub proxy_auth: Option<PathBuf>,
     /// System mode: the TUN interface name.
     #[arg(long, default_value = "ferry0")]
     pub interface: String,
@@ -69,6 +74,10 @@ fn stats_line(s: &TunnelStats) -> String {
 /// Runs `ferry up`.
 pub async fn run(args: Args) -> anyhow::Result<u8> {
     super::init_tracing();
+    let access = match args.all {
+        true => ferry_tunnel::proxy::Access::default(),
+        false => super::proxy_access(args.proxy, args.proxy_auth.as_deref())?,
+    };
     let meta = std::fs::metadata(&args.config)
         .with_context(|| format!("cannot read {}", args.config.display()))?;
     if meta.permissions().mode() & 0o077 != 0 {
@@ -97,12 +106,16 @@ pub async fn run(args: Args) -> anyhow::Result<u8> {
         let (ours, stack) = ferry_tunnel::pipe::pipe(1024);
         let http = (args.proxy.port() != 0)
             .then(|| SocketAddr::new(args.proxy.ip(), args.proxy.port().saturating_add(1)));
-        let proxy = AppProxy::start(
+        let proxy = AppProxy::start_with(
             stack,
-            config.interface.addresses.clone(),
-            config.interface.dns.clone(),
-            args.proxy,
-            http,
+            ferry_tunnel::proxy::ProxyOptions {
+                tunnel_addrs: config.interface.addresses.clone(),
+                dns: config.interface.dns.clone(),
+                socks_listen: args.proxy,
+                http_listen: http,
+                mtu: 1420,
+                access,
+            },
         )
         .await
         .context("starting the local proxy")?;

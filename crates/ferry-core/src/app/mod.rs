@@ -798,6 +798,7 @@ impl App {
                 system: request.mode == TunnelMode::AllTraffic,
                 proxy: o.proxy,
                 any_port_if_taken: true,
+                access: Default::default(),
             },
             heartbeat: o.heartbeat,
             status_poll: Some(o.status_poll),

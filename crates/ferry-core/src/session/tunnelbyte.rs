@@ -409,6 +409,7 @@ mod tests {
             system: false,
             proxy,
             any_port_if_taken: false,
+            access: Default::default(),
         }
     }
 

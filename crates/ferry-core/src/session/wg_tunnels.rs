@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ferry_tunnel::proxy::AppProxy;
+use ferry_tunnel::proxy::{Access, AppProxy, ProxyOptions};
 use ferry_tunnel::tunnel::{Mode, SystemOptions, Tunnel, TunnelEnd};
 use ferry_tunnel::wgconf::WgConfig;
 use tokio::sync::watch;
@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use super::ports::{TunnelFactory, TunnelHandle};
 
 /// How tunnels are brought up.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct WgTunnels {
     /// System mode (route everything through a TUN device; needs CAP_NET_ADMIN).
     pub system: bool,
@@ -22,6 +22,9 @@ pub struct WgTunnels {
     pub proxy: SocketAddr,
     /// App mode: when `proxy` is taken, listen on any free port instead of failing.
     pub any_port_if_taken: bool,
+    /// App mode: who may use the proxies (the default: only this process's UID, on loopback;
+    /// a non-loopback `proxy` needs credentials).
+    pub access: Access,
 }
 
 /// A running tunnel and, in app mode, its proxies. The tunnel sits behind an `Arc` so waits on
@@ -36,16 +39,21 @@ pub struct WgTunnel {
 async fn start_proxy(
     config: &WgConfig,
     listen: SocketAddr,
+    access: &Access,
 ) -> Result<(ferry_tunnel::pipe::PipeEnd, AppProxy), String> {
     let (ours, stack) = ferry_tunnel::pipe::pipe(1024);
     let http = SocketAddr::new(listen.ip(), listen.port().saturating_add(1));
     let http = (listen.port() != 0).then_some(http);
-    let proxy = AppProxy::start(
+    let proxy = AppProxy::start_with(
         stack,
-        config.interface.addresses.clone(),
-        config.interface.dns.clone(),
-        listen,
-        http,
+        ProxyOptions {
+            tunnel_addrs: config.interface.addresses.clone(),
+            dns: config.interface.dns.clone(),
+            socks_listen: listen,
+            http_listen: http,
+            mtu: 1420,
+            access: access.clone(),
+        },
     )
     .await
     .map_err(|e| format!("cannot start the local proxy on {listen}: {e}"))?;
@@ -61,10 +69,10 @@ impl TunnelFactory for WgTunnels {
         let (mode, proxy) = if self.system {
             (Mode::System(SystemOptions::default()), None)
         } else {
-            let started = match start_proxy(&config, self.proxy).await {
+            let started = match start_proxy(&config, self.proxy, &self.access).await {
                 Err(e) if self.any_port_if_taken && self.proxy.port() != 0 => {
                     tracing::info!(error = %e, "proxy port taken; using a free port");
-                    start_proxy(&config, SocketAddr::new(self.proxy.ip(), 0)).await?
+                    start_proxy(&config, SocketAddr::new(self.proxy.ip(), 0), &self.access).await?
                 }
                 other => other?,
             };

@@ -84,6 +84,17 @@ pub(crate) fn parse_head(head: &[u8]) -> Parsed {
     Parsed::Connect(Host::parse(host), port)
 }
 
+/// The value of the first header `name` (lower case) in a complete head.
+pub(crate) fn header_value<'a>(head: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    head.split(|b| *b == b'\n').skip(1).find_map(|line| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let colon = line.iter().position(|b| *b == b':')?;
+        let (key, value) = line.split_at(colon);
+        key.eq_ignore_ascii_case(name.as_bytes())
+            .then(|| value[1..].trim_ascii())
+    })
+}
+
 async fn respond(client: &mut TcpStream, status: &str, extra: &str) -> Result<(), ProxyError> {
     let response =
         format!("HTTP/1.1 {status}\r\n{extra}content-length: 0\r\nconnection: close\r\n\r\n");
@@ -132,6 +143,21 @@ async fn handle(
     if let Admission::Refused(why) = admission {
         respond(&mut client, "403 Forbidden", "").await?;
         return Err(ProxyError::Refused(why));
+    }
+    if let Some(credentials) = context.credentials() {
+        let given = header_value(&head, "proxy-authorization");
+        if !given.is_some_and(|v| credentials.verify_basic(v)) {
+            respond(
+                &mut client,
+                "407 Proxy Authentication Required",
+                "proxy-authenticate: Basic realm=\"ferry\"\r\n",
+            )
+            .await?;
+            return Err(ProxyError::Refused(match given {
+                Some(_) => "wrong credentials".into(),
+                None => "no credentials given".into(),
+            }));
+        }
     }
     let (host, port) = match parse_head(&head) {
         Parsed::Connect(host, port) => (host, port),
@@ -191,6 +217,18 @@ mod tests {
             Parsed::Malformed
         );
         assert_eq!(parse_head(b"CONNECT h:1 SPDY\r\n\r\n"), Parsed::Malformed);
+    }
+
+    #[test]
+    fn headers_are_found_by_name() {
+        let head = b"CONNECT h:1 HTTP/1.1\r\nHost: h:1\r\nProxy-Authorization:  Basic abc \r\n\r\n";
+        assert_eq!(
+            header_value(head, "proxy-authorization"),
+            Some(&b"Basic abc"[..])
+        );
+        assert_eq!(header_value(head, "host"), Some(&b"h:1"[..]));
+        assert_eq!(header_value(head, "connect h"), None);
+        assert_eq!(header_value(head, "authorization"), None);
     }
 
     proptest! {

@@ -6,13 +6,17 @@
 //! Only the owner uses them ([`Access`]): on loopback without credentials, a connection is
 //! served only when the client socket belongs to the UID that runs Ferry (see `peer.rs`);
 //! anyone else gets SOCKS5 reply 2 ("not allowed by ruleset") or HTTP 403, and nothing of the
-//! request reaches the tunnel.
+//! request reaches the tunnel. A proxy on any other address needs [`Credentials`] (it does not
+//! start without), and then every client must present them (RFC 1929 for SOCKS5,
+//! `Proxy-Authorization: Basic` for HTTP); the UID rule does not apply to it.
 
+mod auth;
 mod http;
 mod peer;
 mod resolve;
 mod socks;
 
+pub use auth::{Credentials, CredentialsError};
 pub use peer::PeerUidError;
 
 use std::net::{IpAddr, SocketAddr};
@@ -58,14 +62,25 @@ pub enum ProxyError {
     /// A client that may not use the proxy was refused.
     #[error("client refused: {0}")]
     Refused(String),
+    /// A listen address other machines may reach, without credentials.
+    #[error(
+        "{addr} is not a loopback address: a proxy that other machines can reach needs credentials"
+    )]
+    NeedsCredentials {
+        /// The address asked for.
+        addr: SocketAddr,
+    },
 }
 
 /// Who may use the proxies.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Access {
     /// Only connections from loopback sockets owned by this UID (the default: the effective UID
-    /// of this process, so root is the owner only when Ferry runs as root).
+    /// of this process, so root is the owner only when Ferry runs as root). Loopback listen
+    /// addresses only.
     Owner(u32),
+    /// Any client presenting these credentials, from anywhere (no UID check).
+    Credentials(Credentials),
 }
 
 impl Default for Access {
@@ -113,6 +128,16 @@ impl Context {
                 let uid = peer::peer_uid(local, peer);
                 peer::admit_owner(*owner, peer, &uid)
             }
+            // Checked in each protocol's authentication.
+            Access::Credentials(_) => peer::Admission::Allowed,
+        }
+    }
+
+    /// The credentials clients must present, if any.
+    pub(crate) fn credentials(&self) -> Option<&Credentials> {
+        match &self.access {
+            Access::Credentials(c) => Some(c),
+            Access::Owner(_) => None,
         }
     }
 
@@ -216,11 +241,21 @@ impl AppProxy {
         .await
     }
 
-    /// Like [`AppProxy::start`], with every option.
+    /// Like [`AppProxy::start`], with every option. A listen address that is not loopback
+    /// needs [`Access::Credentials`] ([`ProxyError::NeedsCredentials`] otherwise, before
+    /// anything is bound).
     pub async fn start_with(
         pipe_end: PipeEnd,
         options: ProxyOptions,
     ) -> Result<AppProxy, ProxyError> {
+        if let Access::Owner(_) = options.access {
+            let open = std::iter::once(options.socks_listen)
+                .chain(options.http_listen)
+                .find(|a| !peer::is_loopback(a.ip()));
+            if let Some(addr) = open {
+                return Err(ProxyError::NeedsCredentials { addr });
+            }
+        }
         let socks = listen(options.socks_listen).await?;
         let http = match options.http_listen {
             Some(addr) => Some(listen(addr).await?),

@@ -1,5 +1,6 @@
 //! The SOCKS5 proxy (RFC 1928): CONNECT and UDP ASSOCIATE, for the owner only (a refused
-//! client gets reply 2, "connection not allowed by ruleset", after its request is read).
+//! client gets reply 2, "connection not allowed by ruleset", after its request is read), or,
+//! with credentials, for every client that authenticates (RFC 1929 username/password).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -9,11 +10,16 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
 use super::peer::Admission;
-use super::{Context, Host, ProxyError, COPY_BUF, HANDSHAKE_TIMEOUT};
+use super::{Context, Credentials, Host, ProxyError, COPY_BUF, HANDSHAKE_TIMEOUT};
 use crate::netstack::NetstackError;
 
 const VERSION: u8 = 5;
 const NO_AUTH: u8 = 0;
+const USER_PASSWORD: u8 = 2;
+/// RFC 1929 sub-negotiation version, and its status codes.
+const AUTH_VERSION: u8 = 1;
+const AUTH_OK: u8 = 0;
+const AUTH_FAILED: u8 = 1;
 const NO_ACCEPTABLE_METHOD: u8 = 0xff;
 const CMD_CONNECT: u8 = 1;
 const CMD_UDP_ASSOCIATE: u8 = 3;
@@ -139,8 +145,62 @@ fn unspecified() -> SocketAddr {
     SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0)
 }
 
-/// Reads the method negotiation and the request.
-async fn negotiate(client: &mut TcpStream) -> Result<Request, ProxyError> {
+/// Reads one length-prefixed field (RFC 1929).
+async fn read_field(client: &mut TcpStream) -> Result<Vec<u8>, ProxyError> {
+    let mut len = [0u8; 1];
+    client.read_exact(&mut len).await?;
+    let mut field = vec![0u8; usize::from(len[0])];
+    client.read_exact(&mut field).await?;
+    Ok(field)
+}
+
+/// Picks the method: no authentication for the owner-only proxy, username/password (RFC 1929)
+/// when credentials are set, checked here.
+async fn authenticate(
+    client: &mut TcpStream,
+    methods: &[u8],
+    credentials: Option<&Credentials>,
+) -> Result<(), ProxyError> {
+    let Some(credentials) = credentials else {
+        if !methods.contains(&NO_AUTH) {
+            client.write_all(&[VERSION, NO_ACCEPTABLE_METHOD]).await?;
+            return Err(ProxyError::Protocol(
+                "client offers no unauthenticated method".into(),
+            ));
+        }
+        client.write_all(&[VERSION, NO_AUTH]).await?;
+        return Ok(());
+    };
+    if !methods.contains(&USER_PASSWORD) {
+        client.write_all(&[VERSION, NO_ACCEPTABLE_METHOD]).await?;
+        return Err(ProxyError::Refused(
+            "no username/password offered (credentials required)".into(),
+        ));
+    }
+    client.write_all(&[VERSION, USER_PASSWORD]).await?;
+    let mut version = [0u8; 1];
+    client.read_exact(&mut version).await?;
+    if version[0] != AUTH_VERSION {
+        return Err(ProxyError::Protocol(format!(
+            "username/password version {}",
+            version[0]
+        )));
+    }
+    let user = read_field(client).await?;
+    let password = read_field(client).await?;
+    if !credentials.verify(&user, &password) {
+        client.write_all(&[AUTH_VERSION, AUTH_FAILED]).await?;
+        return Err(ProxyError::Refused("wrong credentials".into()));
+    }
+    client.write_all(&[AUTH_VERSION, AUTH_OK]).await?;
+    Ok(())
+}
+
+/// Reads the method negotiation (and authentication) and the request.
+async fn negotiate(
+    client: &mut TcpStream,
+    credentials: Option<&Credentials>,
+) -> Result<Request, ProxyError> {
     let mut head = [0u8; 2];
     client.read_exact(&mut head).await?;
     if head[0] != VERSION {
@@ -151,13 +211,7 @@ async fn negotiate(client: &mut TcpStream) -> Result<Request, ProxyError> {
     }
     let mut methods = vec![0u8; usize::from(head[1])];
     client.read_exact(&mut methods).await?;
-    if !methods.contains(&NO_AUTH) {
-        client.write_all(&[VERSION, NO_ACCEPTABLE_METHOD]).await?;
-        return Err(ProxyError::Protocol(
-            "client offers no unauthenticated method".into(),
-        ));
-    }
-    client.write_all(&[VERSION, NO_AUTH]).await?;
+    authenticate(client, &methods, credentials).await?;
     let mut request = [0u8; 4];
     client.read_exact(&mut request).await?;
     if request[0] != VERSION {
@@ -200,9 +254,12 @@ async fn handle(
     admission: Admission,
     context: &Context,
 ) -> Result<(), ProxyError> {
-    let request = tokio::time::timeout(HANDSHAKE_TIMEOUT, negotiate(&mut client))
-        .await
-        .map_err(|_| ProxyError::Protocol("request timed out".into()))??;
+    let request = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        negotiate(&mut client, context.credentials()),
+    )
+    .await
+    .map_err(|_| ProxyError::Protocol("request timed out".into()))??;
     // Refused clients learn so only after their request (so they show a clear error), and
     // nothing of it is acted upon.
     if let Admission::Refused(why) = admission {
