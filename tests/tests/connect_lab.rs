@@ -834,3 +834,151 @@ async fn with_proxy_auth_the_command_gets_through_with_the_credentials() {
         "through an authenticated proxy"
     );
 }
+
+/// `connect -- CMD`: CMD's environment is ours minus every `FERRY_*_TOKEN` (a token given in our
+/// environment is not passed on, other variables are), no token shows in our output even with
+/// debug logs, and `connect` exits with CMD's status (7; 128 + 15 when a signal ended it).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_command_gets_no_token_and_its_exit_status_comes_back() {
+    let lab = lab().await;
+    let token = tb_token(&lab, "paid").await;
+    for (script, want) in [
+        ("env > \"$OUT\"; exit 7", 7),
+        ("env > \"$OUT\"; kill -TERM $$", 128 + 15),
+    ] {
+        let dir = Dir::new("child-env");
+        let out = dir.0.join("env");
+        let out_s = out.display().to_string();
+        let env = [
+            ("FERRY_TUNNELBYTE_TOKEN", token.as_str()),
+            ("FERRY_ORBNET_TOKEN", "orbnet-secret-that-must-not-leak"),
+            ("FERRY_NEOSC_TOKEN", "neosc-secret-that-must-not-leak"),
+            ("FERRY_TEST_KEPT", "kept"),
+            ("FERRY_LOG", "debug"),
+            ("OUT", out_s.as_str()),
+        ];
+        let cli = connect(
+            &lab,
+            &dir,
+            &env,
+            &["--service", "tunnelbyte", "fsn", "--", "sh", "-c", script],
+        );
+        let (code, events, stderr) = cli.exit().await;
+        assert_eq!(code, want, "{script}: {stderr} {events:?}");
+        let child_env = std::fs::read_to_string(&out).unwrap();
+        for secret in [
+            token.as_str(),
+            "orbnet-secret-that-must-not-leak",
+            "neosc-secret-that-must-not-leak",
+        ] {
+            assert!(!child_env.contains(secret), "{child_env}");
+            assert!(!stderr.contains(secret), "a token in the logs: {stderr}");
+            assert!(
+                !events.iter().any(|e| e.to_string().contains(secret)),
+                "{events:?}"
+            );
+        }
+        assert!(
+            !child_env.lines().any(
+                |l| l.starts_with("FERRY_") && l.split('=').next().unwrap().ends_with("_TOKEN")
+            ),
+            "{child_env}"
+        );
+        assert!(child_env.contains("FERRY_TEST_KEPT=kept"), "{child_env}");
+        assert!(
+            child_env.contains("ALL_PROXY=socks5h://127.0.0.1:"),
+            "{child_env}"
+        );
+        let end = ended(&events);
+        assert_eq!(end["reason"], "user_initiated", "{end}");
+    }
+}
+
+/// When the session ends first (credits depleted while CMD still runs), `connect` exits 3,
+/// not with the status of the CMD it then stops.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_metering_outcome_before_the_command_exits_keeps_its_code() {
+    let lab = lab().await;
+    let dir = Dir::new("402-cmd");
+    let token = orbnet_token(&lab, "demo@orbnet.lab", "orbnet-demo-pass").await;
+    let mut cli = connect(
+        &lab,
+        &dir,
+        &[("FERRY_ORBNET_TOKEN", &token)],
+        &["--", "sh", "-c", "exec sleep 60"],
+    );
+    cli.wait_event("heartbeat", |e| e["event"] == "heartbeat")
+        .await;
+    lab.control_post(
+        "/orbnet/credits",
+        json!({"email": "demo@orbnet.lab", "credits": 0.0}),
+    )
+    .await
+    .unwrap();
+    let (code, events, stderr) = cli.exit().await;
+    assert_eq!(code, 3, "stderr {stderr}; events {events:?}");
+}
+
+/// Without `--proxy`, when 127.0.0.1:1080 is taken the proxies move to the next free pair of
+/// ports; the start line names both, and CMD's proxy variables point at them (CMD reaches the
+/// server through the HTTP proxy, with CONNECT).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_taken_default_port_moves_to_the_next_free_one_and_both_proxies_are_named() {
+    let lab = lab().await;
+    let token = tb_token(&lab, "paid").await;
+    // Taken by us, or already by someone else: taken either way.
+    let _held = std::net::TcpListener::bind("127.0.0.1:1080");
+    let port = http_server("through the HTTP proxy").await;
+    let dir = Dir::new("default-port");
+    let vars = dir.0.join("vars");
+    let body = dir.0.join("body");
+    let script = format!(
+        "echo \"$ALL_PROXY $http_proxy\" > {} && curl -s -m 10 -p -o {} http://127.0.0.1:{port}/",
+        vars.display(),
+        body.display()
+    );
+    let out = tokio::process::Command::new(ferry_bin())
+        .args([
+            "connect",
+            "--service",
+            "tunnelbyte",
+            "fsn",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .env("FERRY_SECRETS", "memory")
+        .env("FERRY_DATA_DIR", dir.0.join("data"))
+        .env("FERRY_TUNNELBYTE_URL", &lab.urls.tunnelbyte)
+        .env("FERRY_TUNNELBYTE_TOKEN", &token)
+        .env_remove("http_proxy")
+        .env_remove("ALL_PROXY")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(WAIT, out).await.unwrap().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("connected via"))
+        .unwrap_or_else(|| panic!("no start line: {stderr}"));
+    let (socks, http) = line
+        .split_once("SOCKS5 proxy on ")
+        .and_then(|(_, rest)| rest.split_once(", HTTP proxy on "))
+        .unwrap_or_else(|| panic!("the start line names both proxies: {line}"));
+    let socks: std::net::SocketAddr = socks.trim().parse().unwrap();
+    let http: std::net::SocketAddr = http.trim().parse().unwrap();
+    assert_ne!(socks.port(), 1080, "{line}");
+    assert_eq!(socks.ip().to_string(), "127.0.0.1");
+    assert_eq!(http.port(), socks.port() + 1, "{line}");
+    assert_eq!(
+        std::fs::read_to_string(&vars).unwrap().trim(),
+        format!("socks5h://{socks} http://{http}")
+    );
+    assert_eq!(
+        std::fs::read_to_string(&body).unwrap(),
+        "through the HTTP proxy"
+    );
+}

@@ -1,9 +1,17 @@
-//! `ferry connect [REGION|SERVER] [--service orbnet|tunnelbyte] [--all] [--proxy ADDR] [--json]
-//! [-- CMD ARGS...]`: connects through a service, meters the session live, and disconnects
-//! cleanly on SIGINT/SIGTERM or when CMD exits.
+//! `ferry connect [REGION|SERVER] [--service orbnet|tunnelbyte] [--all] [--proxy ADDR]
+//! [--proxy-auth FILE] [--json] [-- CMD ARGS...]`: connects through a service, meters the
+//! session live, and disconnects cleanly on SIGINT/SIGTERM or when CMD exits.
+//!
+//! CMD runs once the tunnel is up, with the proxies in its environment (`ALL_PROXY`,
+//! `HTTP(S)_PROXY`) and without any `FERRY_*_TOKEN` variable of ours: the service tokens are
+//! never handed to it (nor put in its argv or in logs).
 //!
 //! Exit codes: 0 clean disconnect, 1 error, 2 credits or quota exhausted at start, 3 ended by
-//! the server or by depleted credits while running.
+//! the server or by depleted credits while running. With CMD: when CMD exits first, its exit
+//! status (128 + N when killed by signal N); when the session ends first (2, 3, 1), that code.
+//!
+//! Without `--proxy`, the proxies listen on 127.0.0.1:1080 and 1081, or on the next free pair
+//! of ports when those are taken (the start line names both).
 
 use std::io::{IsTerminal as _, Write as _};
 use std::net::SocketAddr;
@@ -40,9 +48,10 @@ pub struct Args {
     #[arg(long)]
     pub all: bool,
     /// App mode: where the SOCKS5 proxy listens (an HTTP CONNECT proxy listens on the next port).
-    /// A non-loopback address needs --proxy-auth.
-    #[arg(long, default_value = "127.0.0.1:1080")]
-    pub proxy: SocketAddr,
+    /// A non-loopback address needs --proxy-auth. Default 127.0.0.1:1080, or the next free pair
+    /// of ports when taken (an address given here is used as is or fails).
+    #[arg(long, value_name = "ADDR")]
+    pub proxy: Option<SocketAddr>,
     /// App mode: a file holding `user:password` (not readable by group or others); every client
     /// of the proxies must then authenticate (SOCKS5 username/password, HTTP Basic), and the
     /// proxies may listen on any address. Without it only your UID may use them, on loopback.
@@ -68,6 +77,10 @@ pub struct Args {
     pub command: Vec<String>,
 }
 
+/// Where the SOCKS5 proxy listens unless `--proxy` says otherwise (HTTP on the next port).
+const DEFAULT_PROXY: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 1080);
+
 const LAST_SERVICE: &str = "connect.last_service";
 const LAST_ORBNET: &str = "connect.last_orbnet_server";
 const LAST_TUNNELBYTE: &str = "connect.last_tunnelbyte_region";
@@ -75,9 +88,10 @@ const LAST_TUNNELBYTE: &str = "connect.last_tunnelbyte_region";
 /// Runs `ferry connect`.
 pub async fn run(args: Args) -> anyhow::Result<u8> {
     // Refused before anything starts (no session is created for a proxy that cannot run).
+    let proxy = args.proxy.unwrap_or(DEFAULT_PROXY);
     let access = match args.all {
         true => Access::default(),
-        false => super::proxy_access(args.proxy, args.proxy_auth.as_deref())?,
+        false => super::proxy_access(proxy, args.proxy_auth.as_deref())?,
     };
     let service = match args.service.as_deref() {
         Some(s) => Some(
@@ -99,7 +113,6 @@ pub async fn run(args: Args) -> anyhow::Result<u8> {
             .unwrap_or(ServiceKind::Orbnet),
     };
     let out = Output::new(args.json);
-    let http_proxy = !args.all && args.proxy.port() != 0;
     let store = Arc::new(store);
     let target = match service {
         ServiceKind::Orbnet => {
@@ -121,8 +134,8 @@ pub async fn run(args: Args) -> anyhow::Result<u8> {
         target: target.clone(),
         tunnels: WgTunnels {
             system: args.all,
-            proxy: args.proxy,
-            any_port_if_taken: false,
+            proxy,
+            any_port_if_taken: args.proxy.is_none(),
             access: access.clone(),
         },
         heartbeat: args.heartbeat_secs.map(Duration::from_secs),
@@ -161,7 +174,6 @@ pub async fn run(args: Args) -> anyhow::Result<u8> {
     };
     let child = ChildSpec {
         command: args.command,
-        http_proxy,
         credentials,
     };
     drive(launched, out, child).await
@@ -206,8 +218,6 @@ async fn resolve_server(
 struct ChildSpec {
     /// CMD ARGS (empty: none).
     command: Vec<String>,
-    /// The HTTP CONNECT proxy runs.
-    http_proxy: bool,
     /// Credentials to put in the proxy URLs, when the proxies require them.
     credentials: Option<Credentials>,
 }
@@ -223,14 +233,17 @@ async fn drive(launched: Launched, mut out: Output, spec: ChildSpec) -> anyhow::
     let mut sigterm = signal(SignalKind::terminate())?;
     handle.connect();
     let mut child: Option<tokio::process::Child> = None;
+    // CMD's exit code, once it exited (before the session ended on its own).
+    let mut child_code: Option<u8> = None;
     let mut ended_cause = None;
     let code = loop {
         tokio::select! {
             ev = events.recv() => match ev {
                 Ok(ev) => {
-                    if let SessionEvent::Connected { proxy, .. } = &ev {
-                        if !spec.command.is_empty() && child.is_none() {
-                            child = Some(spawn_command(&spec, proxy.as_deref())?);
+                    if let SessionEvent::Connected { proxy, http_proxy, .. } = &ev {
+                        if !spec.command.is_empty() && child.is_none() && child_code.is_none() {
+                            let proxies = (proxy.as_deref(), http_proxy.as_deref());
+                            child = Some(spawn_command(&spec, proxies)?);
                         }
                     }
                     if let SessionEvent::Failed { cause, .. } = &ev {
@@ -244,8 +257,13 @@ async fn drive(launched: Launched, mut out: Output, spec: ChildSpec) -> anyhow::
             _ = sigint.recv() => handle.disconnect(),
             _ = sigterm.recv() => handle.disconnect(),
             status = wait_child(&mut child) => {
-                out.notice(&format!("command exited ({status}); disconnecting"));
+                let (code, text) = match status {
+                    Ok(s) => (exit_code_of(s), s.to_string()),
+                    Err(e) => (1, e.to_string()),
+                };
+                out.notice(&format!("command exited ({text}); disconnecting"));
                 child = None;
+                child_code = Some(code);
                 handle.disconnect();
             }
             changed = state.changed() => {
@@ -283,20 +301,45 @@ async fn drive(launched: Launched, mut out: Output, spec: ChildSpec) -> anyhow::
     drop(handle);
     let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     drop(lock);
-    Ok(code)
+    // CMD exited first: its status is ours (the session then ended because of it).
+    Ok(child_code.unwrap_or(code))
 }
 
-/// Runs CMD with the proxy in its environment: `ALL_PROXY` (SOCKS5, names resolved through the
-/// tunnel) and, when the HTTP CONNECT proxy runs (on the SOCKS port + 1), `HTTP(S)_PROXY`;
-/// with credentials, the URLs carry them.
-fn spawn_command(spec: &ChildSpec, proxy: Option<&str>) -> anyhow::Result<tokio::process::Child> {
+/// The exit code a shell would report for `status`: the code, or 128 + the signal.
+fn exit_code_of(status: std::process::ExitStatus) -> u8 {
+    use std::os::unix::process::ExitStatusExt as _;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => u8::try_from(code & 0xff).unwrap_or(1),
+        (None, Some(signal)) => u8::try_from((128 + signal) & 0xff).unwrap_or(1),
+        (None, None) => 1,
+    }
+}
+
+/// Our service tokens (`FERRY_ORBNET_TOKEN`, …, any `FERRY_*_TOKEN`): never passed to CMD.
+fn is_token_var(name: &std::ffi::OsStr) -> bool {
+    name.to_str()
+        .is_some_and(|n| n.starts_with("FERRY_") && n.ends_with("_TOKEN"))
+}
+
+/// Runs CMD with the proxies in its environment: `ALL_PROXY` (SOCKS5, names resolved through
+/// the tunnel) and, when the HTTP proxy runs, `HTTP(S)_PROXY`; with credentials, the URLs carry
+/// them. Every `FERRY_*_TOKEN` variable is removed from its environment.
+fn spawn_command(
+    spec: &ChildSpec,
+    (socks, http): (Option<&str>, Option<&str>),
+) -> anyhow::Result<tokio::process::Child> {
     let (prog, rest) = spec
         .command
         .split_first()
         .ok_or_else(|| anyhow::anyhow!("empty command"))?;
     let mut c = tokio::process::Command::new(prog);
     c.args(rest);
-    if let Some(p) = proxy {
+    for (name, _) in std::env::vars_os() {
+        if is_token_var(&name) {
+            c.env_remove(name);
+        }
+    }
+    if let Some(p) = socks {
         let userinfo = spec
             .credentials
             .as_ref()
@@ -310,11 +353,8 @@ fn spawn_command(spec: &ChildSpec, proxy: Option<&str>) -> anyhow::Result<tokio:
             .unwrap_or_default();
         let socks = format!("socks5h://{userinfo}{p}");
         c.env("ALL_PROXY", &socks).env("all_proxy", &socks);
-        if let (true, Ok(addr)) = (spec.http_proxy, p.parse::<SocketAddr>()) {
-            let http = format!(
-                "http://{userinfo}{}",
-                SocketAddr::new(addr.ip(), addr.port().saturating_add(1))
-            );
+        if let Some(h) = http {
+            let http = format!("http://{userinfo}{h}");
             for k in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] {
                 c.env(k, &http);
             }
@@ -323,12 +363,11 @@ fn spawn_command(spec: &ChildSpec, proxy: Option<&str>) -> anyhow::Result<tokio:
     c.spawn().with_context(|| format!("cannot run {prog}"))
 }
 
-async fn wait_child(child: &mut Option<tokio::process::Child>) -> String {
+async fn wait_child(
+    child: &mut Option<tokio::process::Child>,
+) -> std::io::Result<std::process::ExitStatus> {
     match child {
-        Some(c) => match c.wait().await {
-            Ok(s) => s.to_string(),
-            Err(e) => e.to_string(),
-        },
+        Some(c) => c.wait().await,
         None => std::future::pending().await,
     }
 }
@@ -405,6 +444,7 @@ impl Output {
                 session_id,
                 exit_ip,
                 proxy,
+                http_proxy,
             } => {
                 st.location = location.clone();
                 st.connected_at = Some(std::time::Instant::now());
@@ -412,9 +452,12 @@ impl Output {
                 if let Some(ip) = exit_ip {
                     s.push_str(&format!(", exit IP {ip}"));
                 }
-                match proxy {
-                    Some(p) => s.push_str(&format!("; SOCKS5 proxy on {p}")),
-                    None => s.push_str("; all traffic goes through the tunnel"),
+                match (proxy, http_proxy) {
+                    (Some(p), Some(h)) => {
+                        s.push_str(&format!("; SOCKS5 proxy on {p}, HTTP proxy on {h}"))
+                    }
+                    (Some(p), None) => s.push_str(&format!("; SOCKS5 proxy on {p}")),
+                    (None, _) => s.push_str("; all traffic goes through the tunnel"),
                 }
                 line = Some(s);
             }

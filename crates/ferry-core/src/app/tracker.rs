@@ -332,6 +332,7 @@ mod tests {
             session_id: "s".into(),
             exit_ip: Some("10.64.0.1".into()),
             proxy: Some("127.0.0.1:1080".into()),
+            http_proxy: Some("127.0.0.1:1081".into()),
         }
     }
 

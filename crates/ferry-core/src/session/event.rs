@@ -25,8 +25,10 @@ pub enum SessionEvent {
         session_id: String,
         /// The exit IP, when the service tells.
         exit_ip: Option<String>,
-        /// The local proxy address in app mode.
+        /// The local proxy address in app mode (SOCKS5).
         proxy: Option<String>,
+        /// The local HTTP proxy address in app mode, when it runs.
+        http_proxy: Option<String>,
     },
     /// OrbNET balance after a heartbeat.
     Credits {

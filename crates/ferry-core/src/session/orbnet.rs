@@ -336,6 +336,7 @@ impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> Provider for OrbnetProvider<A, T
             session_id: session_id.clone(),
             exit_ip: prep.exit_ip.clone(),
             proxy: tunnel.proxy(),
+            http_proxy: tunnel.http_proxy(),
         });
         Ok(OrbnetLive {
             tunnel,

@@ -21,8 +21,12 @@ pub trait TunnelHandle: Send + Sync + 'static {
         -> impl Future<Output = Result<(), String>> + Send;
     /// Bytes received and sent so far; after `down`, the final figures.
     fn traffic(&self) -> (u64, u64);
-    /// The local proxy address in app mode.
+    /// The local (SOCKS5) proxy address in app mode.
     fn proxy(&self) -> Option<String>;
+    /// The local HTTP proxy address in app mode, when it runs.
+    fn http_proxy(&self) -> Option<String> {
+        None
+    }
     /// Resolves when the tunnel dies on its own, with a reason.
     fn closed(&self) -> impl Future<Output = String> + Send;
     /// Brings the tunnel down (idempotent).

@@ -194,6 +194,7 @@ impl<A: TunnelbyteApi, T: TunnelFactory, L: Ledger> Provider for TunnelbyteProvi
             session_id: created.id.clone(),
             exit_ip: created.exit_ip.clone(),
             proxy: tunnel.proxy(),
+            http_proxy: tunnel.http_proxy(),
         });
         Ok(TunnelbyteLive {
             tunnel,

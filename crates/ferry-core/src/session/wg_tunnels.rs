@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ferry_tunnel::proxy::{Access, AppProxy, ProxyOptions};
+use ferry_tunnel::proxy::{Access, AppProxy, ProxyError, ProxyOptions};
 use ferry_tunnel::tunnel::{Mode, SystemOptions, Tunnel, TunnelEnd};
 use ferry_tunnel::wgconf::WgConfig;
 use tokio::sync::watch;
@@ -20,7 +20,8 @@ pub struct WgTunnels {
     /// App mode: where the SOCKS5 proxy listens; the HTTP CONNECT proxy takes the next port
     /// (none when the port is 0).
     pub proxy: SocketAddr,
-    /// App mode: when `proxy` is taken, listen on any free port instead of failing.
+    /// App mode: when `proxy` (or the port after it) is taken, listen on the next free pair of
+    /// ports (up to 16 pairs above), else on any free ports, instead of failing.
     pub any_port_if_taken: bool,
     /// App mode: who may use the proxies (the default: only this process's UID, on loopback;
     /// a non-loopback `proxy` needs credentials).
@@ -39,11 +40,10 @@ pub struct WgTunnel {
 async fn start_proxy(
     config: &WgConfig,
     listen: SocketAddr,
+    http: Option<SocketAddr>,
     access: &Access,
-) -> Result<(ferry_tunnel::pipe::PipeEnd, AppProxy), String> {
+) -> Result<(ferry_tunnel::pipe::PipeEnd, AppProxy), ProxyError> {
     let (ours, stack) = ferry_tunnel::pipe::pipe(1024);
-    let http = SocketAddr::new(listen.ip(), listen.port().saturating_add(1));
-    let http = (listen.port() != 0).then_some(http);
     let proxy = AppProxy::start_with(
         stack,
         ProxyOptions {
@@ -55,9 +55,56 @@ async fn start_proxy(
             access: access.clone(),
         },
     )
-    .await
-    .map_err(|e| format!("cannot start the local proxy on {listen}: {e}"))?;
+    .await?;
     Ok((ours, proxy))
+}
+
+/// Port pairs tried after the one asked for is taken (SOCKS5 on P + 2k, HTTP on P + 2k + 1).
+const NEXT_PAIRS: u16 = 16;
+
+/// The HTTP proxy's address for a SOCKS5 address: the next port (none for port 0).
+fn http_next_to(socks: SocketAddr) -> Option<SocketAddr> {
+    (socks.port() != 0).then(|| SocketAddr::new(socks.ip(), socks.port().saturating_add(1)))
+}
+
+fn is_taken(e: &ProxyError) -> bool {
+    matches!(e, ProxyError::Listen { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse)
+}
+
+impl WgTunnels {
+    /// Starts the proxies on `proxy` (HTTP on the next port); when that is taken and
+    /// `any_port_if_taken`, on the next free pair above it, else on any free ports.
+    async fn start_proxies(
+        &self,
+        config: &WgConfig,
+    ) -> Result<(ferry_tunnel::pipe::PipeEnd, AppProxy), String> {
+        let asked = self.proxy;
+        let message = |e: ProxyError| format!("cannot start the local proxy on {asked}: {e}");
+        let mut last = match start_proxy(config, asked, http_next_to(asked), &self.access).await {
+            Ok(started) => return Ok(started),
+            Err(e) if self.any_port_if_taken && asked.port() != 0 && is_taken(&e) => e,
+            Err(e) => return Err(message(e)),
+        };
+        for k in 1..=NEXT_PAIRS {
+            let Some(port) = asked.port().checked_add(2 * k).filter(|p| *p < u16::MAX) else {
+                break;
+            };
+            let socks = SocketAddr::new(asked.ip(), port);
+            match start_proxy(config, socks, http_next_to(socks), &self.access).await {
+                Ok(started) => {
+                    tracing::info!(%asked, %socks, "proxy port taken; using the next free one");
+                    return Ok(started);
+                }
+                Err(e) if is_taken(&e) => last = e,
+                Err(e) => return Err(message(e)),
+            }
+        }
+        tracing::info!(error = %last, "proxy ports taken; using any free ports");
+        let any = SocketAddr::new(asked.ip(), 0);
+        start_proxy(config, any, Some(any), &self.access)
+            .await
+            .map_err(message)
+    }
 }
 
 impl TunnelFactory for WgTunnels {
@@ -69,13 +116,7 @@ impl TunnelFactory for WgTunnels {
         let (mode, proxy) = if self.system {
             (Mode::System(SystemOptions::default()), None)
         } else {
-            let started = match start_proxy(&config, self.proxy, &self.access).await {
-                Err(e) if self.any_port_if_taken && self.proxy.port() != 0 => {
-                    tracing::info!(error = %e, "proxy port taken; using a free port");
-                    start_proxy(&config, SocketAddr::new(self.proxy.ip(), 0), &self.access).await?
-                }
-                other => other?,
-            };
+            let started = self.start_proxies(&config).await?;
             (Mode::Pipe(started.0), Some(started.1))
         };
         let tunnel = match Tunnel::up(config, mode).await {
@@ -135,6 +176,13 @@ impl TunnelHandle for WgTunnel {
         self.proxy.as_ref().map(|p| p.socks_addr().to_string())
     }
 
+    fn http_proxy(&self) -> Option<String> {
+        self.proxy
+            .as_ref()
+            .and_then(|p| p.http_addr())
+            .map(|a| a.to_string())
+    }
+
     async fn closed(&self) -> String {
         let Some(t) = self.get() else {
             return "the tunnel went down".into();
@@ -179,5 +227,57 @@ impl TunnelHandle for WgTunnel {
             }
         }
         tracing::warn!("tunnel still in use after 5 s; it closes when released");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn config() -> WgConfig {
+        WgConfig::parse(
+            "[Interface]\nPrivateKey = yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=\n\
+             Address = 10.64.0.2/32\n\n[Peer]\n\
+             PublicKey = xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=\n\
+             Endpoint = 127.0.0.1:9\nAllowedIPs = 0.0.0.0/0\n",
+        )
+        .unwrap()
+    }
+
+    fn tunnels(proxy: SocketAddr, any_port_if_taken: bool) -> WgTunnels {
+        WgTunnels {
+            system: false,
+            proxy,
+            any_port_if_taken,
+            access: Access::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_taken_port_moves_both_proxies_to_the_next_free_pair() {
+        // The port asked for is taken.
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let asked = taken.local_addr().unwrap();
+        let (_, proxy) = tunnels(asked, true).start_proxies(&config()).await.unwrap();
+        let (socks, http) = (proxy.socks_addr(), proxy.http_addr().unwrap());
+        assert_ne!(socks.port(), asked.port());
+        assert_eq!(socks.ip(), asked.ip());
+        if socks.port() > asked.port() && socks.port() <= asked.port() + 2 * NEXT_PAIRS {
+            assert_eq!(http.port(), socks.port() + 1);
+            assert_eq!((socks.port() - asked.port()) % 2, 0);
+        }
+        proxy.shutdown();
+    }
+
+    #[tokio::test]
+    async fn a_taken_port_fails_when_it_was_asked_for_exactly() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let asked = taken.local_addr().unwrap();
+        let e = tunnels(asked, false)
+            .start_proxies(&config())
+            .await
+            .unwrap_err();
+        assert!(e.contains(&asked.to_string()), "{e}");
     }
 }
