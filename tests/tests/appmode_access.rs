@@ -80,42 +80,30 @@ async fn curl_as(ns: &str, uid: Option<u32>, args: &[String]) -> Run {
     }
 }
 
-/// Through SOCKS5 (names resolved by the proxy) and through HTTP CONNECT, to `origin`.
-async fn both_proxies(ns: &str, uid: Option<u32>, app: &AppMode, origin: &Origin) -> [Run; 2] {
-    let url = format!("http://localhost:{}/through", origin.addr.port());
-    let socks = curl_as(
-        ns,
-        uid,
-        &[
-            "--proxy".into(),
-            format!("socks5h://{}", app.proxy.socks_addr()),
-            url.clone(),
-        ],
-    )
-    .await;
-    let http = curl_as(
-        ns,
-        uid,
-        &[
-            "--proxytunnel".into(),
-            "--proxy".into(),
-            format!("http://{}", app.proxy.http_addr().unwrap()),
-            url,
-        ],
-    )
-    .await;
-    [socks, http]
+/// Through SOCKS5 (names resolved by the proxy), HTTP CONNECT and plain HTTP, to `origin`.
+async fn both_proxies(ns: &str, uid: Option<u32>, app: &AppMode, origin: &Origin) -> [Run; 3] {
+    both_with(ns, uid, app, origin, None).await
 }
 
-fn assert_served(runs: &[Run; 2], who: &str) {
-    for (run, proxy) in runs.iter().zip(["SOCKS5", "HTTP CONNECT"]) {
+fn assert_served(runs: &[Run; 3], who: &str) {
+    for (run, proxy) in runs[..2].iter().zip(["SOCKS5", "HTTP CONNECT"]) {
         assert_eq!(run.code, 0, "{who} via {proxy}: {run:?}");
         assert_eq!(run.stdout, "hello /through", "{who} via {proxy}: {run:?}");
     }
+    let plain = &runs[2];
+    assert_eq!(plain.code, 0, "{who} via plain HTTP: {plain:?}");
+    assert_eq!(
+        plain.stdout, "hello /through 200",
+        "{who} via plain HTTP: {plain:?}"
+    );
 }
 
-fn assert_refused(runs: &[Run; 2], who: &str) {
-    let [socks, http] = runs;
+fn assert_refused(runs: &[Run; 3], who: &str) {
+    let [socks, http, plain] = runs;
+    assert!(
+        plain.stdout.ends_with(" 403"),
+        "{who} via plain HTTP: {plain:?}"
+    );
     // curl: 97 = CURLE_PROXY (the SOCKS5 reply was not "succeeded").
     assert_eq!(socks.code, 97, "{who} via SOCKS5: {socks:?}");
     assert!(
@@ -151,7 +139,7 @@ fn the_owner_gets_through_both_proxies_and_another_uid_is_refused() {
 
         let served = both_proxies(&ns, None, &app, &origin).await;
         assert_served(&served, "root (the owner)");
-        assert_eq!(origin.connection_count(), 2);
+        assert_eq!(origin.connection_count(), 3);
     });
 }
 
@@ -176,18 +164,19 @@ fn root_is_refused_by_a_proxy_it_does_not_own() {
 
         let served = both_proxies(&ns, Some(NOBODY), &app, &origin).await;
         assert_served(&served, "nobody (the owner)");
-        assert_eq!(origin.connection_count(), 2);
+        assert_eq!(origin.connection_count(), 3);
     });
 }
 
-/// Through both proxies with `user:password` (or none) in the proxy URLs.
+/// Through SOCKS5, HTTP CONNECT and plain HTTP with `user:password` (or none) in the proxy
+/// URLs (plain HTTP: the body, a space and the status code).
 async fn both_with(
     ns: &str,
     uid: Option<u32>,
     app: &AppMode,
     origin: &Origin,
     userinfo: Option<&str>,
-) -> [Run; 2] {
+) -> [Run; 3] {
     let url = format!("http://localhost:{}/through", origin.addr.port());
     let at = userinfo.map(|u| format!("{u}@")).unwrap_or_default();
     let socks = curl_as(
@@ -207,15 +196,31 @@ async fn both_with(
             "--proxytunnel".into(),
             "--proxy".into(),
             format!("http://{at}{}", app.proxy.http_addr().unwrap()),
+            url.clone(),
+        ],
+    )
+    .await;
+    let plain = curl_as(
+        ns,
+        uid,
+        &[
+            "--proxy".into(),
+            format!("http://{at}{}", app.proxy.http_addr().unwrap()),
+            "--write-out".into(),
+            " %{http_code}".into(),
             url,
         ],
     )
     .await;
-    [socks, http]
+    [socks, http, plain]
 }
 
-fn assert_unauthenticated(runs: &[Run; 2], who: &str) {
-    let [socks, http] = runs;
+fn assert_unauthenticated(runs: &[Run; 3], who: &str) {
+    let [socks, http, plain] = runs;
+    assert!(
+        plain.stdout.ends_with(" 407"),
+        "{who} via plain HTTP: {plain:?}"
+    );
     assert_eq!(socks.code, 97, "{who} via SOCKS5: {socks:?}");
     assert_eq!(http.code, 56, "{who} via HTTP CONNECT: {http:?}");
     assert!(
@@ -251,7 +256,7 @@ async fn with_credentials_only_the_right_ones_pass_both_proxies() {
     assert_eq!(origin.connection_count(), 0, "{:?}", origin.seen());
     let runs = both_with("", None, &app, &origin, Some("alice:pa%3Ass%20w0rd")).await;
     assert_served(&runs, "alice");
-    assert_eq!(origin.connection_count(), 2);
+    assert_eq!(origin.connection_count(), 3);
     // Credentials are for the proxy: the origin never sees them.
     assert!(origin
         .seen()
@@ -322,6 +327,6 @@ fn a_non_loopback_proxy_with_credentials_serves_whoever_has_them() {
             let runs = both_with(&ns, uid, &app, &origin, Some("alice:pa%3Ass%20w0rd")).await;
             assert_served(&runs, &format!("{uid:?} with credentials"));
         }
-        assert_eq!(origin.connection_count(), 4);
+        assert_eq!(origin.connection_count(), 6);
     });
 }

@@ -1,18 +1,33 @@
-//! The HTTP CONNECT proxy: `CONNECT host:port HTTP/1.1`, then bytes both ways; for the owner
-//! only (anyone else gets 403).
+//! The HTTP proxy (hyper, HTTP/1.1 with keep-alive): `CONNECT host:port` (then bytes both
+//! ways), and plain `http://` requests in absolute form (`GET http://host/path HTTP/1.1`,
+//! RFC 9112 §3.2.2), forwarded through the tunnel to the origin in origin form with the
+//! hop-by-hop headers removed (RFC 9110 §7.6.1); bodies stream both ways, chunked or not, and
+//! the connection to an origin is kept for the client's next request to it. For the owner only
+//! (anyone else gets 403) or, with credentials, for clients sending `Proxy-Authorization: Basic`
+//! (else 407).
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri};
+use http_body_util::{combinators::BoxBody, BodyExt as _, Empty, Full};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
 
 use super::peer::Admission;
 use super::{Context, Host, ProxyError, COPY_BUF, HANDSHAKE_TIMEOUT};
 use crate::netstack::NetstackError;
 
-/// Largest request head we read.
-const HEAD_MAX: usize = 16 * 1024;
+/// What the proxy answers with: its own short bodies or an origin's streamed one.
+type Body = BoxBody<Bytes, hyper::Error>;
+
+/// Sent in `Via` (RFC 9110 §7.6.3) on what is forwarded.
+const VIA: &str = "1.1 ferry";
 
 pub(crate) async fn serve(listener: TcpListener, context: Arc<Context>) {
     loop {
@@ -30,166 +45,305 @@ pub(crate) async fn serve(listener: TcpListener, context: Arc<Context>) {
                 Ok(local) => context.admit(local, peer),
                 Err(e) => Admission::Refused(format!("no local address: {e}")),
             };
-            match handle(client, admission, &context).await {
-                Err(ProxyError::Refused(why)) => {
-                    tracing::info!(%peer, reason = %why, "HTTP proxy client refused")
-                }
-                Err(e) => tracing::debug!(%peer, error = %e, "HTTP proxy client ended"),
-                Ok(()) => {}
+            if let Admission::Refused(why) = &admission {
+                tracing::info!(%peer, reason = %why, "HTTP proxy client refused");
+            }
+            let _ = client.set_nodelay(true);
+            let connection = Arc::new(Connection {
+                context,
+                admission,
+                upstream: tokio::sync::Mutex::new(None),
+            });
+            let service = hyper::service::service_fn(move |request| {
+                let connection = connection.clone();
+                async move { Ok::<_, Infallible>(connection.handle(request).await) }
+            });
+            let served = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HANDSHAKE_TIMEOUT)
+                .serve_connection(TokioIo::new(client), service)
+                .with_upgrades()
+                .await;
+            if let Err(e) = served {
+                tracing::debug!(%peer, error = %e, "HTTP proxy client ended");
             }
         });
     }
 }
 
-/// What the request head asked for.
+/// What a request asks the proxy for.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Parsed {
-    /// `CONNECT host:port`.
+pub(crate) enum Target {
+    /// `CONNECT host:port`: a tunnel.
     Connect(Host, u16),
-    /// Another method: not served.
-    OtherMethod,
-    /// Not an HTTP request line.
-    Malformed,
+    /// An absolute-form `http://` request: forward it to `host:port` as `origin_form`, with
+    /// `Host: authority`.
+    Forward {
+        /// The origin's host.
+        host: Host,
+        /// Its port (80 unless given).
+        port: u16,
+        /// `host[:port]` for the `Host` header.
+        authority: String,
+        /// `/path?query`.
+        origin_form: String,
+    },
+    /// Not something this proxy serves.
+    Bad(&'static str),
 }
 
-/// Parses the request line of a complete head.
-pub(crate) fn parse_head(head: &[u8]) -> Parsed {
-    let Some(line_end) = head.windows(2).position(|w| w == b"\r\n") else {
-        return Parsed::Malformed;
+/// Classifies a request by its method and target.
+pub(crate) fn target(method: &Method, uri: &Uri) -> Target {
+    let Some(authority) = uri.authority() else {
+        return Target::Bad("a proxy request needs an absolute URI (http://host/path)");
     };
-    let Ok(line) = std::str::from_utf8(&head[..line_end]) else {
-        return Parsed::Malformed;
-    };
-    let mut parts = line.split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Parsed::Malformed;
-    };
-    if !version.starts_with("HTTP/1.") {
-        return Parsed::Malformed;
+    if authority.as_str().contains('@') {
+        return Target::Bad("user information in the request target");
     }
-    if method != "CONNECT" {
-        return Parsed::OtherMethod;
+    let host = authority.host();
+    if host.is_empty() || host == "[]" {
+        return Target::Bad("empty host");
     }
-    let Some((host, port)) = target.rsplit_once(':') else {
-        return Parsed::Malformed;
-    };
-    let Ok(port) = port.parse::<u16>() else {
-        return Parsed::Malformed;
-    };
-    if host.is_empty() || port == 0 {
-        return Parsed::Malformed;
+    if method == Method::CONNECT {
+        return match authority.port_u16() {
+            Some(port) if port != 0 && uri.scheme().is_none() => {
+                Target::Connect(Host::parse(host), port)
+            }
+            _ => Target::Bad("CONNECT needs host:port"),
+        };
     }
-    Parsed::Connect(Host::parse(host), port)
-}
-
-/// The value of the first header `name` (lower case) in a complete head.
-pub(crate) fn header_value<'a>(head: &'a [u8], name: &str) -> Option<&'a [u8]> {
-    head.split(|b| *b == b'\n').skip(1).find_map(|line| {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let colon = line.iter().position(|b| *b == b':')?;
-        let (key, value) = line.split_at(colon);
-        key.eq_ignore_ascii_case(name.as_bytes())
-            .then(|| value[1..].trim_ascii())
-    })
-}
-
-async fn respond(client: &mut TcpStream, status: &str, extra: &str) -> Result<(), ProxyError> {
-    let response =
-        format!("HTTP/1.1 {status}\r\n{extra}content-length: 0\r\nconnection: close\r\n\r\n");
-    client.write_all(response.as_bytes()).await?;
-    Ok(())
-}
-
-/// Reads until the end of the request head; returns the head and any bytes after it.
-async fn read_head(client: &mut TcpStream) -> Result<(Vec<u8>, Vec<u8>), ProxyError> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    loop {
-        let n = client.read(&mut chunk).await?;
-        if n == 0 {
-            return Err(ProxyError::Protocol(
-                "client closed before the request ended".into(),
-            ));
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let rest = buf.split_off(end + 4);
-            return Ok((buf, rest));
-        }
-        if buf.len() > HEAD_MAX {
-            return Err(ProxyError::Protocol("request head too large".into()));
-        }
+    match uri.scheme_str() {
+        Some(s) if s.eq_ignore_ascii_case("http") => {}
+        Some(_) => return Target::Bad("only http:// is forwarded (use CONNECT for https)"),
+        None => return Target::Bad("a proxy request needs an absolute URI (http://host/path)"),
+    }
+    let port = authority.port_u16().unwrap_or(80);
+    if port == 0 {
+        return Target::Bad("port 0");
+    }
+    let origin_form = match uri.path_and_query().map(|p| p.as_str()) {
+        Some(p) if p.starts_with('/') => p.to_string(),
+        Some(p) => format!("/{p}"),
+        None => "/".to_string(),
+    };
+    Target::Forward {
+        host: Host::parse(host),
+        port,
+        authority: authority.as_str().to_string(),
+        origin_form,
     }
 }
 
-async fn handle(
-    mut client: TcpStream,
+/// Removes the hop-by-hop headers (RFC 9110 §7.6.1): those named in `Connection`, and
+/// `Connection`, `Proxy-Connection`, `Keep-Alive`, `Proxy-Authorization`, `Proxy-Authenticate`,
+/// `TE`, `Trailer`, `Transfer-Encoding` (hyper frames bodies anew) and `Upgrade`.
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    for name in [
+        header::CONNECTION,
+        HeaderName::from_static("proxy-connection"),
+        HeaderName::from_static("keep-alive"),
+        header::PROXY_AUTHORIZATION,
+        header::PROXY_AUTHENTICATE,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ] {
+        headers.remove(name);
+    }
+}
+
+fn full(body: impl Into<Bytes>) -> Body {
+    Full::new(body.into())
+        .map_err(|never: Infallible| match never {})
+        .boxed()
+}
+
+fn empty() -> Body {
+    Empty::new()
+        .map_err(|never: Infallible| match never {})
+        .boxed()
+}
+
+/// A short answer of the proxy's own.
+fn answer(status: StatusCode, text: &str, close: bool) -> Response<Body> {
+    let mut response = Response::new(full(format!("{text}\n")));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if close {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+fn gateway_error(e: &ProxyError) -> Response<Body> {
+    let status = match e {
+        ProxyError::Stack(NetstackError::TimedOut(_)) => StatusCode::GATEWAY_TIMEOUT,
+        _ => StatusCode::BAD_GATEWAY,
+    };
+    answer(status, &e.to_string(), false)
+}
+
+/// The origin connection kept for a client's next request.
+struct Upstream {
+    host: Host,
+    port: u16,
+    sender: SendRequest<Incoming>,
+}
+
+/// One client connection.
+struct Connection {
+    context: Arc<Context>,
     admission: Admission,
-    context: &Context,
-) -> Result<(), ProxyError> {
-    let (head, rest) = match tokio::time::timeout(HANDSHAKE_TIMEOUT, read_head(&mut client)).await {
-        Ok(Ok(read)) => read,
-        Ok(Err(e)) => {
-            let _ = respond(&mut client, "400 Bad Request", "").await;
-            return Err(e);
+    upstream: tokio::sync::Mutex<Option<Upstream>>,
+}
+
+impl Connection {
+    async fn handle(&self, request: Request<Incoming>) -> Response<Body> {
+        if let Admission::Refused(_) = self.admission {
+            return answer(StatusCode::FORBIDDEN, "not your proxy", true);
         }
-        Err(_) => {
-            let _ = respond(&mut client, "408 Request Timeout", "").await;
-            return Err(ProxyError::Protocol("request timed out".into()));
+        if let Some(credentials) = self.context.credentials() {
+            let given = request.headers().get(header::PROXY_AUTHORIZATION);
+            if !given.is_some_and(|v| credentials.verify_basic(v.as_bytes())) {
+                tracing::info!(
+                    given = given.is_some(),
+                    "HTTP proxy client refused: credentials"
+                );
+                let mut response = answer(
+                    StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+                    "proxy credentials required",
+                    false,
+                );
+                response.headers_mut().insert(
+                    header::PROXY_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"ferry\""),
+                );
+                return response;
+            }
         }
-    };
-    if let Admission::Refused(why) = admission {
-        respond(&mut client, "403 Forbidden", "").await?;
-        return Err(ProxyError::Refused(why));
+        match target(request.method(), request.uri()) {
+            Target::Connect(host, port) => self.connect(request, host, port).await,
+            Target::Forward {
+                host,
+                port,
+                authority,
+                origin_form,
+            } => {
+                self.forward(request, host, port, &authority, &origin_form)
+                    .await
+            }
+            Target::Bad(why) => answer(StatusCode::BAD_REQUEST, why, true),
+        }
     }
-    if let Some(credentials) = context.credentials() {
-        let given = header_value(&head, "proxy-authorization");
-        if !given.is_some_and(|v| credentials.verify_basic(v)) {
-            respond(
-                &mut client,
-                "407 Proxy Authentication Required",
-                "proxy-authenticate: Basic realm=\"ferry\"\r\n",
-            )
-            .await?;
-            return Err(ProxyError::Refused(match given {
-                Some(_) => "wrong credentials".into(),
-                None => "no credentials given".into(),
-            }));
+
+    /// CONNECT: the origin first (so a failure is a 502/504), then 200 and bytes both ways.
+    async fn connect(&self, request: Request<Incoming>, host: Host, port: u16) -> Response<Body> {
+        let mut remote = match self.context.connect(&host, port).await {
+            Ok(stream) => stream,
+            Err(e) => return gateway_error(&e),
+        };
+        tokio::spawn(async move {
+            match hyper::upgrade::on(request).await {
+                Ok(upgraded) => {
+                    let mut client = TokioIo::new(upgraded);
+                    let _ = tokio::io::copy_bidirectional_with_sizes(
+                        &mut client,
+                        &mut remote,
+                        COPY_BUF,
+                        COPY_BUF,
+                    )
+                    .await;
+                }
+                Err(e) => tracing::debug!(error = %e, "CONNECT upgrade failed"),
+            }
+        });
+        Response::new(empty())
+    }
+
+    /// A sender to `host:port`: the kept one when it is still usable, else a new connection.
+    async fn sender(&self, host: &Host, port: u16) -> Result<SendRequest<Incoming>, ProxyError> {
+        let kept = self.upstream.lock().await.take();
+        if let Some(mut up) = kept {
+            if &up.host == host && up.port == port && up.sender.ready().await.is_ok() {
+                return Ok(up.sender);
+            }
+        }
+        let stream = self.context.connect(host, port).await?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| ProxyError::Protocol(format!("origin handshake: {e}")))?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "origin connection ended");
+            }
+        });
+        Ok(sender)
+    }
+
+    /// An absolute-form request, sent on in origin form.
+    async fn forward(
+        &self,
+        request: Request<Incoming>,
+        host: Host,
+        port: u16,
+        authority: &str,
+        origin_form: &str,
+    ) -> Response<Body> {
+        let (mut parts, body) = request.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        // The 100-continue expectation is ours to meet (hyper answers it as the body is read).
+        parts.headers.remove(header::EXPECT);
+        // RFC 9112 §3.2.2: the target's authority replaces any Host the client sent.
+        let Ok(host_value) = HeaderValue::from_str(authority) else {
+            return answer(StatusCode::BAD_REQUEST, "bad host", true);
+        };
+        parts.headers.insert(header::HOST, host_value);
+        parts
+            .headers
+            .append(header::VIA, HeaderValue::from_static(VIA));
+        let Ok(uri) = origin_form.parse::<Uri>() else {
+            return answer(StatusCode::BAD_REQUEST, "bad request target", true);
+        };
+        parts.uri = uri;
+        parts.version = http::Version::HTTP_11;
+        let mut sender = match self.sender(&host, port).await {
+            Ok(s) => s,
+            Err(e) => return gateway_error(&e),
+        };
+        let response = sender.send_request(Request::from_parts(parts, body)).await;
+        // Kept for the next request: usable again once this response's body is through.
+        *self.upstream.lock().await = Some(Upstream { host, port, sender });
+        match response {
+            Ok(response) => {
+                let (mut parts, body) = response.into_parts();
+                strip_hop_by_hop(&mut parts.headers);
+                parts
+                    .headers
+                    .append(header::VIA, HeaderValue::from_static(VIA));
+                Response::from_parts(parts, body.boxed())
+            }
+            Err(e) => answer(
+                StatusCode::BAD_GATEWAY,
+                &format!("the origin did not answer: {e}"),
+                false,
+            ),
         }
     }
-    let (host, port) = match parse_head(&head) {
-        Parsed::Connect(host, port) => (host, port),
-        Parsed::OtherMethod => {
-            respond(&mut client, "405 Method Not Allowed", "allow: CONNECT\r\n").await?;
-            return Err(ProxyError::Protocol("only CONNECT is served".into()));
-        }
-        Parsed::Malformed => {
-            respond(&mut client, "400 Bad Request", "").await?;
-            return Err(ProxyError::Protocol("malformed request line".into()));
-        }
-    };
-    let mut remote = match context.connect(&host, port).await {
-        Ok(stream) => stream,
-        Err(e) => {
-            let status = match &e {
-                ProxyError::Stack(NetstackError::TimedOut(_)) => "504 Gateway Timeout",
-                _ => "502 Bad Gateway",
-            };
-            respond(&mut client, status, "").await?;
-            return Err(e);
-        }
-    };
-    client
-        .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
-        .await?;
-    if !rest.is_empty() {
-        remote.write_all(&rest).await?;
-    }
-    let _ = client.set_nodelay(true);
-    tokio::io::copy_bidirectional_with_sizes(&mut client, &mut remote, COPY_BUF, COPY_BUF).await?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -197,44 +351,111 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    #[test]
-    fn connect_lines_parse() {
-        assert_eq!(
-            parse_head(b"CONNECT example.com:443 HTTP/1.1\r\nHost: x\r\n\r\n"),
-            Parsed::Connect(Host::Name("example.com".into()), 443)
-        );
-        assert_eq!(
-            parse_head(b"CONNECT [::1]:8080 HTTP/1.1\r\n\r\n"),
-            Parsed::Connect(Host::Ip("::1".parse().unwrap()), 8080)
-        );
-        assert_eq!(parse_head(b"GET / HTTP/1.1\r\n\r\n"), Parsed::OtherMethod);
-        assert_eq!(
-            parse_head(b"CONNECT host HTTP/1.1\r\n\r\n"),
-            Parsed::Malformed
-        );
-        assert_eq!(
-            parse_head(b"CONNECT host:0 HTTP/1.1\r\n\r\n"),
-            Parsed::Malformed
-        );
-        assert_eq!(parse_head(b"CONNECT h:1 SPDY\r\n\r\n"), Parsed::Malformed);
+    fn classify(method: &str, target_text: &str) -> Target {
+        let method: Method = method.parse().unwrap();
+        let uri: Uri = target_text.parse().unwrap();
+        target(&method, &uri)
     }
 
     #[test]
-    fn headers_are_found_by_name() {
-        let head = b"CONNECT h:1 HTTP/1.1\r\nHost: h:1\r\nProxy-Authorization:  Basic abc \r\n\r\n";
+    fn connect_targets_parse() {
         assert_eq!(
-            header_value(head, "proxy-authorization"),
-            Some(&b"Basic abc"[..])
+            classify("CONNECT", "example.com:443"),
+            Target::Connect(Host::Name("example.com".into()), 443)
         );
-        assert_eq!(header_value(head, "host"), Some(&b"h:1"[..]));
-        assert_eq!(header_value(head, "connect h"), None);
-        assert_eq!(header_value(head, "authorization"), None);
+        assert_eq!(
+            classify("CONNECT", "[::1]:8080"),
+            Target::Connect(Host::Ip("::1".parse().unwrap()), 8080)
+        );
+        assert!(matches!(classify("CONNECT", "host"), Target::Bad(_)));
+        assert!(matches!(classify("CONNECT", "host:0"), Target::Bad(_)));
+    }
+
+    #[test]
+    fn absolute_form_becomes_origin_form() {
+        assert_eq!(
+            classify("GET", "http://example.com/a/b?c=d"),
+            Target::Forward {
+                host: Host::Name("example.com".into()),
+                port: 80,
+                authority: "example.com".into(),
+                origin_form: "/a/b?c=d".into(),
+            }
+        );
+        assert_eq!(
+            classify("POST", "http://127.0.0.1:8080"),
+            Target::Forward {
+                host: Host::Ip("127.0.0.1".parse().unwrap()),
+                port: 8080,
+                authority: "127.0.0.1:8080".into(),
+                origin_form: "/".into(),
+            }
+        );
+        assert_eq!(
+            classify("GET", "HTTP://[::1]:81/x"),
+            Target::Forward {
+                host: Host::Ip("::1".parse().unwrap()),
+                port: 81,
+                authority: "[::1]:81".into(),
+                origin_form: "/x".into(),
+            }
+        );
+    }
+
+    #[test]
+    fn what_a_proxy_does_not_forward_is_bad() {
+        // Origin form (a request for the proxy itself), https, user info, asterisk form.
+        for (method, t) in [
+            ("GET", "/"),
+            ("GET", "https://example.com/"),
+            ("GET", "http://user:pw@example.com/"),
+            ("OPTIONS", "*"),
+            ("GET", "http://example.com:0/"),
+        ] {
+            assert!(
+                matches!(classify(method, t), Target::Bad(_)),
+                "{method} {t}"
+            );
+        }
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_removed() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("connection", "keep-alive, X-Private"),
+            ("connection", "x-other"),
+            ("x-private", "1"),
+            ("x-other", "2"),
+            ("proxy-connection", "keep-alive"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-authorization", "Basic YTpi"),
+            ("proxy-authenticate", "Basic"),
+            ("te", "trailers"),
+            ("trailer", "x-sum"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "websocket"),
+            ("content-length", "5"),
+            ("accept", "*/*"),
+            ("x-kept", "yes"),
+        ] {
+            h.append(
+                HeaderName::from_static(k),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        strip_hop_by_hop(&mut h);
+        let mut left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["accept", "content-length", "x-kept"]);
     }
 
     proptest! {
         #[test]
-        fn garbage_heads_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
-            let _ = parse_head(&bytes);
+        fn garbage_targets_never_panic(t in "\\PC{0,60}", m in "[A-Z]{1,8}") {
+            if let (Ok(method), Ok(uri)) = (m.parse::<Method>(), t.parse::<Uri>()) {
+                let _ = target(&method, &uri);
+            }
         }
     }
 }

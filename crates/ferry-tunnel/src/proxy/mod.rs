@@ -1,5 +1,6 @@
-//! App mode's local proxies: SOCKS5 (CONNECT and UDP ASSOCIATE) and HTTP CONNECT on
-//! 127.0.0.1, carried by a userspace [`Netstack`] whose packets go through the tunnel. Host
+//! App mode's local proxies: SOCKS5 (CONNECT and UDP ASSOCIATE) and HTTP (CONNECT, and plain
+//! `http://` in absolute form) on 127.0.0.1, carried by a userspace [`Netstack`] whose packets
+//! go through the tunnel. Host
 //! names are resolved by the tunnel's DNS servers (a DNS query over UDP through the tunnel),
 //! never by the host's resolver, so name lookups do not leak outside the tunnel.
 //!
@@ -98,7 +99,7 @@ pub struct ProxyOptions {
     pub dns: Vec<IpAddr>,
     /// Where the SOCKS5 proxy listens (port 0 picks one).
     pub socks_listen: SocketAddr,
-    /// Where the HTTP CONNECT proxy listens, if at all.
+    /// Where the HTTP proxy (CONNECT and plain `http://`) listens, if at all.
     pub http_listen: Option<SocketAddr>,
     /// Tunnel MTU (the largest IP packet the stack sends).
     pub mtu: usize,
