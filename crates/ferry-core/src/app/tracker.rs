@@ -59,8 +59,8 @@ pub fn error_view(cause: &ErrorCause) -> ErrorView {
             format!("The server ended the session ({reason})."),
             "Connect again when you are ready.",
         ),
-        ErrorCause::Tunnel(m) if m.contains("ermission") || m.contains("EPERM") => (
-            "tunnel".to_string(),
+        ErrorCause::NoPrivileges(m) => (
+            "no_privileges".to_string(),
             format!("The tunnel could not start: {m}."),
             "Routing all traffic needs administrator rights; use app mode, or run Ferry with \
              the rights to create a network device.",
