@@ -78,6 +78,8 @@ pub struct AppOptions {
     pub autostart_command: Option<(PathBuf, Vec<String>)>,
     /// This front end's name, for "already connected in …" (e.g. "the Ferry window").
     pub front_end: String,
+    /// The clock of the meter, the watcher and the history rows (injected in tests).
+    pub clock: SharedClock,
 }
 
 impl AppOptions {
@@ -104,6 +106,7 @@ impl AppOptions {
             autostart_dir: autostart::dir_from(|k| std::env::var(k).ok()),
             autostart_command: None,
             front_end: "the Ferry window".into(),
+            clock: SystemClock::shared(),
         }
     }
 }
@@ -183,6 +186,8 @@ impl App {
         if let Some(old) = store.quarantined() {
             tracing::warn!(moved_to = %old.display(), "the history database was damaged; a new one started");
         }
+        let clock = opts.clock.clone();
+        let store = store.with_clock(clock.clone());
         let settings = match store.setting(SETTINGS_KEY).await {
             Ok(Some(json)) => serde_json::from_str::<Settings>(&json)
                 .ok()
@@ -225,7 +230,7 @@ impl App {
                 demo,
                 secrets,
                 store: Arc::new(store),
-                clock: SystemClock::shared(),
+                clock,
                 events: broadcast::channel(256).0,
                 state: Mutex::new(State {
                     accounts,

@@ -1,6 +1,6 @@
 //! Thin adapters from the real service clients and the SQLite store to the supervisor's traits.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use ferry_tunnel::keys::PrivateKey;
 use ferry_tunnel::wgconf::WgConfig;
 use tracing::warn;
@@ -295,8 +295,8 @@ impl TunnelbyteClient {
     }
 }
 
-fn usage_update(u: &UsageRow) -> UsageUpdate {
-    let mut up = UsageUpdate::at(Utc::now());
+fn usage_update(u: &UsageRow, at: DateTime<Utc>) -> UsageUpdate {
+    let mut up = UsageUpdate::at(at);
     up.bytes_in = u.bytes_in;
     up.bytes_out = u.bytes_out;
     up.credits_remaining = u.credits_remaining;
@@ -348,19 +348,26 @@ impl Ledger for Store {
     }
 
     async fn connected(&self, row: i64) {
-        logged("mark connected", self.mark_connected(row, Utc::now()).await);
+        logged(
+            "mark connected",
+            self.mark_connected(row, self.wall_now()).await,
+        );
     }
 
     async fn acked(&self, row: i64) {
-        logged("heartbeat ack", self.record_ack(row, Utc::now()).await);
+        logged("heartbeat ack", self.record_ack(row, self.wall_now()).await);
     }
 
     async fn usage(&self, row: i64, u: UsageRow) {
-        logged("usage", self.update_usage(row, &usage_update(&u)).await);
+        logged(
+            "usage",
+            self.update_usage(row, &usage_update(&u, self.wall_now()))
+                .await,
+        );
     }
 
     async fn close(&self, row: i64, reason: String, u: UsageRow) {
-        let mut c = SessionClose::new(Utc::now(), EndReason::parse(&reason));
+        let mut c = SessionClose::new(self.wall_now(), EndReason::parse(&reason));
         c.credits_used = u.credits_used;
         c.credits_remaining = u.credits_remaining;
         c.cost_millicents = u.cost_millicents;
@@ -404,6 +411,46 @@ impl Ledger for Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn session_rows_are_stamped_on_the_injected_clock() {
+        use crate::clock::ManualClock;
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
+        let clock = ManualClock::new(t0);
+        let store = Store::open_in(dir.path())
+            .await
+            .unwrap()
+            .with_clock(clock.shared());
+        let row = Ledger::open(
+            &store,
+            NewRow {
+                client_session_id: "c1".into(),
+                service: "orbnet",
+                location: "server 101".into(),
+                started_at: store.wall_now(),
+            },
+        )
+        .await
+        .unwrap();
+        clock.advance(std::time::Duration::from_secs(3));
+        Ledger::connected(&store, row).await;
+        clock.advance(std::time::Duration::from_secs(60));
+        Ledger::acked(&store, row).await;
+        clock.advance(std::time::Duration::from_secs(30));
+        Ledger::close(&store, row, "user_initiated".into(), UsageRow::default()).await;
+        let r = store.session(row).await.unwrap().unwrap();
+        let at = |s: i64| t0 + chrono::Duration::seconds(s);
+        assert_eq!(r.started_at, at(0));
+        assert_eq!(r.connected_at, Some(at(3)));
+        assert_eq!(r.last_ack_at, Some(at(63)));
+        assert_eq!(r.ended_at, Some(at(93)));
+        assert_eq!(
+            r.connected_secs(at(1000)),
+            Some(90),
+            "no sleeping, exact to the second"
+        );
+    }
 
     #[test]
     fn exit_ip_comes_from_an_address_endpoint_only() {
