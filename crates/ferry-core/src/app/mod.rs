@@ -426,6 +426,7 @@ impl App {
         let days = store.totals_per_day().await?;
         let now = chrono::Utc::now();
         Ok(HistoryView {
+            currency: rows.iter().find_map(|r| r.cost_currency.clone()),
             rows: rows.iter().map(|r| views::history_row(r, now)).collect(),
             days: views::day_totals(&days),
         })

@@ -187,6 +187,7 @@ impl ConnectionTracker {
                     },
                     _ => MeterView::Quota {
                         cost_millicents: None,
+                        currency: None,
                         quotas: vec![],
                     },
                 };
@@ -235,6 +236,7 @@ impl ConnectionTracker {
                 ];
                 live.meter = MeterView::Quota {
                     cost_millicents: q.cost_millicents,
+                    currency: q.currency.clone(),
                     quotas,
                 };
                 live.at_ms = now_ms;
@@ -440,6 +442,7 @@ mod tests {
         let MeterView::Quota {
             cost_millicents,
             quotas,
+            ..
         } = t.live.clone().unwrap().meter
         else {
             panic!()
