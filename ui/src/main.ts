@@ -424,8 +424,14 @@ async function refreshRegions(): Promise<void> {
   });
 }
 
+/** Each reload's number: a snapshot that arrives after a newer one was asked for is dropped. */
+let reloads = 0;
+
 async function reload(): Promise<void> {
-  state.snapshot = await call("get_snapshot");
+  const mine = ++reloads;
+  const snap = await call("get_snapshot");
+  if (mine !== reloads) return;
+  state.snapshot = snap;
   if (state.selectedRegion === "" && state.snapshot.last_region) state.selectedRegion = view.regionKey(state.snapshot.last_region);
   state.mode = state.snapshot.settings.default_mode;
   render();
@@ -454,7 +460,13 @@ async function start(): Promise<void> {
   await on("ferry:live", (l) => patch((s) => (s.live = l)));
   // Account updates arrive with every heartbeat (the balance): they never re-render a form
   // the user is typing in, and regions come from the core's own "ferry:regions" event.
-  await on("ferry:accounts", (a) => patch((s) => (s.accounts = a)));
+  await on("ferry:accounts", (a) => {
+    // Who is signed in changed (not just a balance tick): the accounts screen shows it at once.
+    const who = (list: AccountView[]) => list.map((x) => `${x.service}:${x.signed_in}:${x.label ?? ""}`).join(",");
+    const changed = state.snapshot !== null && who(state.snapshot.accounts) !== who(a);
+    patch((s) => (s.accounts = a));
+    if (changed && state.screen === "accounts") render();
+  });
   await on("ferry:settings", (st) => patch((s) => (s.settings = st)));
   await on("ferry:workspaces", (w) => {
     state.workspaces = w;
