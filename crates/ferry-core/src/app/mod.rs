@@ -956,6 +956,12 @@ impl App {
     }
 }
 
+/// Opens the history store in `data_dir` (0700, the file 0600) for a one-shot front end (the
+/// CLI's commands); [`Store::quarantined`] tells whether a damaged one was set aside.
+pub async fn open_store(data_dir: &std::path::Path) -> Result<Store, AppError> {
+    Ok(Store::open_in(data_dir).await?)
+}
+
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
