@@ -1,5 +1,19 @@
 //! Text formatting shared by the tray and notifications (the UI has the same rules in ui/src/format.ts).
 
+/// Money from millicents in the service's currency (`eur` → `€0.042`, `usd` → `$1.20`, other
+/// codes written out, `1.20 CHF`; unknown: the bare amount). Never assumes the euro.
+pub fn money(millicents: u64, currency: Option<&str>) -> String {
+    let amount = euros(millicents);
+    let bare = amount.trim_start_matches('€');
+    match currency.map(str::to_ascii_lowercase).as_deref() {
+        Some("eur") => amount,
+        Some("usd") => format!("${bare}"),
+        Some("gbp") => format!("£{bare}"),
+        Some(code) if !code.is_empty() => format!("{bare} {}", code.to_ascii_uppercase()),
+        _ => bare.to_string(),
+    }
+}
+
 /// Money from millicents of a euro: 3 decimals below one euro, else 2 (`€0.042`, `€12.35`).
 pub fn euros(millicents: u64) -> String {
     if millicents < 100_000 {
@@ -72,6 +86,14 @@ mod tests {
         ] {
             assert_eq!(euros(mc), want, "{mc}");
         }
+        assert_eq!(super::money(4_200, Some("eur")), "€0.042");
+        assert_eq!(super::money(120_000, Some("USD")), "$1.20");
+        assert_eq!(super::money(120_000, Some("chf")), "1.20 CHF");
+        assert_eq!(
+            super::money(120_000, None),
+            "1.20",
+            "never assumes the euro"
+        );
     }
 
     #[test]

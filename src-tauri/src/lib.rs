@@ -12,6 +12,7 @@ pub mod notify_policy;
 pub mod observe;
 pub mod shell;
 pub mod tray;
+pub mod tray_host;
 pub mod tray_model;
 
 pub use shell::{run, LaunchOptions};

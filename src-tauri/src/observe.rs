@@ -191,6 +191,7 @@ mod tests {
         );
         let q = live(MeterView::Quota {
             cost_millicents: None,
+            currency: None,
             quotas: vec![
                 QuotaView {
                     label: "Data".into(),

@@ -310,11 +310,17 @@ pub fn setup_app<R: Runtime>(
                     .map(|s| s.close_to_tray.load(Ordering::Relaxed))
                     .unwrap_or(false);
                 api.prevent_close();
-                if to_tray && app.tray_by_id(crate::tray::TRAY_ID).is_some() {
-                    let _ = window.hide();
-                } else {
-                    quit(app);
-                }
+                let tray_exists = app.tray_by_id(crate::tray::TRAY_ID).is_some();
+                let (window, app) = (window.clone(), app.clone());
+                tauri::async_runtime::spawn(async move {
+                    let host = to_tray && tray_exists && crate::tray_host::host_present().await;
+                    match crate::tray_host::close_action(to_tray, tray_exists, host) {
+                        crate::tray_host::CloseAction::Hide => {
+                            let _ = window.hide();
+                        }
+                        crate::tray_host::CloseAction::Quit => quit(&app),
+                    }
+                });
             }
         })
 }

@@ -177,11 +177,13 @@ pub fn meter_line(live: &LiveView) -> String {
         ),
         MeterView::Quota {
             cost_millicents: Some(mc),
+            currency,
             ..
-        } => format!("Cost so far: {}", format::euros(*mc)),
+        } => format!("Cost so far: {}", format::money(*mc, currency.as_deref())),
         MeterView::Quota {
             cost_millicents: None,
             quotas,
+            ..
         } => match quotas.iter().find(|q| q.unit == QuotaUnit::Bytes) {
             Some(q) => match q.limit {
                 Some(limit) => format!(
@@ -585,13 +587,23 @@ mod tests {
             (
                 MeterView::Quota {
                     cost_millicents: Some(4_200),
+                    currency: Some("eur".into()),
                     quotas: vec![],
                 },
                 "Cost so far: €0.042",
             ),
             (
                 MeterView::Quota {
+                    cost_millicents: Some(120_000),
+                    currency: Some("usd".into()),
+                    quotas: vec![],
+                },
+                "Cost so far: $1.20",
+            ),
+            (
+                MeterView::Quota {
                     cost_millicents: None,
+                    currency: None,
                     quotas: vec![QuotaView {
                         label: "Data".into(),
                         unit: QuotaUnit::Bytes,

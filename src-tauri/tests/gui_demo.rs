@@ -334,10 +334,11 @@ async fn demo_walkthrough_in_the_real_window() {
     app.wait_text(&sel, "session ended", |t| t.contains("ended"))
         .await;
 
-    // History (from SQLite): the three sessions with their end reasons.
+    // History (from SQLite): the three sessions with their end reasons, in words, and the
+    // tunnelbyte cost in the service's currency.
     app.click_css("#nav-history").await;
     app.wait_text("#history-rows tbody", "history rows", |t| {
-        t.contains("credits_depleted") && t.contains("user_initiated")
+        t.contains("Credits ran out") && t.contains("You disconnected") && t.contains("€0.")
     })
     .await;
     app.screenshot("screen-history").await;

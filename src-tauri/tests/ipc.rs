@@ -329,7 +329,7 @@ fn tunnelbyte_cost_and_quota_update_while_connected() {
     let region = a.first_region("tunnelbyte");
     a.connect(&region);
     let s = a.wait_for("cost and quota", |s| {
-        matches!(&s.live, Some(l) if matches!(&l.meter, MeterView::Quota { cost_millicents: Some(_), quotas } if !quotas.is_empty()))
+        matches!(&s.live, Some(l) if matches!(&l.meter, MeterView::Quota { cost_millicents: Some(_), quotas, .. } if !quotas.is_empty()))
     });
     let MeterView::Quota { quotas, .. } = s.live.unwrap().meter else {
         unreachable!()

@@ -123,6 +123,39 @@ impl Netns {
         })
     }
 
+    /// A TCP forwarder on this namespace's loopback to `to` (reached from this namespace):
+    /// services on another namespace's address look local to a client here, as Ferry only
+    /// speaks plain http to loopback. Runs until the process ends; returns its address.
+    pub fn forward_tcp(&self, to: std::net::SocketAddr) -> std::net::SocketAddr {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.run(move || {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap_or_else(|e| panic!("forwarder bind: {e}"));
+            let _ = tx.send(listener.local_addr().unwrap_or_else(|e| panic!("{e}")));
+            for client in listener.incoming().flatten() {
+                // Threads spawned here stay in this namespace (it is per thread, inherited).
+                std::thread::spawn(move || {
+                    let Ok(server) = std::net::TcpStream::connect(to) else {
+                        return;
+                    };
+                    let (mut c2, mut s2) = match (client.try_clone(), server.try_clone()) {
+                        (Ok(c), Ok(s)) => (c, s),
+                        _ => return,
+                    };
+                    let up = std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut c2, &mut s2);
+                        let _ = s2.shutdown(std::net::Shutdown::Write);
+                    });
+                    let (mut c, mut s) = (client, server);
+                    let _ = std::io::copy(&mut s, &mut c);
+                    let _ = c.shutdown(std::net::Shutdown::Write);
+                    let _ = up.join();
+                });
+            }
+        });
+        rx.recv().unwrap_or_else(|e| panic!("forwarder: {e}"))
+    }
+
     /// The namespace's links, addresses, routes (all tables), rules and resolv.conf, for
     /// before/after comparisons. IPv6 link-local entries (DAD churn) are left out.
     pub fn snapshot(&self) -> String {

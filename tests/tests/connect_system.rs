@@ -99,6 +99,22 @@ fn connect_all_carries_traffic_through_the_tun_and_leaves_nothing_behind() {
     let direct = b.run(move || http_get(target)).join().unwrap();
     assert!(direct.is_err(), "B reached {target} without the tunnel");
 
+    // Ferry sends credentials over plain http only to loopback: B reaches the lab (in A) through
+    // a forwarder on B's own 127.0.0.1.
+    let lab_addr: std::net::SocketAddr = lab
+        .urls
+        .orbnet
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let local = b.forward_tcp(lab_addr);
+    let orbnet_url = lab
+        .urls
+        .orbnet
+        .replace(&lab_addr.to_string(), &local.to_string());
     let data = tempfile::tempdir().unwrap();
     // The veth's carrier comes up asynchronously: snapshot once it has.
     let deadline = std::time::Instant::now() + WAIT;
@@ -133,7 +149,7 @@ fn connect_all_carries_traffic_through_the_tun_and_leaves_nothing_behind() {
     .env("FERRY_TEST_PASSWORD", "orbnet-demo-pass")
     .env("FERRY_DATA_DIR", data.path().join("ferry"))
     .env("HOME", data.path())
-    .env("FERRY_ORBNET_URL", &lab.urls.orbnet)
+    .env("FERRY_ORBNET_URL", &orbnet_url)
     .env("FERRY_HEARTBEAT_SECS", "1")
     .env_remove("FERRY_ORBNET_TOKEN")
     .env_remove("FERRY_TUNNELBYTE_TOKEN")
@@ -200,7 +216,7 @@ fn connect_all_carries_traffic_through_the_tun_and_leaves_nothing_behind() {
         .env("FERRY_KEYRING_SERVICE", &keyring_service)
         .env("FERRY_DATA_DIR", data.path().join("ferry"))
         .env("HOME", data.path())
-        .env("FERRY_ORBNET_URL", &lab.urls.orbnet)
+        .env("FERRY_ORBNET_URL", &orbnet_url)
         .env_remove("FERRY_ORBNET_TOKEN")
         .output()
         .unwrap();

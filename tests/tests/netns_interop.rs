@@ -290,7 +290,18 @@ fn http_get(addr: std::net::SocketAddr) -> std::io::Result<String> {
 /// A tunnelbyte session with a client-generated key, created from inside `ns` against the lab:
 /// the wg-quick text and the client's private key (base64).
 fn tunnelbyte_session(ns: &Netns, lab: &ferry_tests::lab::LabUrls) -> (String, String) {
-    let (tb, control) = (lab.tunnelbyte.clone(), lab.control.clone());
+    // The client sends its token over plain http only to loopback: reach the lab (in another
+    // namespace) through a forwarder on this namespace's 127.0.0.1.
+    let host = lab
+        .tunnelbyte
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let local = ns.forward_tcp(host.parse().unwrap());
+    let tb = lab.tunnelbyte.replace(&host, &local.to_string());
+    let control = lab.control.clone();
     ns.run(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -139,6 +139,10 @@ spent: number, } | { "kind": "quota",
  */
 cost_millicents: number | null, 
 /**
+ * The cost's currency as the service names it (e.g. `eur`), when known.
+ */
+currency: string | null, 
+/**
  * The quota windows.
  */
 quotas: Array<QuotaView>, };
@@ -356,13 +360,21 @@ credits_used: number | null,
  */
 cost_millicents: number | null, 
 /**
+ * The cost's currency as the service names it (e.g. `eur`), when known.
+ */
+currency: string | null, 
+/**
  * Bytes in + out.
  */
 bytes: number, 
 /**
- * Why it ended (`user`, `credits_depleted`, ...); `None` while open.
+ * Why it ended, as a code (`user_initiated`, `credits_depleted`, ...); `None` while open.
  */
-end_reason: string | null, };
+end_reason: string | null, 
+/**
+ * Why it ended, in words ("Credits ran out", "Ended by the server"); `None` while open.
+ */
+end_label: string | null, };
 
 export type DayTotal = { 
 /**
@@ -398,7 +410,11 @@ rows: Array<HistoryRow>,
 /**
  * Totals per day, newest first.
  */
-days: Array<DayTotal>, };
+days: Array<DayTotal>, 
+/**
+ * The currency of the costs (the newest row's), when known.
+ */
+currency: string | null, };
 
 export type NotifySettings = { 
 /**

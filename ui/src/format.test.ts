@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { bytes, clock, credits, csvField, duration, euros, minutesLeft, percent, rate, resetsIn } from "./format";
+import { bytes, clock, credits, csvField, duration, euros, minutesLeft, money, percent, rate, resetsIn } from "./format";
 
 describe("money from millicents", () => {
   it.each([
@@ -69,4 +69,14 @@ describe("meters", () => {
     expect(csvField("plain")).toBe("plain");
     expect(csvField('a,"b"')).toBe('"a,""b"""');
   });
+});
+
+describe("money in the service's currency", () => {
+  it.each([
+    [4_200, "eur", "€0.042"],
+    [120_000, "usd", "$1.20"],
+    [120_000, "GBP", "£1.20"],
+    [120_000, "chf", "1.20 CHF"],
+    [120_000, null, "1.20"],
+  ])("%i %s → %s", (mc, cur, want) => expect(money(mc, cur)).toBe(want));
 });

@@ -12,6 +12,20 @@ export function euros(millicents: number): string {
   return `€${Math.floor(cents / 100)}.${String(cents % 100).padStart(2, "0")}`;
 }
 
+/**
+ * Money from millicents in the service's currency: `eur` → "€0.042", `usd` → "$1.20",
+ * `gbp` → "£1.20", other codes written out ("1.20 CHF"), unknown → the bare amount. Never
+ * assumes the euro. Same rounding as {@link euros}.
+ */
+export function money(millicents: number, currency: string | null): string {
+  const bare = euros(millicents).slice(1);
+  const code = (currency ?? "").toLowerCase();
+  if (code === "eur") return `€${bare}`;
+  if (code === "usd") return `$${bare}`;
+  if (code === "gbp") return `£${bare}`;
+  return code === "" ? bare : `${bare} ${code.toUpperCase()}`;
+}
+
 /** Credits with at most two decimals ("87.46", "12"). */
 export function credits(value: number): string {
   const r = Math.round(value * 100) / 100;

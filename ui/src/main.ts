@@ -180,7 +180,7 @@ function connectScreen(snap: Snapshot): HTMLElement {
     "section",
     { class: "connect-screen", "aria-labelledby": "connect-title" },
     h("h1", { id: "connect-title", class: "visually-hidden" }, "Connect"),
-    h("div", { class: "control" }, button, h("p", { id: "status", class: "caption" }, view.phaseName(c.phase), " · ", ctl.caption), error),
+    h("div", { class: "control" }, button, h("p", { id: "status", class: "caption" }, ctl.caption), error),
     h("div", { class: "choices" }, h("label", { for: "region" }, "Region"), select, notes.length ? h("ul", { class: "notes" }, notes) : null, modes),
     snap.live && (c.phase === "connected" || c.phase === "reconnecting") ? livePanel(snap.live) : null,
   );
@@ -282,15 +282,15 @@ function historyScreen(): HTMLElement {
       h("table", { id: "history-days" },
         h("thead", {}, h("tr", {}, ["Day", "Sessions", "Time", "Credits", "Cost", "Data"].map((c) => h("th", { scope: "col" }, c)))),
         h("tbody", {}, hist.days.map((d) => h("tr", {}, h("td", {}, d.day), h("td", {}, d.sessions), h("td", {}, fmt.duration(d.duration_s)),
-          h("td", {}, fmt.credits(d.credits_used)), h("td", {}, fmt.euros(d.cost_millicents)), h("td", {}, fmt.bytes(d.bytes)))))),
+          h("td", {}, fmt.credits(d.credits_used)), h("td", {}, fmt.money(d.cost_millicents, state.history?.currency ?? null)), h("td", {}, fmt.bytes(d.bytes)))))),
       h("h2", {}, "Sessions"),
       hist.rows.length === 0 ? h("p", {}, "No sessions yet.") :
       h("table", { id: "history-rows" },
         h("thead", {}, h("tr", {}, ["Service", "Region", "Start", "Duration", "Used", "Data", "Ended"].map((c) => h("th", { scope: "col" }, c)))),
         h("tbody", {}, hist.rows.map((r) => h("tr", { "data-row": r.id },
           h("td", {}, SERVICE_NAMES[r.service]), h("td", {}, r.region), h("td", {}, fmt.dateTime(r.started_ms)), h("td", {}, fmt.duration(r.duration_s)),
-          h("td", {}, r.credits_used !== null ? `${fmt.credits(r.credits_used)} credits` : r.cost_millicents !== null ? fmt.euros(r.cost_millicents) : "free"),
-          h("td", {}, fmt.bytes(r.bytes)), h("td", {}, r.end_reason ?? "open"))))),
+          h("td", {}, r.credits_used !== null ? `${fmt.credits(r.credits_used)} credits` : r.cost_millicents !== null ? fmt.money(r.cost_millicents, r.currency) : "free"),
+          h("td", {}, fmt.bytes(r.bytes)), h("td", { title: r.end_reason ?? "" }, r.end_label ?? r.end_reason ?? "open"))))),
     ],
   );
 }
@@ -424,8 +424,14 @@ async function refreshRegions(): Promise<void> {
   });
 }
 
+/** Each reload's number: a snapshot that arrives after a newer one was asked for is dropped. */
+let reloads = 0;
+
 async function reload(): Promise<void> {
-  state.snapshot = await call("get_snapshot");
+  const mine = ++reloads;
+  const snap = await call("get_snapshot");
+  if (mine !== reloads) return;
+  state.snapshot = snap;
   if (state.selectedRegion === "" && state.snapshot.last_region) state.selectedRegion = view.regionKey(state.snapshot.last_region);
   state.mode = state.snapshot.settings.default_mode;
   render();
@@ -454,7 +460,13 @@ async function start(): Promise<void> {
   await on("ferry:live", (l) => patch((s) => (s.live = l)));
   // Account updates arrive with every heartbeat (the balance): they never re-render a form
   // the user is typing in, and regions come from the core's own "ferry:regions" event.
-  await on("ferry:accounts", (a) => patch((s) => (s.accounts = a)));
+  await on("ferry:accounts", (a) => {
+    // Who is signed in changed (not just a balance tick): the accounts screen shows it at once.
+    const who = (list: AccountView[]) => list.map((x) => `${x.service}:${x.signed_in}:${x.label ?? ""}`).join(",");
+    const changed = state.snapshot !== null && who(state.snapshot.accounts) !== who(a);
+    patch((s) => (s.accounts = a));
+    if (changed && state.screen === "accounts") render();
+  });
   await on("ferry:settings", (st) => patch((s) => (s.settings = st)));
   await on("ferry:workspaces", (w) => {
     state.workspaces = w;

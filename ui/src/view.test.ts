@@ -52,9 +52,9 @@ describe("live panel", () => {
     expect(f["bytes-in"]).toBe("2.0 KiB · 1.0 KiB/s");
   });
   it("cost for paid tunnelbyte, none for free", () => {
-    const paid = liveFigures({ ...base, meter: { kind: "quota", cost_millicents: 4200, quotas: [] } }, 0);
+    const paid = liveFigures({ ...base, meter: { kind: "quota", cost_millicents: 4200, currency: "eur", quotas: [] } }, 0);
     expect(paid.find((x) => x.id === "cost")?.value).toBe("€0.042");
-    const free = liveFigures({ ...base, meter: { kind: "quota", cost_millicents: null, quotas: [] } }, 0);
+    const free = liveFigures({ ...base, meter: { kind: "quota", cost_millicents: null, currency: null, quotas: [] } }, 0);
     expect(free.find((x) => x.id === "cost")).toBeUndefined();
   });
   it("quota bars with levels and reset text", () => {

@@ -114,7 +114,7 @@ export function liveFigures(live: LiveView, nowMs: number): Figure[] {
       },
     );
   } else if (m.cost_millicents !== null) {
-    figures.push({ id: "cost", label: "Cost so far", value: fmt.euros(m.cost_millicents) });
+    figures.push({ id: "cost", label: "Cost so far", value: fmt.money(m.cost_millicents, m.currency) });
   }
   return figures;
 }

@@ -102,7 +102,7 @@ impl Context {
 
     /// Opens the history store.
     pub async fn store(&self) -> anyhow::Result<Store> {
-        let store = Store::open_in(&self.data_dir)
+        let store = ferry_core::app::open_store(&self.data_dir)
             .await
             .with_context(|| format!("opening the history in {}", self.data_dir.display()))?;
         if let Some(old) = store.quarantined() {

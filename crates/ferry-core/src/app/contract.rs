@@ -161,6 +161,8 @@ pub enum MeterView {
     Quota {
         /// Cost so far in millicents (paid tier), `None` when free.
         cost_millicents: Option<u64>,
+        /// The cost's currency as the service names it (e.g. `eur`), when known.
+        currency: Option<String>,
         /// The quota windows.
         quotas: Vec<QuotaView>,
     },
@@ -327,10 +329,14 @@ pub struct HistoryRow {
     pub credits_used: Option<f64>,
     /// tunnelbyte cost in millicents.
     pub cost_millicents: Option<u64>,
+    /// The cost's currency as the service names it (e.g. `eur`), when known.
+    pub currency: Option<String>,
     /// Bytes in + out.
     pub bytes: u64,
-    /// Why it ended (`user`, `credits_depleted`, ...); `None` while open.
+    /// Why it ended, as a code (`user_initiated`, `credits_depleted`, ...); `None` while open.
     pub end_reason: Option<String>,
+    /// Why it ended, in words ("Credits ran out", "Ended by the server"); `None` while open.
+    pub end_label: Option<String>,
 }
 
 /// Totals for one day (local time).
@@ -357,6 +363,8 @@ pub struct HistoryView {
     pub rows: Vec<HistoryRow>,
     /// Totals per day, newest first.
     pub days: Vec<DayTotal>,
+    /// The currency of the costs (the newest row's), when known.
+    pub currency: Option<String>,
 }
 
 /// Which notifications are on, and their thresholds.

@@ -78,6 +78,8 @@ pub struct AppOptions {
     pub autostart_command: Option<(PathBuf, Vec<String>)>,
     /// This front end's name, for "already connected in …" (e.g. "the Ferry window").
     pub front_end: String,
+    /// The clock of the meter, the watcher and the history rows (injected in tests).
+    pub clock: SharedClock,
 }
 
 impl AppOptions {
@@ -104,6 +106,7 @@ impl AppOptions {
             autostart_dir: autostart::dir_from(|k| std::env::var(k).ok()),
             autostart_command: None,
             front_end: "the Ferry window".into(),
+            clock: SystemClock::shared(),
         }
     }
 }
@@ -183,6 +186,8 @@ impl App {
         if let Some(old) = store.quarantined() {
             tracing::warn!(moved_to = %old.display(), "the history database was damaged; a new one started");
         }
+        let clock = opts.clock.clone();
+        let store = store.with_clock(clock.clone());
         let settings = match store.setting(SETTINGS_KEY).await {
             Ok(Some(json)) => serde_json::from_str::<Settings>(&json)
                 .ok()
@@ -225,7 +230,7 @@ impl App {
                 demo,
                 secrets,
                 store: Arc::new(store),
-                clock: SystemClock::shared(),
+                clock,
                 events: broadcast::channel(256).0,
                 state: Mutex::new(State {
                     accounts,
@@ -421,6 +426,7 @@ impl App {
         let days = store.totals_per_day().await?;
         let now = chrono::Utc::now();
         Ok(HistoryView {
+            currency: rows.iter().find_map(|r| r.cost_currency.clone()),
             rows: rows.iter().map(|r| views::history_row(r, now)).collect(),
             days: views::day_totals(&days),
         })
@@ -949,6 +955,12 @@ impl App {
         self.emit(AppEvent::Settings(settings.clone()));
         Ok(settings)
     }
+}
+
+/// Opens the history store in `data_dir` (0700, the file 0600) for a one-shot front end (the
+/// CLI's commands); [`Store::quarantined`] tells whether a damaged one was set aside.
+pub async fn open_store(data_dir: &std::path::Path) -> Result<Store, AppError> {
+    Ok(Store::open_in(data_dir).await?)
 }
 
 fn now_ms() -> i64 {

@@ -59,8 +59,8 @@ pub fn error_view(cause: &ErrorCause) -> ErrorView {
             format!("The server ended the session ({reason})."),
             "Connect again when you are ready.",
         ),
-        ErrorCause::Tunnel(m) if m.contains("ermission") || m.contains("EPERM") => (
-            "tunnel".to_string(),
+        ErrorCause::NoPrivileges(m) => (
+            "no_privileges".to_string(),
             format!("The tunnel could not start: {m}."),
             "Routing all traffic needs administrator rights; use app mode, or run Ferry with \
              the rights to create a network device.",
@@ -187,6 +187,7 @@ impl ConnectionTracker {
                     },
                     _ => MeterView::Quota {
                         cost_millicents: None,
+                        currency: None,
                         quotas: vec![],
                     },
                 };
@@ -235,6 +236,7 @@ impl ConnectionTracker {
                 ];
                 live.meter = MeterView::Quota {
                     cost_millicents: q.cost_millicents,
+                    currency: q.currency.clone(),
                     quotas,
                 };
                 live.at_ms = now_ms;
@@ -441,6 +443,7 @@ mod tests {
         let MeterView::Quota {
             cost_millicents,
             quotas,
+            ..
         } = t.live.clone().unwrap().meter
         else {
             panic!()

@@ -3,7 +3,7 @@
 use crate::services::neosc::{Workspace, WorkspaceSession};
 use crate::services::orbnet::Server;
 use crate::services::tunnelbyte::Region as TbRegion;
-use crate::store::{DailyTotal, SessionRecord};
+use crate::store::{DailyTotal, EndReason, SessionRecord};
 use chrono::{DateTime, Utc};
 
 use super::contract::{
@@ -107,12 +107,31 @@ pub fn history_row(r: &SessionRecord, now: DateTime<Utc>) -> HistoryRow {
         duration_s: r.connected_secs(now).unwrap_or(0),
         credits_used: r.credits_used,
         cost_millicents: r.cost_millicents,
+        currency: r.cost_currency.clone(),
         bytes: r.bytes_in.saturating_add(r.bytes_out),
         end_reason: r
             .end_reason
             .as_ref()
             .map(|e| e.as_str().to_string())
             .or_else(|| Some("connected".into()).filter(|_| r.ended_at.is_none())),
+        end_label: match &r.end_reason {
+            Some(e) => Some(end_label(e)),
+            None => r.ended_at.is_none().then(|| "Connected now".to_string()),
+        },
+    }
+}
+
+/// Why a session ended, in words.
+pub fn end_label(reason: &EndReason) -> String {
+    match reason {
+        EndReason::UserInitiated => "You disconnected".into(),
+        EndReason::CreditsDepleted => "Credits ran out".into(),
+        EndReason::Error => "Stopped on an error".into(),
+        EndReason::Timeout => "Timed out (no heartbeat reached the server)".into(),
+        EndReason::QuotaExceeded => "Quota used up".into(),
+        EndReason::ServerEnded => "Ended by the server".into(),
+        EndReason::Recovered => "Closed after Ferry stopped unexpectedly".into(),
+        EndReason::Other(code) => format!("Ended by the server ({})", code.replace('_', " ")),
     }
 }
 

@@ -13,31 +13,8 @@ use super::credits::{
 };
 use crate::clock::SharedClock;
 
-/// OrbNET's `disconnect_reason`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DisconnectReason {
-    /// The user disconnected.
-    UserInitiated,
-    /// Credits ran out.
-    CreditsDepleted,
-    /// A network or client error.
-    Error,
-    /// No heartbeats were received.
-    Timeout,
-}
-
-impl DisconnectReason {
-    /// The wire value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::UserInitiated => "user_initiated",
-            Self::CreditsDepleted => "credits_depleted",
-            Self::Error => "error",
-            Self::Timeout => "timeout",
-        }
-    }
-}
+/// OrbNET's `disconnect_reason` (the service client's type; one definition).
+pub use crate::services::orbnet::DisconnectReason;
 
 /// A failed OrbNET session call, classified by what it means for billing.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -126,13 +103,13 @@ pub enum CreditsEvent {
         /// `seconds_since_last` sent.
         seconds: u32,
         /// How it ended.
-        delivery: Delivery,
+        delivery: HeartbeatDelivery,
     },
 }
 
 /// How a heartbeat ended, for listeners and the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delivery {
+pub enum HeartbeatDelivery {
     /// Acknowledged by the server.
     Acked,
     /// Maybe processed (counted, never resent).
@@ -227,9 +204,11 @@ pub async fn run_credits<A: CreditsApi>(
             }
         };
         let delivery = match &outcome {
-            HeartbeatOutcome::Acked(_) | HeartbeatOutcome::Depleted => Delivery::Acked,
-            HeartbeatOutcome::Unconfirmed => Delivery::Unconfirmed,
-            HeartbeatOutcome::NotDelivered | HeartbeatOutcome::Gone => Delivery::NotDelivered,
+            HeartbeatOutcome::Acked(_) | HeartbeatOutcome::Depleted => HeartbeatDelivery::Acked,
+            HeartbeatOutcome::Unconfirmed => HeartbeatDelivery::Unconfirmed,
+            HeartbeatOutcome::NotDelivered | HeartbeatOutcome::Gone => {
+                HeartbeatDelivery::NotDelivered
+            }
         };
         debug!(secs, ?delivery, "heartbeat");
         emit(CreditsEvent::Heartbeat {

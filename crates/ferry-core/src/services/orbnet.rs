@@ -251,7 +251,7 @@ impl Protocol {
 }
 
 /// Why a session ended (OrbNET's `disconnect_reason`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DisconnectReason {
     /// The user disconnected.

@@ -1,6 +1,8 @@
 //! Thin adapters from the real service clients and the SQLite store to the supervisor's traits.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use ferry_tunnel::keys::PrivateKey;
+use ferry_tunnel::wgconf::WgConfig;
 use tracing::warn;
 
 use super::machine::ErrorCause;
@@ -14,7 +16,7 @@ use crate::meter::credits_driver::{
 use crate::meter::quota::{QuotaApi, QuotaApiError, SessionStatus, WindowResets};
 use crate::services::error::{ApiError, Delivery};
 use crate::services::keys::WgKeypair;
-use crate::services::orbnet::{self as orb, OrbnetClient, Protocol, StartSession};
+use crate::services::orbnet::{OrbnetClient, Protocol, StartSession};
 use crate::services::tunnelbyte::TunnelbyteClient;
 use crate::services::ServiceKind;
 use crate::store::{EndReason, NewSession, SessionClose, SessionRecord, Store, UsageUpdate};
@@ -48,15 +50,6 @@ pub fn credits_error(e: ApiError) -> CreditsApiError {
             code: code.unwrap_or_default(),
             message: e.to_string(),
         },
-    }
-}
-
-fn wire_reason(r: DisconnectReason) -> orb::DisconnectReason {
-    match r {
-        DisconnectReason::UserInitiated => orb::DisconnectReason::UserInitiated,
-        DisconnectReason::CreditsDepleted => orb::DisconnectReason::CreditsDepleted,
-        DisconnectReason::Error => orb::DisconnectReason::Error,
-        DisconnectReason::Timeout => orb::DisconnectReason::Timeout,
     }
 }
 
@@ -108,7 +101,7 @@ impl CreditsApi for OrbnetClient {
         reason: DisconnectReason,
     ) -> Result<EndSummary, CreditsApiError> {
         let e = self
-            .end_session(session_id, seconds_since_last, wire_reason(reason))
+            .end_session(session_id, seconds_since_last, reason)
             .await
             .map_err(credits_error)?;
         Ok(EndSummary {
@@ -149,6 +142,8 @@ impl OrbnetApi for OrbnetClient {
             .wireguard_config(server_id)
             .await
             .map_err(|e| ErrorCause::Service(e.to_string()))?;
+        // The vendor's config (wg-quick text, or its JSON fields written as such) becomes a
+        // typed value here, once, and passes as one to the tunnel.
         let wg_quick = match cfg.config.as_ref().filter(|c| !c.is_blank()) {
             Some(text) => text.expose().to_string(),
             None => {
@@ -175,10 +170,13 @@ impl OrbnetApi for OrbnetClient {
                 s
             }
         };
+        let config = WgConfig::parse(&wg_quick).map_err(|e| {
+            ErrorCause::Service(format!("OrbNET sent an unusable WireGuard config: {e}"))
+        })?;
         Ok(Prepared {
             server_id,
             location: format!("server {server_id}"),
-            wg_quick,
+            config,
             exit_ip: endpoint_ip(&cfg.peer.endpoint),
         })
     }
@@ -236,29 +234,18 @@ impl QuotaApi for TunnelbyteClient {
     }
 }
 
-/// Puts the locally generated private key into a config the server sent without one.
-pub fn with_private_key(wg_config: &str, private_b64: &str) -> String {
-    if wg_config.lines().any(|l| {
-        l.trim_start()
-            .to_ascii_lowercase()
-            .starts_with("privatekey")
-    }) {
-        return wg_config.to_string();
+/// tunnelbyte's config as a typed value, with the key generated on this device as its private
+/// key (a key the server wrote into it is kept).
+pub fn device_keyed(wg_config: &str, key: &WgKeypair) -> Result<WgConfig, ErrorCause> {
+    let config = WgConfig::parse(wg_config).map_err(|e| {
+        ErrorCause::Service(format!("tunnelbyte sent an unusable WireGuard config: {e}"))
+    })?;
+    if config.interface.private_key.is_some() {
+        return Ok(config);
     }
-    let mut out = String::with_capacity(wg_config.len() + 64);
-    let mut done = false;
-    for line in wg_config.lines() {
-        out.push_str(line);
-        out.push('\n');
-        if !done && line.trim().eq_ignore_ascii_case("[interface]") {
-            out.push_str(&format!("PrivateKey = {private_b64}\n"));
-            done = true;
-        }
-    }
-    if !done {
-        out = format!("[Interface]\nPrivateKey = {private_b64}\n{out}");
-    }
-    out
+    let private = PrivateKey::from_bytes(key.private_bytes())
+        .map_err(|e| ErrorCause::Service(format!("the device key is unusable: {e}")))?;
+    Ok(config.with_private_key(private))
 }
 
 impl TunnelbyteApi for TunnelbyteClient {
@@ -278,11 +265,11 @@ impl TunnelbyteApi for TunnelbyteClient {
                 }
                 e => ErrorCause::Service(e.to_string()),
             })?;
-        let wg_quick = with_private_key(&created.wg_config, key.private_base64().expose());
+        let config = device_keyed(&created.wg_config, &key)?;
         Ok(Created {
             id: created.id,
             region,
-            wg_quick,
+            config,
             exit_ip: Some(created.public_ip).filter(|s| !s.is_empty()),
         })
     }
@@ -308,8 +295,8 @@ impl TunnelbyteClient {
     }
 }
 
-fn usage_update(u: &UsageRow) -> UsageUpdate {
-    let mut up = UsageUpdate::at(Utc::now());
+fn usage_update(u: &UsageRow, at: DateTime<Utc>) -> UsageUpdate {
+    let mut up = UsageUpdate::at(at);
     up.bytes_in = u.bytes_in;
     up.bytes_out = u.bytes_out;
     up.credits_remaining = u.credits_remaining;
@@ -361,19 +348,26 @@ impl Ledger for Store {
     }
 
     async fn connected(&self, row: i64) {
-        logged("mark connected", self.mark_connected(row, Utc::now()).await);
+        logged(
+            "mark connected",
+            self.mark_connected(row, self.wall_now()).await,
+        );
     }
 
     async fn acked(&self, row: i64) {
-        logged("heartbeat ack", self.record_ack(row, Utc::now()).await);
+        logged("heartbeat ack", self.record_ack(row, self.wall_now()).await);
     }
 
     async fn usage(&self, row: i64, u: UsageRow) {
-        logged("usage", self.update_usage(row, &usage_update(&u)).await);
+        logged(
+            "usage",
+            self.update_usage(row, &usage_update(&u, self.wall_now()))
+                .await,
+        );
     }
 
     async fn close(&self, row: i64, reason: String, u: UsageRow) {
-        let mut c = SessionClose::new(Utc::now(), EndReason::parse(&reason));
+        let mut c = SessionClose::new(self.wall_now(), EndReason::parse(&reason));
         c.credits_used = u.credits_used;
         c.credits_remaining = u.credits_remaining;
         c.cost_millicents = u.cost_millicents;
@@ -418,6 +412,46 @@ impl Ledger for Store {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn session_rows_are_stamped_on_the_injected_clock() {
+        use crate::clock::ManualClock;
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
+        let clock = ManualClock::new(t0);
+        let store = Store::open_in(dir.path())
+            .await
+            .unwrap()
+            .with_clock(clock.shared());
+        let row = Ledger::open(
+            &store,
+            NewRow {
+                client_session_id: "c1".into(),
+                service: "orbnet",
+                location: "server 101".into(),
+                started_at: store.wall_now(),
+            },
+        )
+        .await
+        .unwrap();
+        clock.advance(std::time::Duration::from_secs(3));
+        Ledger::connected(&store, row).await;
+        clock.advance(std::time::Duration::from_secs(60));
+        Ledger::acked(&store, row).await;
+        clock.advance(std::time::Duration::from_secs(30));
+        Ledger::close(&store, row, "user_initiated".into(), UsageRow::default()).await;
+        let r = store.session(row).await.unwrap().unwrap();
+        let at = |s: i64| t0 + chrono::Duration::seconds(s);
+        assert_eq!(r.started_at, at(0));
+        assert_eq!(r.connected_at, Some(at(3)));
+        assert_eq!(r.last_ack_at, Some(at(63)));
+        assert_eq!(r.ended_at, Some(at(93)));
+        assert_eq!(
+            r.connected_secs(at(1000)),
+            Some(90),
+            "no sleeping, exact to the second"
+        );
+    }
+
     #[test]
     fn exit_ip_comes_from_an_address_endpoint_only() {
         assert_eq!(
@@ -432,11 +466,25 @@ mod tests {
     }
 
     #[test]
-    fn private_key_is_inserted_only_when_missing() {
-        let cfg = "[Interface]\nAddress = 10.0.0.2/32\n\n[Peer]\nPublicKey = x\n";
-        let out = with_private_key(cfg, "KEY");
-        assert!(out.starts_with("[Interface]\nPrivateKey = KEY\nAddress"));
-        assert_eq!(with_private_key(&out, "OTHER"), out);
+    fn the_device_key_is_set_only_when_the_server_sent_none() {
+        let peer = WgKeypair::generate().public_base64();
+        let cfg = format!(
+            "[Interface]\nAddress = 10.0.0.2/32\n\n[Peer]\nPublicKey = {peer}\nEndpoint = 127.0.0.1:51820\nAllowedIPs = 0.0.0.0/0\n"
+        );
+        let key = WgKeypair::generate();
+        let c = device_keyed(&cfg, &key).unwrap();
+        let set = c.interface.private_key.clone().unwrap();
+        assert_eq!(set, PrivateKey::from_bytes(key.private_bytes()).unwrap());
+        let again = device_keyed(&c.to_conf_string(), &WgKeypair::generate()).unwrap();
+        assert_eq!(
+            again.interface.private_key,
+            Some(set),
+            "the server's key is kept"
+        );
+        assert!(matches!(
+            device_keyed("[Interface]\nPostUp = rm -rf /\n", &key),
+            Err(ErrorCause::Service(_))
+        ));
     }
 
     #[test]

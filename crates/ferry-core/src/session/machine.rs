@@ -37,6 +37,9 @@ pub enum ErrorCause {
     /// The tunnel could not be brought up or died.
     #[error("tunnel failed: {0}")]
     Tunnel(String),
+    /// System mode needs rights this process lacks (CAP_NET_ADMIN); retrying will not help.
+    #[error("routing all traffic needs administrator rights: {0}")]
+    NoPrivileges(String),
     /// A service call failed.
     #[error("service error: {0}")]
     Service(String),
@@ -456,6 +459,7 @@ mod tests {
         prop_oneof![
             Just(ErrorCause::CreditsDepleted),
             Just(ErrorCause::Tunnel("t".into())),
+            Just(ErrorCause::NoPrivileges("p".into())),
             Just(ErrorCause::Service("s".into())),
             Just(ErrorCause::QuotaExhausted("q".into())),
             Just(ErrorCause::TerminatedByServer("idle".into())),

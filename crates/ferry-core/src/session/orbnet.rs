@@ -2,6 +2,7 @@
 //! credits session only after the first handshake (row written first, fresh UUID), meter it by
 //! heartbeats, end it.
 
+use ferry_tunnel::wgconf::WgConfig;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,8 +17,8 @@ use super::supervisor::{Cancel, EventSink, MeterEnd, Provider};
 use crate::clock::{BootInstant, SharedClock};
 use crate::meter::credits::{CreditsConfig, CreditsMeter, CreditsNote, StartInfo, StopCause};
 use crate::meter::credits_driver::{
-    run_credits, CreditsApi, CreditsApiError, CreditsEvent, Delivery, DisconnectReason,
-    DriverTimeouts,
+    run_credits, CreditsApi, CreditsApiError, CreditsEvent, DisconnectReason, DriverTimeouts,
+    HeartbeatDelivery,
 };
 
 /// What is needed to bring a tunnel up to an OrbNET server.
@@ -27,8 +28,8 @@ pub struct Prepared {
     pub server_id: i64,
     /// Its name for display and history.
     pub location: String,
-    /// A wg-quick config with the (server-generated) private key.
-    pub wg_quick: String,
+    /// The WireGuard config, typed, with the (server-generated) private key.
+    pub config: WgConfig,
     /// The exit IP: the server's address as its WireGuard endpoint gives it (`None` when the
     /// endpoint is a host name).
     pub exit_ip: Option<String>,
@@ -282,11 +283,7 @@ impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> Provider for OrbnetProvider<A, T
         if cancel.is_cancelled() {
             return Err(Cancel::error());
         }
-        let tunnel = self
-            .tunnels
-            .up(prep.wg_quick.clone())
-            .await
-            .map_err(ErrorCause::Tunnel)?;
+        let tunnel = self.tunnels.up(prep.config.clone()).await?;
         let handshake = tokio::select! {
             r = tunnel.first_handshake(self.settings.handshake_timeout) => Some(r),
             () = cancel.cancelled() => None,
@@ -440,15 +437,15 @@ async fn forward_credits<L: Ledger>(
 ) {
     let ev = match e {
         CreditsEvent::Heartbeat { seconds, delivery } => {
-            if delivery == Delivery::Acked {
+            if delivery == HeartbeatDelivery::Acked {
                 ledger.acked(row).await;
             }
             SessionEvent::Heartbeat {
                 seconds,
                 delivery: match delivery {
-                    Delivery::Acked => "acked",
-                    Delivery::Unconfirmed => "unconfirmed",
-                    Delivery::NotDelivered => "not_delivered",
+                    HeartbeatDelivery::Acked => "acked",
+                    HeartbeatDelivery::Unconfirmed => "unconfirmed",
+                    HeartbeatDelivery::NotDelivered => "not_delivered",
                 },
             }
         }
@@ -581,7 +578,7 @@ mod tests {
             Ok(Prepared {
                 server_id: 1,
                 location: "lab-1".into(),
-                wg_quick: "[Interface]".into(),
+                config: WgConfig::default(),
                 exit_ip: Some("198.51.100.7".into()),
             })
         }
@@ -592,7 +589,7 @@ mod tests {
 
     impl TunnelFactory for FakeTunnels {
         type Tunnel = FakeTunnel;
-        async fn up(&self, _: String) -> Result<FakeTunnel, String> {
+        async fn up(&self, _: WgConfig) -> Result<FakeTunnel, ErrorCause> {
             log(&self.0, "tunnel up");
             Ok(FakeTunnel(self.0.clone()))
         }

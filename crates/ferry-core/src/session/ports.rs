@@ -5,13 +5,18 @@ use std::future::Future;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use ferry_tunnel::wgconf::WgConfig;
+
+use super::machine::ErrorCause;
 
 /// Brings tunnels up.
 pub trait TunnelFactory: Send + Sync + 'static {
     /// The running tunnel.
     type Tunnel: TunnelHandle;
-    /// Brings a tunnel up from a wg-quick config (with its private key).
-    fn up(&self, wg_quick: String) -> impl Future<Output = Result<Self::Tunnel, String>> + Send;
+    /// Brings a tunnel up from a typed WireGuard config (with its private key); fails with
+    /// [`ErrorCause::Tunnel`] or, when system mode lacks the rights, [`ErrorCause::NoPrivileges`].
+    fn up(&self, config: WgConfig)
+        -> impl Future<Output = Result<Self::Tunnel, ErrorCause>> + Send;
 }
 
 /// A running tunnel.

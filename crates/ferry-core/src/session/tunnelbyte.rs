@@ -1,6 +1,7 @@
 //! The tunnelbyte provider: create the session with a key made on this device, bring the tunnel
 //! up, poll status every 10 s for bytes, cost and quota, and stop when the server terminates it.
 
+use ferry_tunnel::wgconf::WgConfig;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,8 +29,8 @@ pub struct Created {
     pub id: String,
     /// The region code.
     pub region: String,
-    /// A wg-quick config including the locally generated private key.
-    pub wg_quick: String,
+    /// The WireGuard config, typed, with the private key generated on this device.
+    pub config: WgConfig,
     /// The exit IP.
     pub exit_ip: Option<String>,
 }
@@ -161,11 +162,11 @@ impl<A: TunnelbyteApi, T: TunnelFactory, L: Ledger> Provider for TunnelbyteProvi
             return Err(Cancel::error());
         }
         // Bringing the tunnel up is not cut short either (system mode changes routes and DNS).
-        let tunnel = match self.tunnels.up(created.wg_quick.clone()).await {
+        let tunnel = match self.tunnels.up(created.config.clone()).await {
             Ok(t) => t,
             Err(e) => {
                 self.give_up(&created.id, row, None, "error").await;
-                return Err(ErrorCause::Tunnel(e));
+                return Err(e);
             }
         };
         let handshake = tokio::select! {
@@ -362,8 +363,8 @@ mod tests {
 
     impl TunnelFactory for Announcing {
         type Tunnel = WgTunnel;
-        async fn up(&self, wg_quick: String) -> Result<WgTunnel, String> {
-            let t = self.inner.up(wg_quick).await;
+        async fn up(&self, config: WgConfig) -> Result<WgTunnel, ErrorCause> {
+            let t = self.inner.up(config).await;
             self.up.notify_one();
             t
         }

@@ -10,7 +10,10 @@ use ferry_tunnel::tunnel::{Mode, SystemOptions, Tunnel, TunnelEnd};
 use ferry_tunnel::wgconf::WgConfig;
 use tokio::sync::watch;
 
+use super::machine::ErrorCause;
 use super::ports::{TunnelFactory, TunnelHandle};
+use ferry_tunnel::error::TunnelError;
+use ferry_tunnel::system::SystemError;
 
 /// How tunnels are brought up.
 #[derive(Debug, Clone)]
@@ -110,13 +113,14 @@ impl WgTunnels {
 impl TunnelFactory for WgTunnels {
     type Tunnel = WgTunnel;
 
-    async fn up(&self, wg_quick: String) -> Result<WgTunnel, String> {
-        let config =
-            WgConfig::parse(&wg_quick).map_err(|e| format!("bad WireGuard config: {e}"))?;
+    async fn up(&self, config: WgConfig) -> Result<WgTunnel, ErrorCause> {
         let (mode, proxy) = if self.system {
             (Mode::System(SystemOptions::default()), None)
         } else {
-            let started = self.start_proxies(&config).await?;
+            let started = self
+                .start_proxies(&config)
+                .await
+                .map_err(ErrorCause::Tunnel)?;
             (Mode::Pipe(started.0), Some(started.1))
         };
         let tunnel = match Tunnel::up(config, mode).await {
@@ -125,7 +129,7 @@ impl TunnelFactory for WgTunnels {
                 if let Some(p) = &proxy {
                     p.shutdown();
                 }
-                return Err(format!("cannot bring the tunnel up: {e}"));
+                return Err(classify(&e));
             }
         };
         Ok(WgTunnel {
@@ -134,6 +138,25 @@ impl TunnelFactory for WgTunnels {
             proxy,
             last: Mutex::new((0, 0)),
         })
+    }
+}
+
+/// A tunnel that would not come up, typed: missing rights are told apart from other failures.
+fn classify(e: &TunnelError) -> ErrorCause {
+    let denied = |io: &std::io::Error| io.kind() == std::io::ErrorKind::PermissionDenied;
+    let no_rights = match e {
+        TunnelError::Io { source, .. } => denied(source),
+        TunnelError::System(SystemError::Io { source, .. }) => denied(source),
+        // `ip` and friends report it in words on stderr: read at this edge only.
+        TunnelError::System(SystemError::Command { stderr, .. }) => {
+            stderr.contains("Operation not permitted")
+        }
+        _ => false,
+    };
+    if no_rights {
+        ErrorCause::NoPrivileges(e.to_string())
+    } else {
+        ErrorCause::Tunnel(format!("cannot bring the tunnel up: {e}"))
     }
 }
 
@@ -279,5 +302,23 @@ mod tests {
             .await
             .unwrap_err();
         assert!(e.contains(&asked.to_string()), "{e}");
+    }
+
+    #[test]
+    fn missing_rights_are_told_apart_from_other_failures() {
+        let denied = TunnelError::Io {
+            what: "TUN device",
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        };
+        assert!(matches!(classify(&denied), ErrorCause::NoPrivileges(_)));
+        let ip = TunnelError::System(SystemError::Command {
+            cmd: "ip link add".into(),
+            stderr: "RTNETLINK answers: Operation not permitted".into(),
+        });
+        assert!(matches!(classify(&ip), ErrorCause::NoPrivileges(_)));
+        let other = TunnelError::Config("no PrivateKey".into());
+        let cause = classify(&other);
+        assert!(matches!(cause, ErrorCause::Tunnel(_)), "{cause:?}");
+        assert!(cause.is_transient() && !classify(&denied).is_transient());
     }
 }

@@ -106,6 +106,8 @@ pub struct Store {
     pool: SqlitePool,
     path: PathBuf,
     quarantined: Option<PathBuf>,
+    /// The clock the session rows are stamped with (the system's unless injected).
+    clock: crate::clock::SharedClock,
 }
 
 fn ms(t: DateTime<Utc>) -> i64 {
@@ -178,7 +180,20 @@ impl Store {
             pool,
             path: path.to_path_buf(),
             quarantined,
+            clock: crate::clock::SystemClock::shared(),
         })
+    }
+
+    /// The same store stamping the rows it writes for sessions (connected, acks, usage, end)
+    /// with `clock`'s wall time: history is testable on a manual clock, without sleeping.
+    pub fn with_clock(mut self, clock: crate::clock::SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Now, on the store's clock.
+    pub fn wall_now(&self) -> DateTime<Utc> {
+        self.clock.wall()
     }
 
     /// The database file.
