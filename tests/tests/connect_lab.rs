@@ -917,6 +917,17 @@ async fn tunnelbyte_session_cap_stops_before_the_cost_passes_it_and_exits_4() {
         "the service charged {cost} > 200 millicents: {s}"
     );
     assert!(cost >= 100, "stopped too early: {cost}");
+    // The history keeps the final cost (read after the DELETE): the day and month totals.
+    let out = std::process::Command::new(ferry_bin())
+        .args(["history", "--json"])
+        .env("FERRY_SECRETS", "memory")
+        .env("FERRY_DATA_DIR", dir.0.join("data"))
+        .output()
+        .unwrap();
+    let hist: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = &hist["sessions"][0];
+    assert_eq!(row["end_reason"], "cap_reached", "{row}");
+    assert_eq!(row["cost_millicents"].as_u64(), Some(cost), "{row}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -284,7 +284,7 @@ impl<A: TunnelbyteApi, T: TunnelFactory, L: Ledger> Provider for TunnelbyteProvi
                     }
                 }
                 let ev = match n {
-                    QuotaNote::Sample(s) => {
+                    QuotaNote::Sample(s) | QuotaNote::Final(s) => {
                         ledger
                             .usage(
                                 row,
