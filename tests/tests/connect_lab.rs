@@ -844,8 +844,26 @@ async fn orbnet_day_cap_counts_the_history_across_restarts_and_refuses_once_reac
     assert_eq!(code, 0);
     let show: Value = serde_json::from_str(&show).unwrap();
     assert!((show["orbnet"]["day"].as_f64().unwrap() - day).abs() < 1e-6);
-    // Lower the day cap to what was spent: the next connect is refused before any start.
     let spent = used1 + used2;
+    // Less left than the end's margin (2 s at 1.5/min = 0.05): refused after authorize, no start.
+    let (code, _, err) = budget(
+        &dir,
+        &["set", "--day-credits", &format!("{:.6}", spent + 0.02)],
+    );
+    assert_eq!(code, 0, "{err}");
+    let starts = session_calls(&lab.requests().await, "start").len();
+    let (code, events, stderr) = connect(&lab, &dir, &env, &["--service", "orbnet"])
+        .exit()
+        .await;
+    assert_eq!(code, 2, "{stderr} {events:?}");
+    let failed = events.iter().find(|e| e["event"] == "failed").unwrap();
+    assert_eq!(failed["cause"]["detail"]["at_start"], true, "{failed}");
+    assert!(
+        failed["message"].as_str().unwrap().contains("day cap of"),
+        "{failed}"
+    );
+    assert_eq!(session_calls(&lab.requests().await, "start").len(), starts);
+    // Lower the day cap to what was spent: the next connect is refused before any start.
     let (code, _, err) = budget(
         &dir,
         &["set", "--day-credits", &format!("{:.6}", spent - 0.001)],

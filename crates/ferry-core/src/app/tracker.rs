@@ -75,9 +75,18 @@ pub fn error_view(cause: &ErrorCause) -> ErrorView {
             format!("The service did not answer as expected: {m}."),
             "Try again in a moment.",
         ),
-        ErrorCause::CapReached { cap, resets, .. } => (
+        ErrorCause::CapReached {
+            cap,
+            resets,
+            at_start,
+            ..
+        } => (
             "cap_reached".to_string(),
-            format!("Ferry ended the session: the {cap} would have been passed ({resets})."),
+            if *at_start {
+                format!("Not connecting: the {cap} has less left than a session costs ({resets}).")
+            } else {
+                format!("Ferry ended the session: the {cap} would have been passed ({resets}).")
+            },
             "Raise or clear the budget, or wait until the cap resets.",
         ),
     };

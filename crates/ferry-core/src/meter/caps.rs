@@ -395,6 +395,15 @@ impl CapTracker {
         &self.caps
     }
 
+    /// The tightest cap with less than `min_charge` left (the least a started session costs):
+    /// starting would pass it.
+    pub fn too_tight(&self, min_charge: f64) -> Option<&Cap> {
+        self.caps
+            .iter()
+            .filter(|c| c.limit - c.before < min_charge)
+            .min_by(|a, b| (a.limit - a.before).total_cmp(&(b.limit - b.before)))
+    }
+
     /// Checks after new figures: `spent` is this session's spend so far, `next_charge` the
     /// most the service can charge before the next check can act (see the module docs). A
     /// `Stop` is given once; after it nothing more.
@@ -563,6 +572,24 @@ mod tests {
         assert!((charge - 1.55).abs() < 1e-9);
         let caps = caps_for(CapUnit::Credits, [Some(5.0), None, None], 0.0, 0.0, &w());
         let mut t = CapTracker::new(caps);
+        assert!(t
+            .too_tight(orbnet_next_charge(1.5, Duration::ZERO))
+            .is_none());
+        let tight = CapTracker::new(caps_for(
+            CapUnit::Credits,
+            [None, Some(5.0), None],
+            4.99,
+            0.0,
+            &w(),
+        ));
+        let cap = tight
+            .too_tight(orbnet_next_charge(1.5, Duration::ZERO))
+            .unwrap();
+        assert_eq!(
+            cap.scope,
+            CapScope::Day,
+            "0.01 left < 0.05 for the end's margin"
+        );
         assert!(t.check(1.5, charge).is_empty());
         // 3.0 + 1.55 = 4.55 <= 5 but 3.0 + 3.1 > 5: one heartbeat away.
         let n = t.check(3.0, charge);

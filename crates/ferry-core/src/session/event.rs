@@ -115,12 +115,13 @@ pub enum SessionEvent {
     },
 }
 
-/// The cause a cap stop ends the session with.
-pub fn cap_cause(cap: &Cap, currency: Option<&str>) -> ErrorCause {
+/// The cause a cap stop ends the session with (`at_start`: it refused the start).
+pub fn cap_cause(cap: &Cap, currency: Option<&str>, at_start: bool) -> ErrorCause {
     ErrorCause::CapReached {
         cap: cap.describe(currency),
         resets: cap.resets_text(),
         resets_at: cap.resets_at,
+        at_start,
     }
 }
 

@@ -52,6 +52,8 @@ pub enum ErrorCause {
         resets: String,
         /// When it resets (`None` for a session cap).
         resets_at: Option<chrono::DateTime<chrono::Utc>>,
+        /// Refused before the session started (exit 2) rather than ended by the cap (exit 4).
+        at_start: bool,
     },
 }
 
@@ -62,11 +64,13 @@ impl ErrorCause {
     }
 
     /// The `ferry connect` exit code: 2 exhausted at start, 3 ended by the server or depleted
-    /// credits while running, 4 ended by a spend cap, 1 any other error.
+    /// credits while running, 4 ended by a spend cap (2 when a cap refused the start), 1 any other
+    /// error.
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::CreditsExhausted(_) | Self::QuotaExhausted(_) => 2,
             Self::CreditsDepleted | Self::TerminatedByServer(_) => 3,
+            Self::CapReached { at_start: true, .. } => 2,
             Self::CapReached { .. } => 4,
             _ => 1,
         }

@@ -36,6 +36,8 @@ pub struct Prepared {
     /// The exit IP: the server's address as its WireGuard endpoint gives it (`None` when the
     /// endpoint is a host name).
     pub exit_ip: Option<String>,
+    /// Credits per minute as authorize reported them, when it did.
+    pub consumption_rate: Option<f64>,
 }
 
 /// OrbNET calls beyond the session ones: authorize and the WireGuard config.
@@ -289,6 +291,16 @@ impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> Provider for OrbnetProvider<A, T
         if cancel.is_cancelled() {
             return Err(Cancel::error());
         }
+        // `end` charges at least a second: a cap with less than the end's margin left refuses.
+        if let Some(rate) = prep.consumption_rate {
+            if let Some(cap) = self
+                .settings
+                .caps
+                .too_tight(orbnet_next_charge(rate, Duration::ZERO))
+            {
+                return Err(cap_cause(cap, None, true));
+            }
+        }
         let tunnel = self.tunnels.up(prep.config.clone()).await?;
         let handshake = tokio::select! {
             r = tunnel.first_handshake(self.settings.handshake_timeout) => Some(r),
@@ -482,7 +494,7 @@ impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> Provider for OrbnetProvider<A, T
             credits_used: summary.and_then(|s| s.total_credits_used),
         });
         if let Some(cap) = cap_hit {
-            return MeterEnd::Ended(cap_cause(&cap, None));
+            return MeterEnd::Ended(cap_cause(&cap, None, false));
         }
         match exit.stop_cause {
             Some(StopCause::CreditsDepleted) => MeterEnd::Ended(ErrorCause::CreditsDepleted),
@@ -657,6 +669,7 @@ mod tests {
                 location: "lab-1".into(),
                 config: WgConfig::default(),
                 exit_ip: Some("198.51.100.7".into()),
+                consumption_rate: Some(1.0),
             })
         }
     }

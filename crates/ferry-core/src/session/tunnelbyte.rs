@@ -355,7 +355,7 @@ impl<A: TunnelbyteApi, T: TunnelFactory, L: Ledger> Provider for TunnelbyteProvi
             credits_used: None,
         });
         if let Some((cap, currency)) = cap_hit {
-            return MeterEnd::Ended(cap_cause(&cap, currency.as_deref()));
+            return MeterEnd::Ended(cap_cause(&cap, currency.as_deref(), false));
         }
         match exit {
             QuotaExit::Terminated(r) => MeterEnd::Ended(ErrorCause::TerminatedByServer(r)),
