@@ -141,6 +141,14 @@ pub fn decide(
                     body: format!("{}{}", w.message, reset_time(w.resets_at_ms)),
                 },
             ),
+            WarningKind::CapNear | WarningKind::CapStop => (
+                format!("cap:{:?}:{}", w.kind, w.message),
+                Notice {
+                    kind: NoticeKind::Quota,
+                    summary: "Spend cap".into(),
+                    body: format!("{}{}", w.message, reset_time(w.resets_at_ms)),
+                },
+            ),
         }),
         Observation::CreditsDepleted => Some((
             "credits_depleted".into(),

@@ -982,3 +982,231 @@ async fn a_taken_default_port_moves_to_the_next_free_one_and_both_proxies_are_na
         "through the HTTP proxy"
     );
 }
+
+/// Runs `ferry budget ARGS` on the test's data dir; returns (code, stdout, stderr).
+fn budget(dir: &Dir, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(ferry_bin())
+        .arg("budget")
+        .args(args)
+        .env("FERRY_SECRETS", "memory")
+        .env("FERRY_DATA_DIR", dir.0.join("data"))
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn count(events: &[Value], kind: &str) -> usize {
+    events.iter().filter(|e| e["event"] == kind).count()
+}
+
+/// Asserts a cap ended the session: exit 4, a clean `user_initiated` end on the server, the
+/// typed cause, `cap_reached` in the history.
+fn assert_cap_end(code: i32, events: &[Value], stderr: &str, scope: &str) {
+    assert_eq!(code, 4, "{stderr} {events:?}");
+    let failed = events
+        .iter()
+        .find(|e| e["event"] == "failed")
+        .unwrap_or_else(|| panic!("no failed event in {events:?}"));
+    assert_eq!(failed["cause"]["kind"], "cap_reached", "{failed}");
+    assert!(
+        failed["cause"]["detail"]["cap"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{scope} cap of ")),
+        "{failed}"
+    );
+    assert_eq!(ended(events)["reason"], "cap_reached");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn orbnet_session_cap_warns_once_stops_within_the_cap_and_exits_4() {
+    let lab = lab().await;
+    let dir = Dir::new("capsess");
+    let token = orbnet_token(&lab, "demo@orbnet.lab", "orbnet-demo-pass").await;
+    let before = orbnet_credits(&lab, "demo@orbnet.lab").await;
+    // 1.5 credits/min, 1 s heartbeats: 0.025 a heartbeat; the margin is 3 s (0.075). Near
+    // (one heartbeat away) after 0.375, 80 % at 0.416, stop after 0.45.
+    let cli = connect(
+        &lab,
+        &dir,
+        &[("FERRY_ORBNET_TOKEN", &token)],
+        &["--service", "orbnet", "--cap-credits", "0.52"],
+    );
+    let (code, events, stderr) = cli.exit().await;
+    assert_cap_end(code, &events, &stderr, "session");
+    let used = before - orbnet_credits(&lab, "demo@orbnet.lab").await;
+    assert!(used <= 0.52 + 1e-9, "the service charged {used} > 0.52");
+    assert!(used >= 0.52 - 0.15, "stopped too early: {used}");
+    let ends = session_calls(&lab.requests().await, "end");
+    assert_eq!(ends.len(), 1);
+    assert_eq!(ends[0]["body"]["disconnect_reason"], "user_initiated");
+    assert_eq!(count(&events, "cap_warning"), 1, "{events:?}");
+    assert_eq!(count(&events, "cap_stop_near"), 1, "{events:?}");
+    let warn = events.iter().find(|e| e["event"] == "cap_warning").unwrap();
+    assert!(warn["percent"].as_f64().unwrap() >= 80.0, "{warn}");
+    assert_eq!(warn["scope"], "session");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn orbnet_day_cap_counts_the_history_across_restarts_and_refuses_once_reached() {
+    let lab = lab().await;
+    let dir = Dir::new("capday");
+    let token = orbnet_token(&lab, "demo@orbnet.lab", "orbnet-demo-pass").await;
+    let env = [("FERRY_ORBNET_TOKEN", token.as_str())];
+    let c0 = orbnet_credits(&lab, "demo@orbnet.lab").await;
+    // A first session, ended by its own cap (its row is in the store).
+    let (code, events, stderr) = connect(
+        &lab,
+        &dir,
+        &env,
+        &["--service", "orbnet", "--cap-credits", "0.11"],
+    )
+    .exit()
+    .await;
+    assert_cap_end(code, &events, &stderr, "session");
+    let c1 = orbnet_credits(&lab, "demo@orbnet.lab").await;
+    let used1 = c0 - c1;
+    assert!(used1 > 0.0 && used1 <= 0.11 + 1e-9, "{used1}");
+    // A day cap 0.09 above what the first session spent: a new process (a restart) reads the
+    // first session from the history; without it the second could spend the whole day cap.
+    let day = used1 + 0.09;
+    let (code, _, err) = budget(&dir, &["set", "--day-credits", &format!("{day:.6}")]);
+    assert_eq!(code, 0, "{err}");
+    let (code, events, stderr) = connect(&lab, &dir, &env, &["--service", "orbnet"])
+        .exit()
+        .await;
+    assert_cap_end(code, &events, &stderr, "day");
+    let used2 = c1 - orbnet_credits(&lab, "demo@orbnet.lab").await;
+    assert!(used2 > 0.0 && used2 <= 0.09 + 1e-6, "{used2}");
+    assert!(used1 + used2 <= day + 1e-6, "{used1} + {used2} > {day}");
+    let (code, show, _) = budget(&dir, &["show", "--json"]);
+    assert_eq!(code, 0);
+    let show: Value = serde_json::from_str(&show).unwrap();
+    assert!((show["orbnet"]["day"].as_f64().unwrap() - day).abs() < 1e-6);
+    let spent = used1 + used2;
+    // Less left than the end's margin (2 s at 1.5/min = 0.05): refused after authorize, no start.
+    let (code, _, err) = budget(
+        &dir,
+        &["set", "--day-credits", &format!("{:.6}", spent + 0.02)],
+    );
+    assert_eq!(code, 0, "{err}");
+    let starts = session_calls(&lab.requests().await, "start").len();
+    let (code, events, stderr) = connect(&lab, &dir, &env, &["--service", "orbnet"])
+        .exit()
+        .await;
+    assert_eq!(code, 2, "{stderr} {events:?}");
+    let failed = events.iter().find(|e| e["event"] == "failed").unwrap();
+    assert_eq!(failed["cause"]["detail"]["at_start"], true, "{failed}");
+    assert!(
+        failed["message"].as_str().unwrap().contains("day cap of"),
+        "{failed}"
+    );
+    assert_eq!(session_calls(&lab.requests().await, "start").len(), starts);
+    // Lower the day cap to what was spent: the next connect is refused before any start.
+    let (code, _, err) = budget(
+        &dir,
+        &["set", "--day-credits", &format!("{:.6}", spent - 0.001)],
+    );
+    assert_eq!(code, 0, "{err}");
+    let starts = session_calls(&lab.requests().await, "start").len();
+    let (code, events, stderr) = connect(&lab, &dir, &env, &["--service", "orbnet"])
+        .exit()
+        .await;
+    assert_eq!(code, 2, "{stderr} {events:?}");
+    assert!(stderr.contains("day cap of"), "{stderr}");
+    assert!(stderr.contains("resets at"), "{stderr}");
+    assert_eq!(session_calls(&lab.requests().await, "start").len(), starts);
+    // Cleared: connecting works again (and is ended by a one-off session cap).
+    assert_eq!(budget(&dir, &["clear"]).0, 0);
+    let (code, events, stderr) = connect(
+        &lab,
+        &dir,
+        &env,
+        &["--service", "orbnet", "--cap-credits", "0.11"],
+    )
+    .exit()
+    .await;
+    assert_cap_end(code, &events, &stderr, "session");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tunnelbyte_session_cap_stops_before_the_cost_passes_it_and_exits_4() {
+    let lab = lab().await;
+    let dir = Dir::new("captb");
+    let token = tb_token(&lab, "paid").await;
+    // 0.002 EUR = 200 millicents; the time leg is 1000 millicents/min (16.7/s); 1 s polls with a
+    // 2 s lag margin: the stop comes once the cost passes about 150.
+    let mut cli = connect(
+        &lab,
+        &dir,
+        &[("FERRY_TUNNELBYTE_TOKEN", &token)],
+        &["fsn", "--service", "tunnelbyte", "--cap-eur", "0.002"],
+    );
+    let c = cli
+        .wait_event("connected", |e| e["event"] == "connected")
+        .await;
+    let id = c["session_id"].as_str().unwrap().to_string();
+    let (code, events, stderr) = cli.exit().await;
+    assert_cap_end(code, &events, &stderr, "session");
+    assert_eq!(count(&events, "cap_stop_near"), 1, "{events:?}");
+    let reqs = lab.requests().await;
+    assert!(reqs.iter().any(|r| r["method"] == "DELETE"
+        && r["path"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/sessions/{id}"))));
+    // What the service charged, after the DELETE.
+    let s: Value = lab
+        .http()
+        .get(format!("{}/sessions/{id}", lab.urls.tunnelbyte))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(s["terminated_at"].is_string(), "{s}");
+    let cost =
+        s["cost_time_millicents"].as_u64().unwrap() + s["cost_bytes_millicents"].as_u64().unwrap();
+    assert!(
+        cost <= 200,
+        "the service charged {cost} > 200 millicents: {s}"
+    );
+    assert!(cost >= 100, "stopped too early: {cost}");
+    // The history keeps the final cost (read after the DELETE): the day and month totals.
+    let out = std::process::Command::new(ferry_bin())
+        .args(["history", "--json"])
+        .env("FERRY_SECRETS", "memory")
+        .env("FERRY_DATA_DIR", dir.0.join("data"))
+        .output()
+        .unwrap();
+    let hist: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = &hist["sessions"][0];
+    assert_eq!(row["end_reason"], "cap_reached", "{row}");
+    assert_eq!(row["cost_millicents"].as_u64(), Some(cost), "{row}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cap_flags_are_checked_against_the_service() {
+    let lab = lab().await;
+    let dir = Dir::new("capflags");
+    let (code, _, stderr) = connect(&lab, &dir, &[], &["--service", "orbnet", "--cap-eur", "1"])
+        .exit()
+        .await;
+    assert_eq!(code, 1);
+    assert!(stderr.contains("--cap-eur is for tunnelbyte"), "{stderr}");
+    let (code, _, err) = budget(&dir, &["set", "--day-eur", "0"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("more than zero") || err.contains("not an amount"),
+        "{err}"
+    );
+    let (code, out, _) = budget(&dir, &["set", "--month-eur", "2.5"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("2.50 (service currency)"), "{out}");
+}

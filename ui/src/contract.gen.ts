@@ -516,7 +516,7 @@ demo: boolean,
  */
 version: string, };
 
-export type WarningKind = "credits_low" | "quota_high";
+export type WarningKind = "credits_low" | "quota_high" | "cap_near" | "cap_stop";
 
 export type WarningView = { 
 /**

@@ -35,6 +35,8 @@ enum Command {
     Sessions(cmd::workspaces::SessionsArgs),
     /// Show or export the local session history.
     History(cmd::history::Args),
+    /// Set, show or clear spend caps (per session, day and month).
+    Budget(cmd::budget::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -62,6 +64,7 @@ fn main() -> std::process::ExitCode {
             Command::Workspaces(a) => cmd::workspaces::run(a).await,
             Command::Sessions(a) => cmd::workspaces::sessions(a).await,
             Command::History(a) => cmd::history::run(a).await,
+            Command::Budget(a) => cmd::budget::run(a).await,
         }
     });
     match result {

@@ -10,9 +10,11 @@ use ferry_core::app::contract::{
     AppEvent, BaseUrls, ConnectRequest, MeterView, Phase, RegionRef, SignInOutcome, SignInRequest,
     TunnelMode, WarningKind,
 };
-use ferry_core::app::{App, AppOptions};
+use ferry_core::app::{save_budget, App, AppOptions};
+use ferry_core::meter::caps::Budget;
 use ferry_core::secrets::{MemoryStore, SharedSecretStore};
 use ferry_core::services::ServiceKind;
+use ferry_core::store::Store;
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
@@ -314,4 +316,83 @@ async fn one_subscription_sees_regions_meter_warnings_and_workspaces() {
     );
     rig.app.disconnect().await.unwrap();
     rig.app.wait_settled(WAIT).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_window_honours_the_stored_budget_and_refuses_a_reached_cap() {
+    let rig = Rig::new().await;
+    rig.sign_in_orbnet("demo@orbnet.lab").await;
+    // The budget as `ferry budget set --session-credits 0.11` stores it (the same data dir).
+    let store = Store::open_in(&rig._dir.path().join("data")).await.unwrap();
+    let session_cap = Budget {
+        session_credits: Some(0.11),
+        ..Budget::default()
+    };
+    save_budget(&store, &session_cap).await.unwrap();
+    let before = demo_credits(&rig).await;
+    let mut rx = rig.app.subscribe();
+    let region = rig.region(ServiceKind::Orbnet, 0).await;
+    rig.connect(region.clone()).await;
+    let w = until(
+        &mut rx,
+        "the cap warning",
+        |e| matches!(e, AppEvent::Warning(w) if w.kind == WarningKind::CapStop),
+    )
+    .await;
+    let AppEvent::Warning(w) = w else {
+        unreachable!()
+    };
+    assert!(w.message.contains("session cap of 0.11 credits"), "{w:?}");
+    let e = until(&mut rx, "the error", phase(Phase::Error)).await;
+    let AppEvent::Connection(c) = e else {
+        unreachable!()
+    };
+    let err = c.error.unwrap();
+    assert_eq!(err.code, "cap_reached", "{err:?}");
+    let after = demo_credits(&rig).await;
+    assert!(before - after <= 0.11 + 1e-9, "charged {}", before - after);
+    let ends: Vec<_> = rig
+        .requests()
+        .await
+        .into_iter()
+        .filter(|r| {
+            r["path"]
+                .as_str()
+                .unwrap_or("")
+                .ends_with("/vpn/session/end")
+        })
+        .collect();
+    assert_eq!(ends.len(), 1);
+    assert_eq!(ends[0]["body"]["disconnect_reason"], "user_initiated");
+    // A day cap below what that session spent: the next connect is refused, naming it.
+    let day_cap = Budget {
+        day_credits: Some(0.001),
+        ..Budget::default()
+    };
+    save_budget(&store, &day_cap).await.unwrap();
+    let err = rig
+        .app
+        .connect(ConnectRequest {
+            region,
+            mode: TunnelMode::App,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "cap_reached", "{err}");
+    assert!(
+        err.to_string().contains("day cap of 0.001 credits"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("resets at"), "{err}");
+}
+
+async fn demo_credits(rig: &Rig) -> f64 {
+    rig.accounts().await["orbnet"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["email"] == "demo@orbnet.lab")
+        .unwrap()["credits"]
+        .as_f64()
+        .unwrap()
 }

@@ -6,9 +6,10 @@
 //! `HTTP(S)_PROXY`) and without any `FERRY_*_TOKEN` variable of ours: the service tokens are
 //! never handed to it (nor put in its argv or in logs).
 //!
-//! Exit codes: 0 clean disconnect, 1 error, 2 credits or quota exhausted at start, 3 ended by
-//! the server or by depleted credits while running. With CMD: when CMD exits first, its exit
-//! status (128 + N when killed by signal N); when the session ends first (2, 3, 1), that code.
+//! Exit codes: 0 clean disconnect, 1 error, 2 credits or quota exhausted or a spend cap reached
+//! at start, 3 ended by the server or by depleted credits while running, 4 ended by a spend cap.
+//! With CMD: when CMD exits first, its exit status (128 + N when killed by signal N); when the
+//! session ends first (1, 2, 3, 4), that code.
 //!
 //! Without `--proxy`, the proxies listen on 127.0.0.1:1080 and 1081, or on the next free pair
 //! of ports when those are taken (the start line names both).
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use ferry_core::app::{launch, LaunchSpec, Launched};
+use ferry_core::app::{launch, AppError, LaunchSpec, Launched, SessionCaps};
 use ferry_core::clock::SystemClock;
 use ferry_core::meter::credits::CreditsConfig;
 use ferry_core::meter::quota::format_cost;
@@ -66,6 +67,14 @@ pub struct Args {
     /// tunnelbyte status poll interval in seconds (default 10).
     #[arg(long, env = "FERRY_STATUS_POLL_SECS", value_name = "N")]
     pub poll_secs: Option<u64>,
+    /// OrbNET: end this session before it spends more than N credits (replaces the budget's
+    /// session cap; day and month caps still apply).
+    #[arg(long, value_name = "N", value_parser = super::budget::credits)]
+    pub cap_credits: Option<f64>,
+    /// tunnelbyte: end this session before it costs more than X, in the service's currency
+    /// (its cost_currency, EUR in v1; the name says eur, the amount is the service's).
+    #[arg(long, value_name = "X", value_parser = super::budget::money)]
+    pub cap_eur: Option<u64>,
     /// Seconds to wait for the tunnel's first handshake.
     #[arg(long, default_value_t = 15)]
     pub handshake_timeout: u64,
@@ -112,6 +121,15 @@ pub async fn run(args: Args) -> anyhow::Result<u8> {
             .and_then(|s| s.parse().ok())
             .unwrap_or(ServiceKind::Orbnet),
     };
+    match (service, args.cap_credits, args.cap_eur) {
+        (ServiceKind::Orbnet, _, Some(_)) => {
+            bail!("--cap-eur is for tunnelbyte; OrbNET sessions take --cap-credits")
+        }
+        (ServiceKind::Tunnelbyte, Some(_), _) => {
+            bail!("--cap-credits is for OrbNET; tunnelbyte sessions take --cap-eur")
+        }
+        _ => {}
+    }
     let out = Output::new(args.json);
     let store = Arc::new(store);
     let target = match service {
@@ -144,15 +162,27 @@ pub async fn run(args: Args) -> anyhow::Result<u8> {
         traffic_every: Duration::from_secs(2),
         warn_minutes: CreditsConfig::default().warn_minutes,
         front_end: "`ferry connect`".into(),
+        caps: SessionCaps {
+            credits: args.cap_credits,
+            millicents: args.cap_eur,
+        },
     };
-    let launched = launch(
+    let launched = match launch(
         ctx.services(),
         store.clone(),
         ctx.data_dir(),
         SystemClock::shared(),
         spec,
     )
-    .await?;
+    .await
+    {
+        Ok(l) => l,
+        Err(e @ AppError::CapReached { .. }) => {
+            eprintln!("ferry: {e}");
+            return Ok(2);
+        }
+        Err(e) => return Err(e.into()),
+    };
     let r = &launched.recovered;
     if r.closed > 0 {
         out.notice(&format!(
@@ -544,6 +574,14 @@ impl Output {
             // The one line of a failure, like every other error of the CLI.
             SessionEvent::Failed { message, .. } => line = Some(format!("ferry: {message}")),
             SessionEvent::Notice { message } => line = Some(message.clone()),
+            SessionEvent::CapWarning { cap, percent, .. } => {
+                line = Some(format!("warning: {percent:.0}% of the {cap} is spent"));
+            }
+            SessionEvent::CapStopNear { cap, .. } => {
+                line = Some(format!(
+                    "warning: disconnecting at the next check to stay within the {cap}"
+                ));
+            }
             SessionEvent::Heartbeat { .. } => {}
         }
         if let Some(l) = line {

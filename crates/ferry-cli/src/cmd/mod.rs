@@ -1,5 +1,6 @@
 //! One module per subcommand. Each exposes `Args` and an async `run` returning the exit code.
 
+pub mod budget;
 pub mod connect;
 pub mod context;
 pub mod history;

@@ -492,6 +492,10 @@ pub enum WarningKind {
     CreditsLow,
     /// A tunnelbyte quota window is nearly used up.
     QuotaHigh,
+    /// A spend cap (budget) is 80 % used.
+    CapNear,
+    /// Ferry stops the session for a spend cap at the next heartbeat or status poll.
+    CapStop,
 }
 
 /// A warning computed once by the core (the same in the CLI, the window and notifications).

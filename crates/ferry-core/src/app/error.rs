@@ -46,6 +46,15 @@ pub enum AppError {
     /// A local file (lock, data dir) failed.
     #[error("{0}")]
     Io(String),
+    /// A spend cap is already reached: the session is refused (the message names the cap and
+    /// when it resets).
+    #[error("Not connecting: the {cap} is reached; {resets}.")]
+    CapReached {
+        /// Which cap, in words.
+        cap: String,
+        /// When it resets, in words.
+        resets: String,
+    },
 }
 
 impl AppError {
@@ -73,6 +82,7 @@ impl AppError {
             AppError::NotFound(_) => "not_found",
             AppError::Autostart(_) => "autostart",
             AppError::Io(_) => "io",
+            AppError::CapReached { .. } => "cap_reached",
         }
     }
 

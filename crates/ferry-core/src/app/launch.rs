@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 use crate::clock::SharedClock;
+use crate::meter::caps::{self, Budget, CapTracker, CapUnit, BUDGET_KEY};
 use crate::meter::credits::CreditsConfig;
 use crate::meter::quota::POLL_INTERVAL;
 use crate::services::ServiceKind;
@@ -44,6 +45,95 @@ pub struct LaunchSpec {
     pub warn_minutes: Vec<f64>,
     /// Who is starting it, for the "already connected in …" message (e.g. "`ferry connect`").
     pub front_end: String,
+    /// One-off per-session caps (they replace the budget's session cap for this session).
+    pub caps: SessionCaps,
+}
+
+/// Per-session caps given for one connection (`ferry connect --cap-credits/--cap-eur`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SessionCaps {
+    /// OrbNET credits for this session.
+    pub credits: Option<f64>,
+    /// tunnelbyte money for this session, in millicents of the service's currency.
+    pub millicents: Option<u64>,
+}
+
+/// Reads the budget from the store's settings (none set: an empty budget).
+pub async fn load_budget(store: &Store) -> Result<Budget, AppError> {
+    let raw = store.setting(BUDGET_KEY).await?;
+    Budget::from_setting(raw.as_deref()).map_err(|e| AppError::Io(e.to_string()))
+}
+
+/// Checks and stores the budget.
+pub async fn save_budget(store: &Store, budget: &Budget) -> Result<(), AppError> {
+    budget
+        .validate()
+        .map_err(|e| AppError::invalid(e.to_string()))?;
+    if budget.is_empty() {
+        store.delete_setting(BUDGET_KEY).await?;
+    } else {
+        store.set_setting(BUDGET_KEY, &budget.to_setting()).await?;
+    }
+    Ok(())
+}
+
+/// The caps of a session about to start: the budget's (the session cap replaced by a one-off
+/// one), with the day and month totals from the history (local time, on the store's clock).
+/// Refuses with [`AppError::CapReached`] when one is already reached.
+pub async fn session_caps(
+    store: &Store,
+    service: ServiceKind,
+    one_off: SessionCaps,
+) -> Result<CapTracker, AppError> {
+    let budget = load_budget(store).await?;
+    let (unit, limits) = match service {
+        ServiceKind::Orbnet => (
+            CapUnit::Credits,
+            [
+                one_off.credits.or(budget.session_credits),
+                budget.day_credits,
+                budget.month_credits,
+            ],
+        ),
+        ServiceKind::Tunnelbyte => {
+            let mc = |v: Option<u64>| v.map(|v| v as f64);
+            (
+                CapUnit::Millicents,
+                [
+                    mc(one_off.millicents.or(budget.session_millicents)),
+                    mc(budget.day_millicents),
+                    mc(budget.month_millicents),
+                ],
+            )
+        }
+        ServiceKind::Neosc => return Ok(CapTracker::default()),
+    };
+    if limits.iter().all(Option::is_none) {
+        return Ok(CapTracker::default());
+    }
+    if let Some(v) = limits[0] {
+        if !(v.is_finite() && v > 0.0) {
+            return Err(AppError::invalid("A session cap must be more than zero."));
+        }
+    }
+    let now = store.wall_now();
+    let w = caps::windows(now, &chrono::Local);
+    let day = store.spent_between(service, w.day_start, w.day_end).await?;
+    let month = store
+        .spent_between(service, w.month_start, w.month_end)
+        .await?;
+    let (d, m) = match unit {
+        CapUnit::Credits => (day.credits, month.credits),
+        CapUnit::Millicents => (day.millicents as f64, month.millicents as f64),
+    };
+    let list = caps::caps_for(unit, limits, d, m, &w);
+    if let Some(c) = caps::reached(&list) {
+        return Err(AppError::CapReached {
+            cap: c.describe(None),
+            resets: c.resets_text(),
+        });
+    }
+    Ok(CapTracker::new(list))
 }
 
 /// A running session: its supervisor and the instance lock held while it runs.
@@ -86,6 +176,7 @@ pub async fn launch(
     spec: LaunchSpec,
 ) -> Result<Launched, AppError> {
     let lock = take_lock(lock_dir, &spec.front_end)?;
+    let caps = session_caps(&store, spec.service, spec.caps).await?;
     let knobs = services.is_loopback(spec.service);
     if !knobs && (spec.heartbeat.is_some() || spec.status_poll.is_some_and(|p| p < POLL_INTERVAL)) {
         tracing::warn!(
@@ -112,6 +203,7 @@ pub async fn launch(
                 },
                 handshake_timeout: spec.handshake_timeout,
                 traffic_every: spec.traffic_every,
+                caps,
                 ..OrbnetSettings::default()
             };
             let provider =
@@ -135,6 +227,7 @@ pub async fn launch(
                 region: spec.target,
                 poll,
                 handshake_timeout: spec.handshake_timeout,
+                caps,
             };
             let provider =
                 TunnelbyteProvider::new(client, spec.tunnels, store, clock.clone(), settings);

@@ -39,7 +39,9 @@ use crate::workspaces::{WatchConfig, WorkspaceEvent, WorkspaceWatcher};
 
 pub use contract::AppEvent;
 pub use error::AppError;
-pub use launch::{launch, LaunchSpec, Launched};
+pub use launch::{
+    launch, load_budget, save_budget, session_caps, LaunchSpec, Launched, SessionCaps,
+};
 pub use services::{SecretsMode, Services};
 
 use contract::{
@@ -812,6 +814,8 @@ impl App {
             traffic_every: Duration::from_secs(1),
             warn_minutes,
             front_end: o.front_end.clone(),
+            // The budget (day, month and session caps) is read from the store by `launch`.
+            caps: SessionCaps::default(),
         };
         let launched = launch(
             &services,

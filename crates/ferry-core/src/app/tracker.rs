@@ -75,6 +75,20 @@ pub fn error_view(cause: &ErrorCause) -> ErrorView {
             format!("The service did not answer as expected: {m}."),
             "Try again in a moment.",
         ),
+        ErrorCause::CapReached {
+            cap,
+            resets,
+            at_start,
+            ..
+        } => (
+            "cap_reached".to_string(),
+            if *at_start {
+                format!("Not connecting: the {cap} has less left than a session costs ({resets}).")
+            } else {
+                format!("Ferry ended the session: the {cap} would have been passed ({resets}).")
+            },
+            "Raise or clear the budget, or wait until the cap resets.",
+        ),
     };
     ErrorView {
         code,
@@ -295,6 +309,27 @@ impl ConnectionTracker {
                         "{threshold_percent}% of the tunnelbyte {what} quota is used."
                     ),
                     resets_at_ms: usage.resets_at.map(|t| t.timestamp_millis()),
+                })]
+            }
+            SessionEvent::CapWarning {
+                cap,
+                percent,
+                resets_at,
+                ..
+            } => vec![AppEvent::Warning(WarningView {
+                kind: WarningKind::CapNear,
+                threshold: 80.0,
+                message: format!("{percent:.0}% of the {cap} is spent."),
+                resets_at_ms: resets_at.map(|t| t.timestamp_millis()),
+            })],
+            SessionEvent::CapStopNear { cap, resets_at, .. } => {
+                vec![AppEvent::Warning(WarningView {
+                    kind: WarningKind::CapStop,
+                    threshold: 100.0,
+                    message: format!(
+                        "Ferry disconnects at the next check to stay within the {cap}."
+                    ),
+                    resets_at_ms: resets_at.map(|t| t.timestamp_millis()),
                 })]
             }
             SessionEvent::SessionEnded { .. }

@@ -131,6 +131,7 @@ pub fn end_label(reason: &EndReason) -> String {
         EndReason::QuotaExceeded => "Quota used up".into(),
         EndReason::ServerEnded => "Ended by the server".into(),
         EndReason::Recovered => "Closed after Ferry stopped unexpectedly".into(),
+        EndReason::CapReached => "Stopped at your spend cap".into(),
         EndReason::Other(code) => format!("Ended by the server ({})", code.replace('_', " ")),
     }
 }

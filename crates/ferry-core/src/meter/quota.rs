@@ -112,6 +112,8 @@ pub enum QuotaNote {
         /// Its use now.
         usage: WindowUse,
     },
+    /// The figures once the session was deleted (the final cost).
+    Final(QuotaSample),
     /// The server ended the session.
     Terminated {
         /// `terminated_reason`, or "unknown".
@@ -314,8 +316,20 @@ pub async fn run_quota<A: QuotaApi>(
         let now = clock.now();
         next = (next + interval).max(now);
     }
-    if let Err(e) = api.delete(&id).await {
-        debug!(error = %e, "tunnelbyte session delete failed (the idle reaper ends it)");
+    match api.delete(&id).await {
+        Err(e) => debug!(error = %e, "tunnelbyte session delete failed (the idle reaper ends it)"),
+        Ok(()) => {
+            // The final figures, cost up to the DELETE, for the history (the caps' day and
+            // month totals read them).
+            match api.status(&id).await {
+                Ok(st) => {
+                    if let Some(QuotaNote::Sample(s)) = meter.on_status(&st).into_iter().next() {
+                        let _ = events.send(QuotaNote::Final(s));
+                    }
+                }
+                Err(e) => debug!(error = %e, "no final tunnelbyte status"),
+            }
+        }
     }
     QuotaExit::Stopped
 }

@@ -178,6 +178,7 @@ impl OrbnetApi for OrbnetClient {
             location: format!("server {server_id}"),
             config,
             exit_ip: endpoint_ip(&cfg.peer.endpoint),
+            consumption_rate: Some(auth.credits.consumption_rate).filter(|r| *r > 0.0),
         })
     }
 }

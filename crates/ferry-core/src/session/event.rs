@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use super::machine::{ErrorCause, State};
+use crate::meter::caps::{Cap, CapNote, CapScope};
 use crate::meter::quota::{QuotaSample, Window, WindowUse};
 
 /// Something that happened to the session, in the order it happened.
@@ -89,9 +90,58 @@ pub enum SessionEvent {
         /// Its message.
         message: String,
     },
+    /// A spend cap is 80 % used (once per cap and session).
+    CapWarning {
+        /// Which window.
+        scope: CapScope,
+        /// The cap in words ("day cap of 5 credits").
+        cap: String,
+        /// Percent of it spent (window total).
+        percent: f64,
+        /// When it resets (`None` for a session cap).
+        resets_at: Option<chrono::DateTime<chrono::Utc>>,
+    },
+    /// The stop for a cap is one heartbeat or status poll away (once per session).
+    CapStopNear {
+        /// Which window.
+        scope: CapScope,
+        /// The cap in words.
+        cap: String,
+        /// When it resets (`None` for a session cap).
+        resets_at: Option<chrono::DateTime<chrono::Utc>>,
+    },
     /// Something worth telling the user that is not an error.
     Notice {
         /// The text.
         message: String,
     },
+}
+
+/// The cause a cap stop ends the session with (`at_start`: it refused the start).
+pub fn cap_cause(cap: &Cap, currency: Option<&str>, at_start: bool) -> ErrorCause {
+    ErrorCause::CapReached {
+        cap: cap.describe(currency),
+        resets: cap.resets_text(),
+        resets_at: cap.resets_at,
+        at_start,
+    }
+}
+
+/// The event for a cap warning (`None` for a stop: that ends the session with
+/// [`cap_cause`]).
+pub fn cap_event(note: &CapNote, currency: Option<&str>) -> Option<SessionEvent> {
+    match note {
+        CapNote::Warn { cap, percent } => Some(SessionEvent::CapWarning {
+            scope: cap.scope,
+            cap: cap.describe(currency),
+            percent: *percent,
+            resets_at: cap.resets_at,
+        }),
+        CapNote::Near { cap } => Some(SessionEvent::CapStopNear {
+            scope: cap.scope,
+            cap: cap.describe(currency),
+            resets_at: cap.resets_at,
+        }),
+        CapNote::Stop { .. } => None,
+    }
 }

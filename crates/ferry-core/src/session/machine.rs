@@ -43,6 +43,18 @@ pub enum ErrorCause {
     /// A service call failed.
     #[error("service error: {0}")]
     Service(String),
+    /// Ferry ended the session (or refused it) because a spend cap would have been passed.
+    #[error("{cap} reached; {resets}")]
+    CapReached {
+        /// Which cap, in words ("day cap of 5 credits").
+        cap: String,
+        /// When it resets, in words ("resets at 2026-12-07 00:00 CET", "reset n/a ...").
+        resets: String,
+        /// When it resets (`None` for a session cap).
+        resets_at: Option<chrono::DateTime<chrono::Utc>>,
+        /// Refused before the session started (exit 2) rather than ended by the cap (exit 4).
+        at_start: bool,
+    },
 }
 
 impl ErrorCause {
@@ -52,11 +64,14 @@ impl ErrorCause {
     }
 
     /// The `ferry connect` exit code: 2 exhausted at start, 3 ended by the server or depleted
-    /// credits while running, 1 any other error.
+    /// credits while running, 4 ended by a spend cap (2 when a cap refused the start), 1 any other
+    /// error.
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::CreditsExhausted(_) | Self::QuotaExhausted(_) => 2,
             Self::CreditsDepleted | Self::TerminatedByServer(_) => 3,
+            Self::CapReached { at_start: true, .. } => 2,
+            Self::CapReached { .. } => 4,
             _ => 1,
         }
     }
@@ -66,6 +81,7 @@ impl ErrorCause {
         match self {
             Self::CreditsDepleted | Self::CreditsExhausted(_) => DisconnectReason::CreditsDepleted,
             Self::TerminatedByServer(_) => DisconnectReason::Timeout,
+            Self::CapReached { .. } => DisconnectReason::UserInitiated,
             _ => DisconnectReason::Error,
         }
     }

@@ -10,12 +10,15 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
-use super::event::SessionEvent;
+use super::event::{cap_cause, cap_event, SessionEvent};
 use super::machine::ErrorCause;
 use super::ports::{Ledger, NewRow, TunnelFactory, TunnelHandle, UsageRow};
 use super::supervisor::{Cancel, EventSink, MeterEnd, Provider};
 use crate::clock::{BootInstant, SharedClock};
-use crate::meter::credits::{CreditsConfig, CreditsMeter, CreditsNote, StartInfo, StopCause};
+use crate::meter::caps::{orbnet_next_charge, Cap, CapNote, CapTracker};
+use crate::meter::credits::{
+    CreditsConfig, CreditsMeter, CreditsNote, StartInfo, StopCause, MAX_INTERVAL_SECS,
+};
 use crate::meter::credits_driver::{
     run_credits, CreditsApi, CreditsApiError, CreditsEvent, DisconnectReason, DriverTimeouts,
     HeartbeatDelivery,
@@ -33,6 +36,8 @@ pub struct Prepared {
     /// The exit IP: the server's address as its WireGuard endpoint gives it (`None` when the
     /// endpoint is a host name).
     pub exit_ip: Option<String>,
+    /// Credits per minute as authorize reported them, when it did.
+    pub consumption_rate: Option<f64>,
 }
 
 /// OrbNET calls beyond the session ones: authorize and the WireGuard config.
@@ -58,6 +63,8 @@ pub struct OrbnetSettings {
     pub handshake_timeout: Duration,
     /// How often to publish local traffic figures.
     pub traffic_every: Duration,
+    /// Spend caps in credits (empty: none).
+    pub caps: CapTracker,
 }
 
 impl Default for OrbnetSettings {
@@ -68,6 +75,7 @@ impl Default for OrbnetSettings {
             timeouts: DriverTimeouts::default(),
             handshake_timeout: Duration::from_secs(15),
             traffic_every: Duration::from_secs(2),
+            caps: CapTracker::default(),
         }
     }
 }
@@ -283,6 +291,16 @@ impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> Provider for OrbnetProvider<A, T
         if cancel.is_cancelled() {
             return Err(Cancel::error());
         }
+        // `end` charges at least a second: a cap with less than the end's margin left refuses.
+        if let Some(rate) = prep.consumption_rate {
+            if let Some(cap) = self
+                .settings
+                .caps
+                .too_tight(orbnet_next_charge(rate, Duration::ZERO))
+            {
+                return Err(cap_cause(cap, None, true));
+            }
+        }
         let tunnel = self.tunnels.up(prep.config.clone()).await?;
         let handshake = tokio::select! {
             r = tunnel.first_handshake(self.settings.handshake_timeout) => Some(r),
@@ -352,32 +370,95 @@ impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> Provider for OrbnetProvider<A, T
     async fn meter(
         &self,
         live: Arc<Self::Live>,
-        stop: watch::Receiver<Option<DisconnectReason>>,
+        mut stop: watch::Receiver<Option<DisconnectReason>>,
         events: EventSink,
     ) -> MeterEnd {
         let meter = CreditsMeter::new(self.settings.credits.clone(), &live.start, live.started_at);
         let (tx, mut rx) = mpsc::unbounded_channel();
+        // The driver's stop: the supervisor's, relayed, or ours when a cap is reached.
+        let (driver_stop, driver_stop_rx) = watch::channel(None);
         let driver = run_credits(
             self.api.clone(),
             self.clock.clone(),
             live.session_id.clone(),
             meter,
             self.settings.timeouts.clone(),
-            stop,
+            driver_stop_rx,
             tx,
         );
         let ledger = self.ledger.clone();
         let row = live.row;
         let start_credits = live.start.credits_at_start;
+        let mut caps = self.settings.caps.clone();
+        // The cap checks assume a heartbeat at most this far apart (the cadence's upper bound).
+        let interval = self
+            .settings
+            .credits
+            .heartbeat_override
+            .unwrap_or(Duration::from_secs(MAX_INTERVAL_SECS))
+            .max(Duration::from_secs(1));
+        let mut cap_hit: Option<Cap> = None;
+        if let Some(r) = *stop.borrow_and_update() {
+            let _ = driver_stop.send(Some(r));
+        }
         let forward = async {
             let mut ticker = tokio::time::interval(self.settings.traffic_every);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            let mut relayed = false;
+            let mut rate = live.start.consumption_rate;
+            // Credits charged by the seconds counted so far (the balance may rise on a top-up).
+            let mut charged = 0.0_f64;
             loop {
                 tokio::select! {
                     e = rx.recv() => match e {
-                        Some(e) => forward_credits(&*ledger, row, start_credits, &events, e).await,
+                        Some(e) => {
+                            match &e {
+                                CreditsEvent::Heartbeat { seconds, delivery }
+                                    if *delivery != HeartbeatDelivery::NotDelivered =>
+                                {
+                                    charged += rate * f64::from(*seconds) / 60.0;
+                                }
+                                CreditsEvent::Note(CreditsNote::Balance {
+                                    credits_remaining,
+                                    consumption_rate,
+                                    ..
+                                }) if cap_hit.is_none() && !caps.is_empty() => {
+                                    rate = *consumption_rate;
+                                    let spent = (start_credits - credits_remaining).max(charged);
+                                    let next = orbnet_next_charge(rate, interval);
+                                    for n in caps.check(spent, next) {
+                                        if let CapNote::Stop { cap } = n {
+                                            let _ = events.send(SessionEvent::Notice {
+                                                message: format!(
+                                                    "the next heartbeat would pass the {}; \
+                                                     disconnecting",
+                                                    cap.describe(None)
+                                                ),
+                                            });
+                                            cap_hit = Some(cap);
+                                            let _ = driver_stop
+                                                .send(Some(DisconnectReason::UserInitiated));
+                                        } else if let Some(ev) = cap_event(&n, None) {
+                                            let _ = events.send(ev);
+                                        }
+                                    }
+                                }
+                                _ => {}
+                            }
+                            forward_credits(&*ledger, row, start_credits, &events, e).await;
+                        }
                         None => break,
                     },
+                    changed = stop.changed(), if !relayed => {
+                        let reason = match changed {
+                            Err(_) => Some(DisconnectReason::Error),
+                            Ok(()) => *stop.borrow_and_update(),
+                        };
+                        if reason.is_some() {
+                            relayed = true;
+                            let _ = driver_stop.send(reason);
+                        }
+                    }
                     _ = ticker.tick() => {
                         let (rx_bytes, tx_bytes) = live.tunnel.traffic();
                         let _ = events.send(SessionEvent::Traffic { rx_bytes, tx_bytes });
@@ -386,12 +467,18 @@ impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> Provider for OrbnetProvider<A, T
             }
         };
         let (exit, ()) = tokio::join!(driver, forward);
+        let cap_hit = cap_hit.filter(|_| exit.stop_cause.is_none());
+        let reason_text = if cap_hit.is_some() {
+            "cap_reached".to_string()
+        } else {
+            exit.reason.as_str().to_string()
+        };
         let (rx_bytes, tx_bytes) = live.tunnel.traffic();
         let summary = exit.end.as_ref().ok();
         self.ledger
             .close(
                 row,
-                exit.reason.as_str().into(),
+                reason_text.clone(),
                 UsageRow {
                     bytes_in: Some(rx_bytes),
                     bytes_out: Some(tx_bytes),
@@ -402,11 +489,14 @@ impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> Provider for OrbnetProvider<A, T
             )
             .await;
         let _ = events.send(SessionEvent::SessionEnded {
-            reason: exit.reason.as_str().into(),
+            reason: reason_text,
             billed_secs: Some(exit.counted_secs),
             connected_secs: exit.connected.as_secs_f64(),
             credits_used: summary.and_then(|s| s.total_credits_used),
         });
+        if let Some(cap) = cap_hit {
+            return MeterEnd::Ended(cap_cause(&cap, None, false));
+        }
         match exit.stop_cause {
             Some(StopCause::CreditsDepleted) => MeterEnd::Ended(ErrorCause::CreditsDepleted),
             Some(StopCause::SessionGone) => {
@@ -580,6 +670,7 @@ mod tests {
                 location: "lab-1".into(),
                 config: WgConfig::default(),
                 exit_ip: Some("198.51.100.7".into()),
+                consumption_rate: Some(1.0),
             })
         }
     }

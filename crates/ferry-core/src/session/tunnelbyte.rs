@@ -9,11 +9,12 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tracing::warn;
 
-use super::event::SessionEvent;
+use super::event::{cap_cause, cap_event, SessionEvent};
 use super::machine::ErrorCause;
 use super::ports::{Ledger, NewRow, TunnelFactory, TunnelHandle, UsageRow};
 use super::supervisor::{Cancel, EventSink, MeterEnd, Provider};
 use crate::clock::SharedClock;
+use crate::meter::caps::{tunnelbyte_next_charge, tunnelbyte_rate, Cap, CapNote, CapTracker};
 use crate::meter::credits_driver::DisconnectReason;
 use crate::meter::quota::{
     run_quota, QuotaApi, QuotaApiError, QuotaExit, QuotaMeter, QuotaNote, POLL_INTERVAL,
@@ -54,6 +55,8 @@ pub struct TunnelbyteSettings {
     pub poll: Duration,
     /// How long to wait for the first handshake.
     pub handshake_timeout: Duration,
+    /// Spend caps in millicents of the service's currency (empty: none).
+    pub caps: CapTracker,
 }
 
 impl Default for TunnelbyteSettings {
@@ -62,6 +65,7 @@ impl Default for TunnelbyteSettings {
             region: None,
             poll: POLL_INTERVAL,
             handshake_timeout: Duration::from_secs(15),
+            caps: CapTracker::default(),
         }
     }
 }
@@ -216,6 +220,7 @@ impl<A: TunnelbyteApi, T: TunnelFactory, L: Ledger> Provider for TunnelbyteProvi
         events: EventSink,
     ) -> MeterEnd {
         let (stop_tx, stop_rx) = watch::channel(false);
+        let stop_tx = &stop_tx;
         let relay = async move {
             let _ = stop.wait_for(|s| s.is_some()).await;
             let _ = stop_tx.send(true);
@@ -233,6 +238,10 @@ impl<A: TunnelbyteApi, T: TunnelFactory, L: Ledger> Provider for TunnelbyteProvi
         );
         let ledger = self.ledger.clone();
         let row = live.row;
+        let started = self.clock.now();
+        let mut caps = self.settings.caps.clone();
+        let mut cap_hit: Option<(Cap, Option<String>)> = None;
+        let mut prev: Option<(f64, u64)> = None;
         let forward = async {
             // Local traffic figures between status polls (the window's bytes and rates).
             let mut ticker = tokio::time::interval(TRAFFIC_EVERY);
@@ -249,8 +258,34 @@ impl<A: TunnelbyteApi, T: TunnelFactory, L: Ledger> Provider for TunnelbyteProvi
                         continue;
                     }
                 };
+                if let (QuotaNote::Sample(s), true, true) =
+                    (&n, cap_hit.is_none(), !caps.is_empty())
+                {
+                    if let Some(cost) = s.cost_millicents {
+                        let secs = self.clock.now().saturating_since(started).as_secs_f64();
+                        let rate = tunnelbyte_rate(prev, secs, cost);
+                        prev = Some((secs, cost));
+                        let next = tunnelbyte_next_charge(rate, self.settings.poll);
+                        let currency = s.currency.as_deref();
+                        for note in caps.check(cost as f64, next) {
+                            if let CapNote::Stop { cap } = note {
+                                let _ = events.send(SessionEvent::Notice {
+                                    message: format!(
+                                        "the cost would pass the {} before the next status \
+                                         poll; disconnecting",
+                                        cap.describe(currency)
+                                    ),
+                                });
+                                cap_hit = Some((cap, s.currency.clone()));
+                                let _ = stop_tx.send(true);
+                            } else if let Some(ev) = cap_event(&note, currency) {
+                                let _ = events.send(ev);
+                            }
+                        }
+                    }
+                }
                 let ev = match n {
-                    QuotaNote::Sample(s) => {
+                    QuotaNote::Sample(s) | QuotaNote::Final(s) => {
                         ledger
                             .usage(
                                 row,
@@ -286,16 +321,19 @@ impl<A: TunnelbyteApi, T: TunnelFactory, L: Ledger> Provider for TunnelbyteProvi
                 let _ = events.send(ev);
             }
         };
-        let started = self.clock.now();
-        let work = async { tokio::join!(poll, forward).0 };
-        tokio::pin!(work);
-        let (exit, reason) = tokio::select! {
-            exit = &mut work => (exit, None),
-            // Stopped by us: the poll loop sees the flag, deletes the session and returns.
-            r = relay => (work.await, Some(r)),
+        let (exit, reason) = {
+            let work = async { tokio::join!(poll, forward).0 };
+            tokio::pin!(work);
+            tokio::select! {
+                exit = &mut work => (exit, None),
+                // Stopped by us: the poll loop sees the flag, deletes the session and returns.
+                r = relay => (work.await, Some(r)),
+            }
         };
         let (rx_bytes, tx_bytes) = live.tunnel.traffic();
+        let cap_hit = cap_hit.filter(|_| exit == QuotaExit::Stopped);
         let reason_text = match (&exit, reason) {
+            (QuotaExit::Stopped, _) if cap_hit.is_some() => "cap_reached".to_string(),
             (QuotaExit::Terminated(r), _) => r.clone(),
             (QuotaExit::Stopped, Some(r)) => r.as_str().to_string(),
             (QuotaExit::Stopped, None) => "user_initiated".into(),
@@ -317,6 +355,9 @@ impl<A: TunnelbyteApi, T: TunnelFactory, L: Ledger> Provider for TunnelbyteProvi
             connected_secs: self.clock.now().saturating_since(started).as_secs_f64(),
             credits_used: None,
         });
+        if let Some((cap, currency)) = cap_hit {
+            return MeterEnd::Ended(cap_cause(&cap, currency.as_deref(), false));
+        }
         match exit {
             QuotaExit::Terminated(r) => MeterEnd::Ended(ErrorCause::TerminatedByServer(r)),
             QuotaExit::Stopped => MeterEnd::Stopped,

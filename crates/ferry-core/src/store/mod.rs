@@ -500,6 +500,30 @@ impl Store {
             .collect()
     }
 
+    /// What one service's sessions started in `[from, to)` spent: credits used and cost in
+    /// millicents (the spend caps' day and month totals; a session counts where it started).
+    pub async fn spent_between(
+        &self,
+        service: ServiceKind,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Spent, StoreError> {
+        let row = sqlx::query(
+            "SELECT COALESCE(SUM(credits_used), 0.0) AS credits_used,
+                    COALESCE(SUM(cost_millicents), 0) AS cost_millicents
+             FROM sessions WHERE service = ? AND started_at_ms >= ? AND started_at_ms < ?",
+        )
+        .bind(service.as_str())
+        .bind(from.timestamp_millis())
+        .bind(to.timestamp_millis())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Spent {
+            credits: row.try_get::<f64, _>("credits_used")?,
+            millicents: get_u64(&row, "cost_millicents")?.unwrap_or(0),
+        })
+    }
+
     /// Totals per service over the whole history.
     pub async fn totals_per_service(&self) -> Result<Vec<Totals>, StoreError> {
         let rows = sqlx::query(&format!(

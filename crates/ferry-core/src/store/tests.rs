@@ -536,3 +536,43 @@ async fn final_traffic_lands_on_a_closed_row_and_only_there() {
         Err(StoreError::NotFound(999))
     ));
 }
+
+#[tokio::test]
+async fn spent_between_sums_one_service_in_the_window_open_rows_included() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = open(tmp.path(), Duration::from_secs(5)).await;
+    let mut rows = Vec::new();
+    for (service, id, at, credits, cost) in [
+        (ServiceKind::Orbnet, "a", t(9, 59, 59), 1.0, None),
+        (ServiceKind::Orbnet, "b", t(10, 0, 0), 2.5, None),
+        (ServiceKind::Orbnet, "c", t(11, 0, 0), 0.25, None),
+        (ServiceKind::Tunnelbyte, "d", t(10, 30, 0), 0.0, Some(1234)),
+        (ServiceKind::Orbnet, "e", t(12, 0, 0), 9.0, None),
+    ] {
+        let id = store.insert_session(&new(service, id, at)).await.unwrap();
+        let mut u = UsageUpdate::at(at);
+        u.credits_used = Some(credits).filter(|c| *c > 0.0);
+        u.cost_millicents = cost;
+        store.update_usage(id, &u).await.unwrap();
+        rows.push(id);
+    }
+    // "b" is closed, "c" is left open (a crash): both count.
+    let mut close = SessionClose::new(t(10, 10, 0), EndReason::CapReached);
+    close.credits_used = Some(2.5);
+    store.close_session(rows[1], &close).await.unwrap();
+    let s = store
+        .spent_between(ServiceKind::Orbnet, t(10, 0, 0), t(12, 0, 0))
+        .await
+        .unwrap();
+    assert!((s.credits - 2.75).abs() < 1e-9, "{s:?}");
+    assert_eq!(s.millicents, 0);
+    let s = store
+        .spent_between(ServiceKind::Tunnelbyte, t(10, 0, 0), t(12, 0, 0))
+        .await
+        .unwrap();
+    assert_eq!(s.millicents, 1234);
+    assert_eq!(
+        store.session(rows[1]).await.unwrap().unwrap().end_reason,
+        Some(EndReason::CapReached)
+    );
+}

@@ -73,6 +73,8 @@ pub enum EndReason {
     ServerEnded,
     /// Closed at startup after a crash left it open.
     Recovered,
+    /// Ferry ended it because a spend cap would have been passed.
+    CapReached,
     /// Anything else (kept verbatim).
     Other(String),
 }
@@ -88,6 +90,7 @@ impl EndReason {
             EndReason::QuotaExceeded => "quota_exceeded",
             EndReason::ServerEnded => "server_ended",
             EndReason::Recovered => "recovered",
+            EndReason::CapReached => "cap_reached",
             EndReason::Other(s) => s,
         }
     }
@@ -102,6 +105,7 @@ impl EndReason {
             "quota_exceeded" => EndReason::QuotaExceeded,
             "server_ended" => EndReason::ServerEnded,
             "recovered" => EndReason::Recovered,
+            "cap_reached" => EndReason::CapReached,
             other => EndReason::Other(other.to_string()),
         }
     }
@@ -123,6 +127,15 @@ impl std::fmt::Display for EndReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// What sessions spent in a window (see `Store::spent_between`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Spent {
+    /// OrbNET credits used.
+    pub credits: f64,
+    /// tunnelbyte cost in millicents.
+    pub millicents: u64,
 }
 
 /// A session row.
