@@ -184,7 +184,7 @@ pub async fn launch(
             "test timing knobs ignored: they apply only to a service on loopback"
         );
     }
-    match spec.service {
+    let (handle, task, recovered) = match spec.service {
         ServiceKind::Orbnet => {
             let server = match spec.target.as_deref() {
                 None => None,
@@ -209,12 +209,7 @@ pub async fn launch(
             let provider =
                 OrbnetProvider::new(client, spec.tunnels, store, clock.clone(), settings);
             let (handle, task) = supervisor::spawn(provider, clock);
-            Ok(Launched {
-                handle,
-                task,
-                recovered,
-                lock,
-            })
+            (handle, task, recovered)
         }
         ServiceKind::Tunnelbyte => {
             let client = Arc::new(services.tunnelbyte().await?);
@@ -232,15 +227,18 @@ pub async fn launch(
             let provider =
                 TunnelbyteProvider::new(client, spec.tunnels, store, clock.clone(), settings);
             let (handle, task) = supervisor::spawn(provider, clock);
-            Ok(Launched {
-                handle,
-                task,
-                recovered,
-                lock,
-            })
+            (handle, task, recovered)
         }
-        ServiceKind::Neosc => Err(AppError::invalid(
-            "NeoSC has no tunnel; pick an OrbNET server or a tunnelbyte region.",
-        )),
-    }
+        ServiceKind::Neosc => {
+            return Err(AppError::invalid(
+                "NeoSC has no tunnel; pick an OrbNET server or a tunnelbyte region.",
+            ))
+        }
+    };
+    Ok(Launched {
+        handle,
+        task,
+        recovered,
+        lock,
+    })
 }
