@@ -420,6 +420,7 @@ function render(): void {
 async function refreshRegions(): Promise<void> {
   await guard(async () => {
     state.regions = await call("list_regions");
+    state.selectedRegion = view.defaultRegion(state.regions, state.selectedRegion, signedIn);
     if (state.screen === "connect") render();
   });
 }
@@ -480,6 +481,7 @@ async function start(): Promise<void> {
   // (the core's NeoSC watcher), so the window polls nothing itself.
   await on("ferry:regions", (r) => {
     state.regions = r;
+    state.selectedRegion = view.defaultRegion(state.regions, state.selectedRegion, signedIn);
     if (state.screen === "connect") render();
   });
   await on("ferry:warning", (w) => flash(w.message));

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { ConnectionView, LiveView, Phase, WorkspaceSessionView } from "./contract.gen";
-import { connectControl, liveFigures, quotaBars, regionOption, sortSessions, sparkline } from "./view";
+import { connectControl, defaultRegion, liveFigures, quotaBars, regionOption, sortSessions, sparkline } from "./view";
 
 function conn(phase: Phase): ConnectionView {
   return {
@@ -89,5 +89,25 @@ describe("lists", () => {
   it("sparkline spans the box", () => {
     expect(sparkline([0, 5, 10], 100, 20)).toBe("0.0,20.0 50.0,10.0 100.0,0.0");
     expect(sparkline([], 10, 10)).toBe("");
+  });
+});
+
+describe("preselected region", () => {
+  const groups = [
+    { service: "orbnet" as const, error: null, regions: [
+      { ref: { service: "orbnet" as const, id: "101" }, label: "New York", country: "US", nodes: null, available: false, note: "busy" },
+      { ref: { service: "orbnet" as const, id: "102" }, label: "Frankfurt", country: "DE", nodes: null, available: true, note: null },
+    ] },
+    { service: "tunnelbyte" as const, error: null, regions: [
+      { ref: { service: "tunnelbyte" as const, id: "fsn" }, label: "fsn", country: null, nodes: 2, available: true, note: null },
+    ] },
+  ];
+  it("keeps a remembered region that is listed", () => {
+    expect(defaultRegion(groups, "tunnelbyte/fsn", () => true)).toBe("tunnelbyte/fsn");
+  });
+  it("else the first available region of a signed-in service", () => {
+    expect(defaultRegion(groups, "", () => true)).toBe("orbnet/102");
+    expect(defaultRegion(groups, "", (s) => s === "tunnelbyte")).toBe("tunnelbyte/fsn");
+    expect(defaultRegion(groups, "", () => false)).toBe("");
   });
 });

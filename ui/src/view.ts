@@ -74,6 +74,20 @@ export function regionKey(r: RegionRef): string {
 }
 
 /** Finds a region by key in the groups. */
+/**
+ * The region to preselect: the remembered one while it is listed, else the first available one
+ * of a signed-in service (so the demo connects in one click); "" when there is none.
+ */
+export function defaultRegion(groups: RegionGroup[], remembered: string, signedIn: (s: RegionGroup["service"]) => boolean): string {
+  if (remembered !== "" && findRegion(groups, remembered) !== undefined) return remembered;
+  for (const g of groups) {
+    if (g.service === "neosc" || !signedIn(g.service)) continue;
+    const r = g.regions.find((x) => x.available);
+    if (r) return regionKey(r.ref);
+  }
+  return remembered;
+}
+
 export function findRegion(groups: RegionGroup[], key: string): RegionView | undefined {
   for (const g of groups) for (const r of g.regions) if (regionKey(r.ref) === key) return r;
   return undefined;
