@@ -187,6 +187,29 @@ pub fn quit<R: Runtime>(app: &AppHandle<R>) {
     });
 }
 
+/// SIGTERM (logout, `systemctl stop`, `kill`), SIGINT and SIGHUP quit like the Quit item: the
+/// metered session ends (and a system-mode kill switch is lifted) before the process exits.
+fn quit_on_signals<R: Runtime>(app: AppHandle<R>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    tauri::async_runtime::spawn(async move {
+        let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+        ) else {
+            tracing::warn!("could not install signal handlers; SIGTERM will not end the session");
+            return;
+        };
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+            _ = hup.recv() => "SIGHUP",
+        };
+        tracing::info!(signal = name, "ending the session before exiting");
+        quit(&app);
+    });
+}
+
 fn on_tray_action<R: Runtime>(app: &AppHandle<R>, action: TrayAction) {
     let backend = app.state::<BackendState>().inner().clone();
     match action {
@@ -225,6 +248,8 @@ pub struct ShellOptions {
     pub notify: bool,
     /// Hide the main window at start.
     pub minimized: bool,
+    /// Quit cleanly on SIGTERM, SIGINT and SIGHUP (the real app; not in-process tests).
+    pub quit_on_signals: bool,
 }
 
 /// Adds Ferry's commands, state, event pump and window behaviour to a builder.
@@ -260,6 +285,9 @@ pub fn setup_app<R: Runtime>(
                 }
             }
             let handle = app.handle().clone();
+            if options.quit_on_signals {
+                quit_on_signals(handle.clone());
+            }
             let mut rx = state.subscribe();
             let backend = state.clone();
             let shell = shell.clone();
@@ -365,6 +393,7 @@ pub fn run(options: LaunchOptions) -> anyhow::Result<()> {
             tray: true,
             notify: true,
             minimized: options.minimized || start_minimized,
+            quit_on_signals: true,
         },
     )
     .run(tauri::generate_context!())?;

@@ -346,5 +346,57 @@ async fn demo_walkthrough_in_the_real_window() {
     app.click_css("#nav-settings").await;
     app.wait_css("#save-settings").await;
     app.screenshot("screen-settings").await;
+
+    // SIGTERM (logout, `kill`, a service manager) ends a metered session cleanly before the
+    // app exits: the history row says the user ended it, not a crash recovered later.
+    app.click_css("#nav-connect").await;
+    app.click_css("#region optgroup:nth-of-type(2) option:not([disabled])")
+        .await;
+    // The OrbNET error above leaves "Try again", which connects to the region now selected.
+    app.wait_text("#connect-btn", "Connect enabled", |t| {
+        t == "Connect" || t == "Try again"
+    })
+    .await;
+    click_connect_until(&app, "Disconnect").await;
+    let pid = app.app_pid().expect("the app's process");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let state = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let alive = state
+            .lines()
+            .find_map(|l| l.strip_prefix("State:"))
+            .is_some_and(|s| !s.trim_start().starts_with('Z'));
+        if !alive {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the app outlived SIGTERM by 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let store = ferry_core::store::Store::open_in(&app.data_dir.join("demo"))
+        .await
+        .unwrap();
+    let rows = store
+        .history(&ferry_core::store::HistoryQuery::default())
+        .await
+        .unwrap();
+    let newest = rows.iter().max_by_key(|r| r.started_at).unwrap();
+    assert_eq!(
+        newest.end_reason,
+        Some(ferry_core::store::EndReason::UserInitiated),
+        "{newest:?}"
+    );
+    assert!(newest.ended_at.is_some(), "{newest:?}");
+    assert!(
+        store.open_sessions().await.unwrap().is_empty(),
+        "no session left open"
+    );
     app.close().await;
 }
