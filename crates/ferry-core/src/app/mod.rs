@@ -10,6 +10,7 @@
 pub mod autostart;
 pub mod contract;
 pub mod error;
+pub mod insight;
 pub mod launch;
 pub mod services;
 pub mod settings;
