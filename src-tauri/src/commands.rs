@@ -8,8 +8,8 @@ use ferry_core::app::{App, AppError};
 use tauri::State;
 
 use crate::contract::{
-    AccountView, CommandError, ConnectRequest, ConnectionView, HistoryView, RegionGroup, Service,
-    Settings, SignInOutcome, SignInRequest, Snapshot, WorkspacesView,
+    AccountView, Budget, CommandError, ConnectRequest, ConnectionView, HistoryView, InsightView,
+    RegionGroup, Service, Settings, SignInOutcome, SignInRequest, Snapshot, WorkspacesView,
 };
 use crate::shell::Shell;
 
@@ -114,6 +114,24 @@ pub async fn get_history(backend: State<'_, BackendState>) -> Res<HistoryView> {
     wire(backend.history().await)
 }
 
+/// Spend per day and region, rates, the cheapest regions, the month's projection.
+#[tauri::command]
+pub async fn get_insight(backend: State<'_, BackendState>) -> Res<InsightView> {
+    wire(backend.insight().await)
+}
+
+/// The spend caps in force.
+#[tauri::command]
+pub async fn get_budget(backend: State<'_, BackendState>) -> Res<Budget> {
+    wire(backend.budget().await)
+}
+
+/// Checks and stores the spend caps; returns them.
+#[tauri::command]
+pub async fn save_budget(backend: State<'_, BackendState>, budget: Budget) -> Res<Budget> {
+    wire(backend.save_budget(budget).await)
+}
+
 /// Writes the history as CSV; returns the path.
 #[tauri::command]
 pub async fn export_history_csv(backend: State<'_, BackendState>) -> Res<String> {
@@ -140,6 +158,9 @@ pub fn register<R: tauri::Runtime>(builder: tauri::Builder<R>) -> tauri::Builder
         stop_workspace,
         disconnect_workspace_session,
         get_history,
+        get_insight,
+        get_budget,
+        save_budget,
         export_history_csv,
         save_settings,
     ])

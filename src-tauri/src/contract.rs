@@ -3,6 +3,8 @@
 //! ([`ferry_core::app::contract`]) and the tables below; a test fails when the two differ.
 
 pub use ferry_core::app::contract::*;
+pub use ferry_core::app::insight::{InsightView, MonthForecast, SpendRow};
+pub use ferry_core::meter::caps::Budget;
 use ts_rs::TS;
 
 /// One command: name, arguments (name and TypeScript type), TypeScript result type.
@@ -33,6 +35,9 @@ pub const COMMANDS: &[CommandSig] = &[
         "WorkspacesView",
     ),
     ("get_history", &[], "HistoryView"),
+    ("get_insight", &[], "InsightView"),
+    ("get_budget", &[], "Budget"),
+    ("save_budget", &[("budget", "Budget")], "Budget"),
     ("export_history_csv", &[], "string"),
     ("save_settings", &[("settings", "Settings")], "Settings"),
 ];
@@ -64,6 +69,10 @@ pub fn typescript() -> String {
         HistoryRow::decl(&cfg),
         DayTotal::decl(&cfg),
         HistoryView::decl(&cfg),
+        SpendRow::decl(&cfg),
+        MonthForecast::decl(&cfg),
+        InsightView::decl(&cfg),
+        Budget::decl(&cfg),
         NotifySettings::decl(&cfg),
         BaseUrls::decl(&cfg),
         Settings::decl(&cfg),

@@ -334,9 +334,78 @@ async fn demo_walkthrough_in_the_real_window() {
     app.wait_text(&sel, "session ended", |t| t.contains("ended"))
         .await;
 
+    // Spend insight from a seeded history (written into the app's live SQLite file): OrbNET
+    // sessions in two regions two days ago and a tunnelbyte one, so the charts have days,
+    // regions and a cheapest region to show.
+    let ago = chrono::Utc::now() - chrono::Duration::days(2);
+    let seed = |service, location, credits, millicents, bytes| ferry_tests::history::Seed {
+        service,
+        location,
+        started_at: ago,
+        secs: 600,
+        credits,
+        millicents,
+        bytes,
+    };
+    use ferry_core::services::ServiceKind::{Orbnet, Tunnelbyte};
+    ferry_tests::history::seed(
+        &app.data_dir.join("demo"),
+        &[
+            seed(Orbnet, "server 101", Some(15.0), None, 0),
+            seed(Orbnet, "server 102", Some(10.0), None, 0),
+            seed(Tunnelbyte, "fsn", None, Some(40_000), 1 << 30),
+        ],
+    )
+    .await;
+
     // History (from SQLite): the three sessions with their end reasons, in words, and the
     // tunnelbyte cost in the service's currency.
     app.click_css("#nav-history").await;
+    // The screen first shows the insight loaded before the seeding, then the fresh one.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let bars = app
+            .c()
+            .find_all(fantoccini::Locator::Css("#chart-day-credits .bar"))
+            .await
+            .map(|b| b.len())
+            .unwrap_or(0);
+        if bars >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a bar per day: {bars}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // SVG text is read as textContent (WebDriver's rendered text leaves out <title>).
+    let content = |css: &'static str| {
+        let c = app.c().clone();
+        async move {
+            c.find(fantoccini::Locator::Css(css))
+                .await
+                .unwrap()
+                .prop("textContent")
+                .await
+                .unwrap()
+                .unwrap_or_default()
+        }
+    };
+    let axis = content("#chart-day-credits").await;
+    assert!(
+        axis.contains("credits") && axis.contains('0'),
+        "the y axis has ticks and names its unit: {axis}"
+    );
+    let cheapest = app
+        .attr_css("#chart-region-credits .bar.highlight", "data-label")
+        .await;
+    let tip = content("#chart-region-credits .bar.highlight title").await;
+    assert!(tip.contains("credits/min"), "{tip}");
+    assert!(tip.contains("cheapest"), "{cheapest}: {tip}");
+    app.wait_css("#chart-region-money").await;
+    app.wait_text("#month-forecast", "month projection", |t| {
+        t.contains("OrbNET this month")
+    })
+    .await;
+    app.screenshot("screen-spend").await;
     app.wait_text("#history-rows tbody", "history rows", |t| {
         t.contains("Credits ran out") && t.contains("You disconnected") && t.contains("€0.")
     })
@@ -345,6 +414,25 @@ async fn demo_walkthrough_in_the_real_window() {
 
     app.click_css("#nav-settings").await;
     app.wait_css("#save-settings").await;
+    // Spend caps from the window: stored, and shown again when the screen is rebuilt.
+    app.fill_and_submit(
+        &[("#b-session_credits", "50"), ("#b-month_money", "2.5")],
+        "#save-budget",
+    )
+    .await;
+    app.wait_text("#banner", "caps saved", |t| t.contains("Spend caps saved"))
+        .await;
+    app.click_css("#nav-history").await;
+    app.click_css("#nav-settings").await;
+    let saved = app
+        .c()
+        .find(fantoccini::Locator::Css("#b-month_money"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(saved.as_deref(), Some("2.5"));
     app.screenshot("screen-settings").await;
 
     // SIGTERM (logout, `kill`, a service manager) ends a metered session cleanly before the

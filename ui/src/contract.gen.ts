@@ -416,6 +416,147 @@ days: Array<DayTotal>,
  */
 currency: string | null, };
 
+export type SpendRow = { 
+/**
+ * `YYYY-MM-DD` for a day; `service:region` for a region.
+ */
+key: string, 
+/**
+ * What to show: the day, or the region's name.
+ */
+label: string, 
+/**
+ * The service, for a region row (`None` for a day, which sums every service).
+ */
+service: Service | null, 
+/**
+ * The region to connect to again, for a region row whose location names one.
+ */
+region: RegionRef | null, 
+/**
+ * Sessions started in the group.
+ */
+sessions: number, 
+/**
+ * Seconds connected.
+ */
+duration_s: number, 
+/**
+ * OrbNET credits used.
+ */
+credits: number, 
+/**
+ * tunnelbyte cost in millicents of `currency`.
+ */
+cost_millicents: number, 
+/**
+ * The cost's currency as the service names it (e.g. `eur`), when known.
+ */
+currency: string | null, 
+/**
+ * Bytes in + out.
+ */
+bytes: number, 
+/**
+ * Measured OrbNET rate: credits per connected minute (a region row with ≥ 1 min of data).
+ */
+credits_per_minute: number | null, 
+/**
+ * Measured tunnelbyte cost per GiB moved, in millicents (≥ 1 MiB of data).
+ */
+millicents_per_gib: number | null, 
+/**
+ * Measured tunnelbyte cost per connected hour, in millicents (≥ 1 min of data).
+ */
+millicents_per_hour: number | null, };
+
+export type MonthForecast = { 
+/**
+ * The service.
+ */
+service: Service, 
+/**
+ * `YYYY-MM` (local time).
+ */
+month: string, 
+/**
+ * Credits used so far this month (OrbNET).
+ */
+spent_credits: number, 
+/**
+ * Money spent so far this month, in millicents (tunnelbyte).
+ */
+spent_millicents: number, 
+/**
+ * The money's currency, when known.
+ */
+currency: string | null, 
+/**
+ * Projected month total in credits: spent so far ÷ elapsed share of the month.
+ */
+projected_credits: number, 
+/**
+ * Projected month total in millicents.
+ */
+projected_millicents: number, 
+/**
+ * Days of the month elapsed (fractional, local time).
+ */
+days_elapsed: number, 
+/**
+ * Days in the month.
+ */
+days_in_month: number, };
+
+export type InsightView = { 
+/**
+ * Per local day, oldest first (chart order).
+ */
+by_day: Array<SpendRow>, 
+/**
+ * Per service and region, most spent first.
+ */
+by_region: Array<SpendRow>, 
+/**
+ * Per service with spend this month.
+ */
+month: Array<MonthForecast>, 
+/**
+ * Per service, the region with the lowest measured rate (OrbNET: credits per minute;
+ * tunnelbyte: cost per GiB, else per hour), as a `by_region` key.
+ */
+cheapest: Array<string>, 
+/**
+ * The same regions as references the region picker can mark.
+ */
+cheapest_regions: Array<RegionRef>, };
+
+export type Budget = { 
+/**
+ * OrbNET credits per session.
+ */
+session_credits: number | null, 
+/**
+ * OrbNET credits per local day.
+ */
+day_credits: number | null, 
+/**
+ * OrbNET credits per local calendar month.
+ */
+month_credits: number | null, 
+/**
+ * tunnelbyte money per session, in millicents of the service's currency.
+ */
+session_millicents: number | null, 
+/**
+ * tunnelbyte money per local day, in millicents.
+ */
+day_millicents: number | null, 
+/**
+ * tunnelbyte money per local calendar month, in millicents.
+ */
+month_millicents: number | null, };
+
 export type NotifySettings = { 
 /**
  * Credits low (the core's warnings, at each of `credit_warn_minutes`).
@@ -559,6 +700,9 @@ export interface Commands {
   stop_workspace: { args: { id: string }; result: WorkspacesView };
   disconnect_workspace_session: { args: { id: string }; result: WorkspacesView };
   get_history: { args: Record<string, never>; result: HistoryView };
+  get_insight: { args: Record<string, never>; result: InsightView };
+  get_budget: { args: Record<string, never>; result: Budget };
+  save_budget: { args: { budget: Budget }; result: Budget };
   export_history_csv: { args: Record<string, never>; result: string };
   save_settings: { args: { settings: Settings }; result: Settings };
 }
@@ -588,6 +732,9 @@ export const COMMAND_NAMES = [
   "stop_workspace",
   "disconnect_workspace_session",
   "get_history",
+  "get_insight",
+  "get_budget",
+  "save_budget",
   "export_history_csv",
   "save_settings",
 ] as const;

@@ -2,9 +2,11 @@
 import { call, on } from "./api";
 import type {
   AccountView,
+  Budget,
   Commands,
   ConnectionView,
   HistoryView,
+  InsightView,
   LiveView,
   RegionGroup,
   Service,
@@ -13,8 +15,10 @@ import type {
   TunnelMode,
   WorkspacesView,
 } from "./contract.gen";
+import { barChart } from "./chart";
 import { h, replace, svg } from "./dom";
 import * as fmt from "./format";
+import * as spend from "./spend";
 import * as view from "./view";
 
 type Screen = "connect" | "workspaces" | "history" | "accounts" | "settings";
@@ -35,6 +39,8 @@ const state = {
   mode: "app" as TunnelMode,
   workspaces: null as WorkspacesView | null,
   history: null as HistoryView | null,
+  insight: null as InsightView | null,
+  budget: null as Budget | null,
   twoFactor: false,
   message: "",
 };
@@ -86,6 +92,7 @@ function show(screen: Screen): void {
   if (screen === "workspaces") void refreshWorkspaces();
   if (screen === "history") void refreshHistory();
   if (screen === "connect") void refreshRegions();
+  if (screen === "settings") void refreshBudget();
 }
 
 function accounts(): AccountView[] {
@@ -126,7 +133,7 @@ function connectScreen(snap: Snapshot): HTMLElement {
                 disabled: !r.available || !signedIn(g.service),
                 selected: view.regionKey(r.ref) === state.selectedRegion,
               },
-              view.regionOption(r),
+              view.regionOption(r) + (spend.isCheapest(state.insight, r.ref) ? " · cheapest so far" : ""),
             ),
           ),
         ),
@@ -266,8 +273,28 @@ function workspacesScreen(): HTMLElement {
 async function refreshHistory(): Promise<void> {
   await guard(async () => {
     state.history = await call("get_history");
+    state.insight = await call("get_insight");
     if (state.screen === "history") render();
   });
+}
+
+async function refreshInsight(): Promise<void> {
+  await guard(async () => {
+    state.insight = await call("get_insight");
+    if (state.screen === "history" || state.screen === "connect") render();
+  });
+}
+
+function spendSection(): HTMLElement | null {
+  const v = state.insight;
+  if (v === null) return null;
+  const charts = spend.spendCharts(v, state.regions);
+  const month = spend.monthLines(v);
+  if (charts.length === 0 && month.length === 0) return null;
+  return h("section", { id: "spend", "aria-label": "Spending" },
+    h("h2", {}, "Spending"),
+    month.length ? h("ul", { id: "month-forecast", class: "notes" }, month.map((m) => h("li", {}, m))) : null,
+    h("div", { class: "charts" }, charts.map((c) => h("figure", { class: "chart-box" }, barChart(c), h("figcaption", {}, c.title)))));
 }
 
 function historyScreen(): HTMLElement {
@@ -278,6 +305,7 @@ function historyScreen(): HTMLElement {
     h("h1", {}, "History"),
     h("button", { id: "export-csv", onclick: () => guard(async () => flash(`Saved ${await call("export_history_csv")}`)) }, "Export CSV"),
     hist === null ? h("p", {}, "Loading…") : [
+      spendSection(),
       h("h2", {}, "Per day"),
       h("table", { id: "history-days" },
         h("thead", {}, h("tr", {}, ["Day", "Sessions", "Time", "Credits", "Cost", "Data"].map((c) => h("th", { scope: "col" }, c)))),
@@ -363,6 +391,52 @@ function accountsScreen(): HTMLElement {
 
 // ---- Settings ------------------------------------------------------------------------------------
 
+async function refreshBudget(): Promise<void> {
+  await guard(async () => {
+    state.budget = await call("get_budget");
+    // Only the caps' own form is rebuilt: text typed in the other settings stays.
+    const slot = document.getElementById("budget-slot");
+    if (slot && state.screen === "settings") replace(slot, budgetSection());
+  });
+}
+
+const BUDGET_FIELDS: [keyof spend.BudgetForm, string][] = [
+  ["session_credits", "OrbNET credits per session"],
+  ["day_credits", "OrbNET credits per day"],
+  ["month_credits", "OrbNET credits per month"],
+  ["session_money", "tunnelbyte money per session"],
+  ["day_money", "tunnelbyte money per day"],
+  ["month_money", "tunnelbyte money per month"],
+];
+
+function budgetSection(): HTMLElement {
+  const b = state.budget;
+  if (b === null) return h("p", {}, "Loading spend caps…");
+  const form = spend.budgetForm(b);
+  const currency = (state.history?.currency ?? "eur").toUpperCase();
+  return h("form", { id: "budget", onsubmit: (e: Event) => {
+    e.preventDefault();
+    void guard(async () => {
+      const parsed = spend.parseBudget(form);
+      if ("invalid" in parsed) {
+        const label = BUDGET_FIELDS.find(([k]) => k === parsed.invalid)?.[1] ?? parsed.invalid;
+        flash(`${label}: enter a positive number, or leave it empty for no cap.`);
+        return;
+      }
+      state.budget = await call("save_budget", { budget: parsed });
+      const slot = document.getElementById("budget-slot");
+      if (slot) replace(slot, budgetSection());
+      flash("Spend caps saved: the next session honours them.");
+    });
+  } },
+    h("fieldset", {}, h("legend", {}, "Spend caps"),
+      h("p", { class: "caption" }, `Ferry ends the session before the next charge would pass a cap; days and months are local time. Money in ${currency}. Empty: no cap.`),
+      BUDGET_FIELDS.map(([k, label]) =>
+        h("label", { for: `b-${k}` }, k.endsWith("money") ? `${label} (${currency})` : label,
+          h("input", { id: `b-${k}`, type: "text", inputmode: "decimal", value: form[k], oninput: (e) => (form[k] = (e.target as HTMLInputElement).value) }))),
+      h("button", { type: "submit", id: "save-budget" }, "Save caps")));
+}
+
 function settingsScreen(s: Settings): HTMLElement {
   const draft: Settings = structuredClone(s);
   const check = (id: string, label: string, get: () => boolean, set: (v: boolean) => void) =>
@@ -394,7 +468,8 @@ function settingsScreen(s: Settings): HTMLElement {
         text("u-orbnet", "OrbNET", () => draft.base_urls.orbnet, (v) => (draft.base_urls.orbnet = v)),
         text("u-tunnelbyte", "tunnelbyte", () => draft.base_urls.tunnelbyte, (v) => (draft.base_urls.tunnelbyte = v)),
         text("u-neosc", "NeoSC", () => draft.base_urls.neosc, (v) => (draft.base_urls.neosc = v))),
-      h("button", { type: "submit", id: "save-settings" }, "Save")));
+      h("button", { type: "submit", id: "save-settings" }, "Save")),
+    h("div", { id: "budget-slot" }, budgetSection()));
 }
 
 // ---- Shell ---------------------------------------------------------------------------------------
@@ -437,6 +512,7 @@ async function reload(): Promise<void> {
   state.mode = state.snapshot.settings.default_mode;
   render();
   await refreshRegions();
+  await refreshInsight();
 }
 
 function patch(update: (s: Snapshot) => void): void {
@@ -476,6 +552,7 @@ async function start(): Promise<void> {
   await on("ferry:history", (hv) => {
     state.history = hv;
     if (state.screen === "history") render();
+    void refreshInsight();
   });
   // Regions and warnings come from the core's one event stream; so do workspace refreshes
   // (the core's NeoSC watcher), so the window polls nothing itself.

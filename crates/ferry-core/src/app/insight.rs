@@ -7,7 +7,7 @@ use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use super::contract::Service;
+use super::contract::{RegionRef, Service};
 use crate::services::ServiceKind;
 use crate::store::SessionRecord;
 
@@ -26,6 +26,8 @@ pub struct SpendRow {
     pub label: String,
     /// The service, for a region row (`None` for a day, which sums every service).
     pub service: Option<Service>,
+    /// The region to connect to again, for a region row whose location names one.
+    pub region: Option<RegionRef>,
     /// Sessions started in the group.
     pub sessions: u32,
     /// Seconds connected.
@@ -81,6 +83,8 @@ pub struct InsightView {
     /// Per service, the region with the lowest measured rate (OrbNET: credits per minute;
     /// tunnelbyte: cost per GiB, else per hour), as a `by_region` key.
     pub cheapest: Vec<String>,
+    /// The same regions as references the region picker can mark.
+    pub cheapest_regions: Vec<RegionRef>,
 }
 
 fn empty_row(key: String, label: String, service: Option<Service>) -> SpendRow {
@@ -88,6 +92,7 @@ fn empty_row(key: String, label: String, service: Option<Service>) -> SpendRow {
         key,
         label,
         service,
+        region: None,
         sessions: 0,
         duration_s: 0,
         credits: 0.0,
@@ -171,7 +176,9 @@ pub fn by_region(records: &[SessionRecord], now: DateTime<Utc>) -> Vec<SpendRow>
         let i = match rows.iter().position(|x| x.key == key) {
             Some(i) => i,
             None => {
-                rows.push(empty_row(key, region, Some(r.service)));
+                let mut row = empty_row(key, region.clone(), Some(r.service));
+                row.region = region_ref(r.service, &region);
+                rows.push(row);
                 rows.len() - 1
             }
         };
@@ -187,6 +194,20 @@ pub fn by_region(records: &[SessionRecord], now: DateTime<Utc>) -> Vec<SpendRow>
             .then(a.key.cmp(&b.key))
     });
     rows
+}
+
+/// The region a history location names: OrbNET sessions are stored as `server N`,
+/// tunnelbyte ones by region code.
+pub fn region_ref(service: ServiceKind, location: &str) -> Option<RegionRef> {
+    let id = match service {
+        ServiceKind::Orbnet => location.strip_prefix("server ")?.trim(),
+        ServiceKind::Tunnelbyte => location.trim(),
+        ServiceKind::Neosc => return None,
+    };
+    (!id.is_empty() && id != "unknown").then(|| RegionRef {
+        service,
+        id: id.to_string(),
+    })
 }
 
 /// Per service, the key of the region with the lowest measured rate.
@@ -279,9 +300,15 @@ pub fn insight<Tz: TimeZone>(
     tz: &Tz,
 ) -> InsightView {
     let by_region = by_region(records, now);
+    let cheapest = cheapest(&by_region);
     InsightView {
         by_day: by_day(records, now, tz),
-        cheapest: cheapest(&by_region),
+        cheapest_regions: by_region
+            .iter()
+            .filter(|r| cheapest.contains(&r.key))
+            .filter_map(|r| r.region.clone())
+            .collect(),
+        cheapest,
         by_region,
         month: month_forecast(records, now, tz),
     }
@@ -383,7 +410,7 @@ mod tests {
         let rs = vec![
             rec(
                 ServiceKind::Orbnet,
-                "101",
+                "server 101",
                 "2026-12-09T10:00:00Z",
                 600,
                 Some(15.0),
@@ -392,7 +419,7 @@ mod tests {
             ),
             rec(
                 ServiceKind::Orbnet,
-                "102",
+                "server 102",
                 "2026-12-09T11:00:00Z",
                 600,
                 Some(10.0),
@@ -401,7 +428,7 @@ mod tests {
             ),
             rec(
                 ServiceKind::Orbnet,
-                "103",
+                "server 103",
                 "2026-12-09T12:00:00Z",
                 30,
                 Some(0.5),
@@ -429,19 +456,34 @@ mod tests {
         ];
         let rows = by_region(&rs, now());
         let get = |k: &str| rows.iter().find(|r| r.key == k).unwrap();
-        assert_eq!(get("orbnet:101").credits_per_minute, Some(1.5));
-        assert_eq!(get("orbnet:102").credits_per_minute, Some(1.0));
+        assert_eq!(get("orbnet:server 101").credits_per_minute, Some(1.5));
+        assert_eq!(get("orbnet:server 102").credits_per_minute, Some(1.0));
         assert_eq!(
-            get("orbnet:103").credits_per_minute,
+            get("orbnet:server 103").credits_per_minute,
             None,
             "30 s is no measurement"
         );
         assert_eq!(get("tunnelbyte:fsn").millicents_per_gib, Some(30_000.0));
         assert_eq!(get("tunnelbyte:fsn").millicents_per_hour, Some(60_000.0));
-        assert_eq!(rows[0].key, "orbnet:101", "most credits first");
-        assert_eq!(cheapest(&rows), ["orbnet:102", "tunnelbyte:hel"]);
+        assert_eq!(rows[0].key, "orbnet:server 101", "most credits first");
+        assert_eq!(get("orbnet:server 101").region.as_ref().unwrap().id, "101");
+        assert_eq!(cheapest(&rows), ["orbnet:server 102", "tunnelbyte:hel"]);
         // A single measured region is no comparison.
         assert!(cheapest(&rows[..1]).is_empty());
+        let v = insight(&rs, now(), &Utc);
+        assert_eq!(
+            v.cheapest_regions,
+            [
+                RegionRef {
+                    service: ServiceKind::Orbnet,
+                    id: "102".into()
+                },
+                RegionRef {
+                    service: ServiceKind::Tunnelbyte,
+                    id: "hel".into()
+                }
+            ]
+        );
     }
 
     #[test]

@@ -922,6 +922,38 @@ impl App {
         self.history_view().await
     }
 
+    /// Spend per local day and per region, measured rates, the cheapest region per service
+    /// and this month's projection, from the whole history.
+    pub async fn insight(&self) -> Result<insight::InsightView, AppError> {
+        let rows = self
+            .inner
+            .store
+            .history(&HistoryQuery {
+                limit: 10_000,
+                ..HistoryQuery::default()
+            })
+            .await?;
+        Ok(insight::insight(
+            &rows,
+            self.inner.clock.wall(),
+            &chrono::Local,
+        ))
+    }
+
+    /// The spend caps in force (empty: none).
+    pub async fn budget(&self) -> Result<crate::meter::caps::Budget, AppError> {
+        load_budget(&self.inner.store).await
+    }
+
+    /// Checks and stores the spend caps (the next session honours them); returns them.
+    pub async fn save_budget(
+        &self,
+        budget: crate::meter::caps::Budget,
+    ) -> Result<crate::meter::caps::Budget, AppError> {
+        save_budget(&self.inner.store, &budget).await?;
+        load_budget(&self.inner.store).await
+    }
+
     /// Writes the history as CSV into the data dir; returns the file's path.
     pub async fn export_history_csv(&self) -> Result<String, AppError> {
         let name = format!(
