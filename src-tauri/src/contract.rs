@@ -58,6 +58,7 @@ pub fn typescript() -> String {
         QuotaView::decl(&cfg),
         MeterView::decl(&cfg),
         Sample::decl(&cfg),
+        CapView::decl(&cfg),
         LiveView::decl(&cfg),
         AccountView::decl(&cfg),
         SignInRequest::decl(&cfg),

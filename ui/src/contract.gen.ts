@@ -161,6 +161,28 @@ meter: number,
  */
 bytes: number, };
 
+export type CapView = { 
+/**
+ * `session`, `day` or `month`.
+ */
+scope: string, 
+/**
+ * Its limit (credits, or millicents of the service's currency).
+ */
+limit: number, 
+/**
+ * What was left of it when the session started.
+ */
+left_at_start: number, 
+/**
+ * `credits` or `millicents`.
+ */
+unit: string, 
+/**
+ * When its window resets (unix ms): day and month caps.
+ */
+resets_at_ms: number | null, };
+
 export type LiveView = { 
 /**
  * Session start (unix ms).
@@ -202,7 +224,11 @@ meter: MeterView,
 /**
  * Chart points over the session (bounded).
  */
-samples: Array<Sample>, };
+samples: Array<Sample>, 
+/**
+ * The spend cap closest to its limit for this session, if any is set.
+ */
+cap: CapView | null, };
 
 export type AccountView = { 
 /**

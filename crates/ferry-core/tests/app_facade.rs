@@ -333,6 +333,20 @@ async fn the_window_honours_the_stored_budget_and_refuses_a_reached_cap() {
     let mut rx = rig.app.subscribe();
     let region = rig.region(ServiceKind::Orbnet, 0).await;
     rig.connect(region.clone()).await;
+    // The live panel counts down from the cap in force.
+    let live = until(&mut rx, "the live panel", |e| {
+        matches!(e, AppEvent::Live(Some(_)))
+    })
+    .await;
+    let AppEvent::Live(Some(live)) = live else {
+        unreachable!()
+    };
+    let cap = live.cap.expect("the session cap is shown");
+    assert_eq!(
+        (cap.scope.as_str(), cap.unit.as_str()),
+        ("session", "credits")
+    );
+    assert!((cap.left_at_start - 0.11).abs() < 1e-9, "{cap:?}");
     let w = until(
         &mut rx,
         "the cap warning",

@@ -203,6 +203,42 @@ pub struct LiveView {
     pub meter: MeterView,
     /// Chart points over the session (bounded).
     pub samples: Vec<Sample>,
+    /// The spend cap closest to its limit for this session, if any is set.
+    pub cap: Option<CapView>,
+}
+
+/// The spend cap nearest to its limit when the session started: the UI counts down from it
+/// with the session's spend and burn rate ("time to cap").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct CapView {
+    /// `session`, `day` or `month`.
+    pub scope: String,
+    /// Its limit (credits, or millicents of the service's currency).
+    pub limit: f64,
+    /// What was left of it when the session started.
+    pub left_at_start: f64,
+    /// `credits` or `millicents`.
+    pub unit: String,
+    /// When its window resets (unix ms): day and month caps.
+    pub resets_at_ms: Option<i64>,
+}
+
+impl CapView {
+    /// The cap with the least left among `caps`.
+    pub fn tightest(caps: &[crate::meter::caps::Cap]) -> Option<CapView> {
+        caps.iter()
+            .min_by(|a, b| (a.limit - a.before).total_cmp(&(b.limit - b.before)))
+            .map(|c| CapView {
+                scope: c.scope.as_str().to_string(),
+                limit: c.limit,
+                left_at_start: (c.limit - c.before).max(0.0),
+                unit: match c.unit {
+                    crate::meter::caps::CapUnit::Credits => "credits".into(),
+                    crate::meter::caps::CapUnit::Millicents => "millicents".into(),
+                },
+                resets_at_ms: c.resets_at.map(|t| t.timestamp_millis()),
+            })
+    }
 }
 
 /// Sign-in state of one service.

@@ -46,9 +46,9 @@ pub use launch::{
 pub use services::{SecretsMode, Services};
 
 use contract::{
-    AccountView, BaseUrls, ConnectRequest, ConnectionView, HistoryView, Phase, RegionGroup,
-    RegionRef, RegionView, Service, Settings, SignInOutcome, SignInRequest, Snapshot, TunnelMode,
-    WorkspacesView,
+    AccountView, BaseUrls, CapView, ConnectRequest, ConnectionView, HistoryView, Phase,
+    RegionGroup, RegionRef, RegionView, Service, Settings, SignInOutcome, SignInRequest, Snapshot,
+    TunnelMode, WorkspacesView,
 };
 use settings::{check_base_url, validate_settings};
 use tracker::ConnectionTracker;
@@ -839,13 +839,22 @@ impl App {
             .iter()
             .find(|a| a.service == request.region.service)
             .and_then(|a| a.credits);
-        let tracker = ConnectionTracker::new(
+        let mut tracker = ConnectionTracker::new(
             request.region.clone(),
             Some(region.label.clone()),
             request.mode,
             credits,
             now_ms(),
         );
+        // For the live panel only: the launch checks the caps itself (and refuses a reached one).
+        tracker.cap = session_caps(
+            &self.inner.store,
+            request.region.service,
+            SessionCaps::default(),
+        )
+        .await
+        .ok()
+        .and_then(|t| CapView::tightest(t.caps()));
         let view = tracker.connection.clone();
         {
             let mut st = self.lock();
