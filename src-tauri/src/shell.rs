@@ -12,7 +12,7 @@ use crate::contract::{
     AccountView, AppEvent, ConnectRequest, ConnectionView, LiveView, NotifySettings, RegionGroup,
     RegionRef, Settings,
 };
-use crate::notify_policy::{self, Notice, PolicyState};
+use crate::notify_policy::{self, Notice, NoticeAction, PolicyState};
 use crate::observe::{observe, Seen};
 use crate::tray_model::{self, TrayAction, TrayInput};
 use ferry_core::app::{App, AppOptions, SecretsMode};
@@ -93,16 +93,25 @@ fn tray_model(st: &ShellState) -> Option<tray_model::TrayModel> {
     }))
 }
 
-fn show_notice(notice: &Notice) {
+/// Shows `notice` with its buttons; a click opens the window, "Disconnect" ends the session.
+fn show_notice<R: Runtime>(app: &AppHandle<R>, notice: &Notice) {
     let (summary, body) = (notice.summary.clone(), notice.body.clone());
+    let actions = notice.kind.actions();
+    let app = app.clone();
     tauri::async_runtime::spawn_blocking(move || {
-        if let Err(err) = notify_rust::Notification::new()
-            .appname("Ferry")
-            .summary(&summary)
-            .body(&body)
-            .show()
-        {
-            tracing::warn!(%err, "notification not shown");
+        let mut n = notify_rust::Notification::new();
+        n.appname("Ferry").summary(&summary).body(&body);
+        for a in actions {
+            n.action(a.key(), a.label());
+        }
+        match n.show() {
+            // Waits (on this blocking thread) until the notification is clicked or closed.
+            Ok(handle) => handle.wait_for_action(|key| match NoticeAction::from_key(key) {
+                Some(NoticeAction::Open) => show_main_window(&app),
+                Some(NoticeAction::Disconnect) => on_tray_action(&app, TrayAction::Disconnect),
+                None => {}
+            }),
+            Err(err) => tracing::warn!(%err, "notification not shown"),
         }
     });
 }
@@ -158,7 +167,7 @@ fn handle_event<R: Runtime>(app: &AppHandle<R>, shell: &Shell, event: AppEvent) 
     }
     if shell.send_notifications {
         for n in &notices {
-            show_notice(n);
+            show_notice(app, n);
         }
     }
 }
