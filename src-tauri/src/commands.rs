@@ -9,7 +9,8 @@ use tauri::State;
 
 use crate::contract::{
     AccountView, Budget, CommandError, ConnectRequest, ConnectionView, HistoryView, InsightView,
-    RegionGroup, Service, Settings, SignInOutcome, SignInRequest, Snapshot, WorkspacesView,
+    RegionGroup, Service, Settings, SignInOutcome, SignInRequest, Snapshot, WorkspaceLaunchView,
+    WorkspacesView,
 };
 use crate::shell::Shell;
 
@@ -70,10 +71,28 @@ pub async fn list_workspaces(backend: State<'_, BackendState>) -> Res<Workspaces
     wire(backend.workspaces().await)
 }
 
-/// Launches a workspace.
+/// Launches a workspace and opens its viewer in the default browser (`xdg-open` through the
+/// opener plugin, from Rust: the webview itself may open nothing).
 #[tauri::command]
-pub async fn launch_workspace(backend: State<'_, BackendState>, id: String) -> Res<WorkspacesView> {
-    wire(backend.launch_workspace(&id).await)
+pub async fn launch_workspace<R: tauri::Runtime>(
+    app: tauri::AppHandle<R>,
+    backend: State<'_, BackendState>,
+    id: String,
+) -> Res<WorkspaceLaunchView> {
+    let view = wire(backend.launch_workspace(&id).await)?;
+    if let Some(url) = &view.open_url {
+        use tauri_plugin_opener::OpenerExt as _;
+        if let Err(err) = app.opener().open_url(url, None::<&str>) {
+            tracing::warn!(%err, "could not open the workspace viewer");
+            return Err(CommandError::new(
+                "open_failed",
+                format!(
+                    "The workspace is running, but no browser opened ({err}). Its address: {url}"
+                ),
+            ));
+        }
+    }
+    Ok(view)
 }
 
 /// Stops a workspace.

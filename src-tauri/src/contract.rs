@@ -27,7 +27,11 @@ pub const COMMANDS: &[CommandSig] = &[
     ),
     ("disconnect", &[], "ConnectionView"),
     ("list_workspaces", &[], "WorkspacesView"),
-    ("launch_workspace", &[("id", "string")], "WorkspacesView"),
+    (
+        "launch_workspace",
+        &[("id", "string")],
+        "WorkspaceLaunchView",
+    ),
     ("stop_workspace", &[("id", "string")], "WorkspacesView"),
     (
         "disconnect_workspace_session",
@@ -67,6 +71,7 @@ pub fn typescript() -> String {
         WorkspaceView::decl(&cfg),
         WorkspaceSessionView::decl(&cfg),
         WorkspacesView::decl(&cfg),
+        WorkspaceLaunchView::decl(&cfg),
         HistoryRow::decl(&cfg),
         DayTotal::decl(&cfg),
         HistoryView::decl(&cfg),

@@ -390,8 +390,9 @@ pub fn run(options: LaunchOptions) -> anyhow::Result<()> {
     let start_minimized = tauri::async_runtime::block_on(backend.snapshot())
         .settings
         .start_minimized;
-    let builder =
-        tauri::Builder::default().plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
+    let builder = tauri::Builder::default()
+        .plugin(tauri_plugin_opener::init())
+        .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
             show_main_window(app)
         }));
     tracing::info!(demo = options.demo, "ferry desktop starting");

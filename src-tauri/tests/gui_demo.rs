@@ -84,6 +84,22 @@ async fn demo_walkthrough_in_the_real_window() {
     let urls_file =
         std::env::temp_dir().join(format!("ferry-gui-urls-{}.json", std::process::id()));
     let urls = urls_file.display().to_string();
+    // The "browser" xdg-open starts (no desktop here: it honours $BROWSER): records the URL.
+    let opened = std::env::temp_dir().join(format!("ferry-gui-opened-{}", std::process::id()));
+    let browser = std::env::temp_dir().join(format!("ferry-gui-browser-{}.sh", std::process::id()));
+    std::fs::write(
+        &browser,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$1\" >> '{}'\n",
+            opened.display()
+        ),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&browser, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let browser_env = browser.display().to_string();
     let app = common::AppSession::start(
         &["--demo"],
         &[
@@ -91,6 +107,7 @@ async fn demo_walkthrough_in_the_real_window() {
             ("FERRY_STATUS_POLL_SECS", "1"),
             ("FERRY_PROXY", "127.0.0.1:0"),
             ("FERRY_DEMO_URLS_FILE", urls.as_str()),
+            ("BROWSER", browser_env.as_str()),
         ],
     )
     .await;
@@ -324,12 +341,43 @@ async fn demo_walkthrough_in_the_real_window() {
     // Launch a workspace on the lab's NeoSC: that starts a session with a Disconnect button.
     app.click_css("#workspaces button[data-launch]:not([disabled])")
         .await;
+    // Launch opens the workspace's viewer in the default browser and says so.
+    let said = app
+        .wait_text("#banner", "opened in the browser", |t| {
+            t.contains("opened it in your browser")
+        })
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let url = loop {
+        let got = std::fs::read_to_string(&opened).unwrap_or_default();
+        if let Some(line) = got.lines().next() {
+            break line.to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no browser started; the window said {said:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.contains("/viewer/"),
+        "{url}"
+    );
+    assert!(said.contains(&url), "{said} names {url}");
+    let _ = std::fs::remove_file(&opened);
+    let _ = std::fs::remove_file(&browser);
     let id = app
         .attr_css("#ws-sessions button[data-disconnect]", "data-disconnect")
         .await;
     app.screenshot("screen-workspaces").await;
     app.click_css(&format!("button[data-disconnect='{id}']"))
         .await;
+    // It asks first.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.c().accept_alert().await.is_err() {
+        assert!(Instant::now() < deadline, "no confirmation asked");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let sel = format!("#ws-sessions tr[data-session='{id}']");
     app.wait_text(&sel, "session ended", |t| t.contains("ended"))
         .await;

@@ -356,6 +356,17 @@ sessions: Array<WorkspaceSessionView>,
  */
 refreshed_ms: number, };
 
+export type WorkspaceLaunchView = { 
+/**
+ * The workspaces and sessions after the launch.
+ */
+workspaces: WorkspacesView, 
+/**
+ * The address the front end opens in the default browser (`None`: the server gave no
+ * viewer the client may open).
+ */
+open_url: string | null, };
+
 export type HistoryRow = { 
 /**
  * Local id.
@@ -722,7 +733,7 @@ export interface Commands {
   connect: { args: { request: ConnectRequest }; result: ConnectionView };
   disconnect: { args: Record<string, never>; result: ConnectionView };
   list_workspaces: { args: Record<string, never>; result: WorkspacesView };
-  launch_workspace: { args: { id: string }; result: WorkspacesView };
+  launch_workspace: { args: { id: string }; result: WorkspaceLaunchView };
   stop_workspace: { args: { id: string }; result: WorkspacesView };
   disconnect_workspace_session: { args: { id: string }; result: WorkspacesView };
   get_history: { args: Record<string, never>; result: HistoryView };

@@ -239,10 +239,20 @@ async function refreshWorkspaces(): Promise<void> {
 function workspacesScreen(): HTMLElement {
   if (!signedIn("neosc")) return h("section", {}, h("h1", {}, "Workspaces"), h("p", {}, "Sign in to NeoSC on the Accounts screen."));
   const w = state.workspaces;
-  const act = (cmd: "launch_workspace" | "stop_workspace" | "disconnect_workspace_session", id: string) =>
+  const act = (cmd: "stop_workspace" | "disconnect_workspace_session", id: string, confirmText: string) =>
     guard(async () => {
+      if (!window.confirm(confirmText)) return;
       state.workspaces = await call(cmd, { id });
       render();
+    });
+  const launch = (id: string, name: string) =>
+    guard(async () => {
+      const out = await call("launch_workspace", { id });
+      state.workspaces = out.workspaces;
+      render();
+      flash(out.open_url === null
+        ? `${name} is starting; the server gave no viewer address to open.`
+        : `${name} is starting; opened it in your browser (${out.open_url}).`);
     });
   return h(
     "section",
@@ -252,8 +262,8 @@ function workspacesScreen(): HTMLElement {
       h("ul", { class: "cards" }, w.workspaces.map((ws) =>
         h("li", { class: "card", id: `ws-${ws.id}` },
           h("strong", {}, ws.name), h("span", { class: "pill" }, ws.state),
-          h("button", { "data-launch": ws.id, onclick: () => act("launch_workspace", ws.id), disabled: ws.state === "running" || ws.state === "coming_soon" }, "Launch"),
-          h("button", { "data-stop": ws.id, onclick: () => act("stop_workspace", ws.id), disabled: ws.state !== "running" }, "Stop")))),
+          h("button", { "data-launch": ws.id, onclick: () => launch(ws.id, ws.name), disabled: ws.state === "running" || ws.state === "coming_soon" }, "Launch"),
+          h("button", { "data-stop": ws.id, onclick: () => act("stop_workspace", ws.id, `Stop ${ws.name}? Its session ends.`), disabled: ws.state !== "running" }, "Stop")))),
       h("h2", {}, "Sessions"),
       h("table", { id: "ws-sessions" },
         h("thead", {}, h("tr", {}, ["Workspace", "Type", "Started", "Duration", "Tunnel", "MFA", ""].map((c) => h("th", { scope: "col" }, c)))),
@@ -262,7 +272,7 @@ function workspacesScreen(): HTMLElement {
             h("td", {}, s.workspace), h("td", {}, s.kind), h("td", {}, fmt.dateTime(s.started_ms)),
             h("td", {}, fmt.duration(((s.ended_ms ?? Date.now()) - s.started_ms) / 1000)),
             h("td", {}, s.tunnel), h("td", {}, s.mfa ? "yes" : "no"),
-            h("td", {}, s.active ? h("button", { class: "danger", "data-disconnect": s.id, onclick: () => act("disconnect_workspace_session", s.id) }, "Disconnect") : "ended"))))),
+            h("td", {}, s.active ? h("button", { class: "danger", "data-disconnect": s.id, onclick: () => act("disconnect_workspace_session", s.id, `Disconnect the session on ${s.workspace}?`) }, "Disconnect") : "ended"))))),
       h("p", { class: "caption" }, `Refreshed ${fmt.dateTime(w.refreshed_ms)}; every 30 s.`),
     ],
   );

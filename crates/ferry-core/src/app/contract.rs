@@ -392,6 +392,16 @@ pub struct DayTotal {
     pub bytes: u64,
 }
 
+/// What launching a workspace gave: the refreshed lists and where to view it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct WorkspaceLaunchView {
+    /// The workspaces and sessions after the launch.
+    pub workspaces: WorkspacesView,
+    /// The address the front end opens in the default browser (`None`: the server gave no
+    /// viewer the client may open).
+    pub open_url: Option<String>,
+}
+
 /// The history screen.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 pub struct HistoryView {

@@ -48,7 +48,7 @@ pub use services::{SecretsMode, Services};
 use contract::{
     AccountView, BaseUrls, CapView, ConnectRequest, ConnectionView, HistoryView, Phase,
     RegionGroup, RegionRef, RegionView, Service, Settings, SignInOutcome, SignInRequest, Snapshot,
-    TunnelMode, WorkspacesView,
+    TunnelMode, WorkspaceLaunchView, WorkspacesView,
 };
 use settings::{check_base_url, validate_settings};
 use tracker::ConnectionTracker;
@@ -906,10 +906,14 @@ impl App {
     }
 
     /// Launches a workspace.
-    pub async fn launch_workspace(&self, id: &str) -> Result<WorkspacesView, AppError> {
-        self.neosc().await?.launch(id).await?;
+    pub async fn launch_workspace(&self, id: &str) -> Result<WorkspaceLaunchView, AppError> {
+        let launched = self.neosc().await?.launch(id).await?;
+        let base = self.services().base_url(Service::Neosc)?.to_string();
         self.refresh_watcher().await;
-        self.list_workspaces().await
+        Ok(WorkspaceLaunchView {
+            open_url: launched.viewer_url(&base),
+            workspaces: self.list_workspaces().await?,
+        })
     }
 
     /// Stops a workspace.
