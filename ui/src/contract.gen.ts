@@ -381,6 +381,10 @@ service: Service,
  */
 region: string, 
 /**
+ * The region it names, so the window can show the region's current name.
+ */
+region_ref: RegionRef | null, 
+/**
  * Start (unix ms).
  */
 started_ms: number, 

@@ -326,7 +326,7 @@ function historyScreen(): HTMLElement {
       h("table", { id: "history-rows" },
         h("thead", {}, h("tr", {}, ["Service", "Region", "Start", "Duration", "Used", "Data", "Ended"].map((c) => h("th", { scope: "col" }, c)))),
         h("tbody", {}, hist.rows.map((r) => h("tr", { "data-row": r.id },
-          h("td", {}, SERVICE_NAMES[r.service]), h("td", {}, r.region), h("td", {}, fmt.dateTime(r.started_ms)), h("td", {}, fmt.duration(r.duration_s)),
+          h("td", {}, SERVICE_NAMES[r.service]), h("td", { title: r.region }, spend.placeName(r, state.regions)), h("td", {}, fmt.dateTime(r.started_ms)), h("td", {}, fmt.duration(r.duration_s)),
           h("td", {}, r.credits_used !== null ? `${fmt.credits(r.credits_used)} credits` : r.cost_millicents !== null ? fmt.money(r.cost_millicents, r.currency) : "free"),
           h("td", {}, fmt.bytes(r.bytes)), h("td", { title: r.end_reason ?? "" }, r.end_label ?? r.end_reason ?? "open"))))),
     ],

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { InsightView, RegionGroup, SpendRow } from "./contract.gen";
-import { budgetForm, isCheapest, monthLines, parseBudget, spendCharts, withEmptyDays } from "./spend";
+import { budgetForm, isCheapest, monthLines, parseBudget, placeName, spendCharts, withEmptyDays } from "./spend";
 
 const row = (over: Partial<SpendRow>): SpendRow => ({
   key: "k", label: "k", service: null, region: null, sessions: 1, duration_s: 600, credits: 0,
@@ -47,6 +47,14 @@ describe("spendCharts", () => {
   });
   it("draws nothing for an empty history", () => {
     expect(spendCharts({ by_day: [], by_region: [], month: [], cheapest: [], cheapest_regions: [] }, [])).toEqual([]);
+  });
+});
+
+describe("placeName", () => {
+  it("names a history row's region as the region list does, else as stored", () => {
+    expect(placeName({ region: "server 102", region_ref: { service: "orbnet", id: "102" } }, regions)).toBe("Frankfurt");
+    expect(placeName({ region: "server 9", region_ref: { service: "orbnet", id: "9" } }, regions)).toBe("server 9");
+    expect(placeName({ region: "fsn", region_ref: null }, regions)).toBe("fsn");
   });
 });
 

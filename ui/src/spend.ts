@@ -10,6 +10,12 @@ import { findRegion, regionKey } from "./view";
 export const CHART_DAYS = 30;
 const MILLICENTS_PER_UNIT = 100_000;
 
+/** A history row's region by its current name in the region list, else as stored. */
+export function placeName(row: { region: string; region_ref: RegionRef | null }, regions: RegionGroup[]): string {
+  const r = row.region_ref ? findRegion(regions, regionKey(row.region_ref)) : undefined;
+  return r?.label ?? row.region;
+}
+
 /** The region's current name from the region list, else the history's location. */
 export function regionName(row: SpendRow, regions: RegionGroup[]): string {
   const r = row.region ? findRegion(regions, regionKey(row.region)) : undefined;

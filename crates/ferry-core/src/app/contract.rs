@@ -357,6 +357,8 @@ pub struct HistoryRow {
     pub service: Service,
     /// Region shown name.
     pub region: String,
+    /// The region it names, so the window can show the region's current name.
+    pub region_ref: Option<RegionRef>,
     /// Start (unix ms).
     pub started_ms: i64,
     /// Duration in seconds (so far, if still open).
