@@ -139,6 +139,12 @@ pub async fn get_insight(backend: State<'_, BackendState>) -> Res<InsightView> {
     wire(backend.insight().await)
 }
 
+/// The redacted diagnostics report (what "Copy diagnostics" copies).
+#[tauri::command]
+pub async fn get_diagnostics(backend: State<'_, BackendState>) -> Res<String> {
+    Ok(backend.diagnostics().await)
+}
+
 /// The spend caps in force.
 #[tauri::command]
 pub async fn get_budget(backend: State<'_, BackendState>) -> Res<Budget> {
@@ -178,6 +184,7 @@ pub fn register<R: tauri::Runtime>(builder: tauri::Builder<R>) -> tauri::Builder
         disconnect_workspace_session,
         get_history,
         get_insight,
+        get_diagnostics,
         get_budget,
         save_budget,
         export_history_csv,

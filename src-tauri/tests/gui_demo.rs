@@ -472,15 +472,33 @@ async fn demo_walkthrough_in_the_real_window() {
         .await;
     app.click_css("#nav-history").await;
     app.click_css("#nav-settings").await;
-    let saved = app
-        .c()
-        .find(fantoccini::Locator::Css("#b-month_money"))
-        .await
-        .unwrap()
-        .prop("value")
-        .await
-        .unwrap();
-    assert_eq!(saved.as_deref(), Some("2.5"));
+    let saved = app.attr_css("#b-month_money", "value").await;
+    assert_eq!(saved, "2.5");
+    // About: the version, licences, and a diagnostics report without the account's email.
+    app.wait_text("#about-version", "version", |t| t.starts_with("Version 0."))
+        .await;
+    app.click_css("#copy-diagnostics").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let report = loop {
+        let v = match app.c().find(fantoccini::Locator::Css("#diagnostics")).await {
+            Ok(el) => el.prop("value").await.ok().flatten().unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if v.contains("Ferry diagnostics") {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "no diagnostics report");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(report.contains("account orbnet: signed in"), "{report}");
+    assert!(
+        report.contains("session cap") || report.contains("session_credits"),
+        "{report}"
+    );
+    assert!(
+        !report.contains(&twofa_email),
+        "the account's email leaked: {report}"
+    );
     app.screenshot("screen-settings").await;
 
     // SIGTERM (logout, `kill`, a service manager) ends a metered session cleanly before the

@@ -133,3 +133,63 @@ async fn usage_by_day_and_region_from_the_history() {
     assert!(fsn.contains("/GiB") && fsn.contains("€"), "{text}");
     assert!(text.contains("This month"), "{text}");
 }
+
+#[tokio::test]
+async fn diagnostics_carry_state_and_logs_but_no_token_key_email_or_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("ferry");
+    std::fs::create_dir_all(&data).unwrap();
+    let token = "orb_live_9f8e7d6c5b4a39281706";
+    let key = "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=";
+    // What a careless log line could hold: the report must not pass it on.
+    std::fs::write(
+        data.join("ferry.log"),
+        format!(
+            "INFO signed in as ana@example.org with {token}\nINFO key {key} session 5f0c3b8e-2d4a-4c1e-9a7b-1234567890ab\nINFO tunnel up in 42 ms\n"
+        ),
+    )
+    .unwrap();
+    seed(
+        &data,
+        &[Seed {
+            service: ServiceKind::Orbnet,
+            location: "server 101",
+            started_at: Utc::now() - Duration::hours(1),
+            secs: 60,
+            credits: Some(1.5),
+            millicents: None,
+            bytes: 0,
+        }],
+    )
+    .await;
+    let out_file = dir.path().join("diag.txt");
+    let out = std::process::Command::new(ferry_bin())
+        .args(["diagnostics", "--output"])
+        .arg(&out_file)
+        .env("FERRY_DATA_DIR", &data)
+        .env("FERRY_SECRETS", "memory")
+        .env("FERRY_ORBNET_TOKEN", token)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        std::fs::metadata(&out_file).unwrap().permissions().mode() & 0o077,
+        0
+    );
+    let text = std::fs::read_to_string(&out_file).unwrap();
+    for leak in [token, key, "ana@example.org", "5f0c3b8e"] {
+        assert!(!text.contains(leak), "{leak} leaked:\n{text}");
+    }
+    assert!(text.contains("account orbnet: signed in"), "{text}");
+    assert!(text.contains("account tunnelbyte: signed out"), "{text}");
+    assert!(
+        text.contains("tunnel up in 42 ms"),
+        "the log's tail: {text}"
+    );
+    assert!(
+        text.contains("https://api.orbai.world"),
+        "the service addresses: {text}"
+    );
+    assert!(text.contains("ferry 0."), "{text}");
+}

@@ -479,7 +479,41 @@ function settingsScreen(s: Settings): HTMLElement {
         text("u-tunnelbyte", "tunnelbyte", () => draft.base_urls.tunnelbyte, (v) => (draft.base_urls.tunnelbyte = v)),
         text("u-neosc", "NeoSC", () => draft.base_urls.neosc, (v) => (draft.base_urls.neosc = v))),
       h("button", { type: "submit", id: "save-settings" }, "Save")),
-    h("div", { id: "budget-slot" }, budgetSection()));
+    h("div", { id: "budget-slot" }, budgetSection()),
+    aboutSection(s));
+}
+
+/** Ferry's own licence and those of the parts it is built on (their names and licences). */
+const LICENCES: [string, string][] = [
+  ["Ferry", "MIT OR Apache-2.0"],
+  ["Tauri", "MIT OR Apache-2.0"],
+  ["boringtun (WireGuard)", "BSD-3-Clause"],
+  ["smoltcp (app mode's TCP/IP stack)", "0BSD"],
+  ["tokio, hyper, reqwest, rustls", "MIT OR Apache-2.0"],
+  ["sqlx + SQLite", "MIT OR Apache-2.0 / public domain"],
+  ["WebKitGTK", "LGPL-2.1-or-later, BSD-2-Clause"],
+];
+
+function aboutSection(_s: Settings): HTMLElement {
+  const out = h("textarea", { id: "diagnostics", readonly: true, rows: 8, "aria-label": "Diagnostics report", hidden: true });
+  return h("section", { id: "about", class: "card" },
+    h("h2", {}, "About Ferry"),
+    h("p", { id: "about-version" }, `Version ${state.snapshot?.version ?? "?"}`),
+    h("table", { id: "licences" }, h("tbody", {}, LICENCES.map(([what, lic]) => h("tr", {}, h("td", {}, what), h("td", {}, lic))))),
+    h("p", { class: "caption" }, "The diagnostics report holds versions, the connection state, settings, spend caps and the last 200 log lines; tokens, keys, emails and ids are removed."),
+    h("button", { id: "copy-diagnostics", type: "button", onclick: () => guard(async () => {
+      const text = await call("get_diagnostics");
+      out.value = text;
+      out.hidden = false;
+      try {
+        await navigator.clipboard.writeText(text);
+        flash("Diagnostics copied to the clipboard.");
+      } catch {
+        out.select();
+        flash("Diagnostics shown below: select them and copy.");
+      }
+    }) }, "Copy diagnostics"),
+    out);
 }
 
 // ---- Shell ---------------------------------------------------------------------------------------

@@ -37,6 +37,8 @@ enum Command {
     History(cmd::history::Args),
     /// Set, show or clear spend caps (per session, day and month).
     Budget(cmd::budget::Args),
+    /// Print a redacted report for support (no tokens, keys, emails or ids).
+    Diagnostics(cmd::diagnostics::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -65,6 +67,7 @@ fn main() -> std::process::ExitCode {
             Command::Sessions(a) => cmd::workspaces::sessions(a).await,
             Command::History(a) => cmd::history::run(a).await,
             Command::Budget(a) => cmd::budget::run(a).await,
+            Command::Diagnostics(a) => cmd::diagnostics::run(a).await,
         }
     });
     match result {

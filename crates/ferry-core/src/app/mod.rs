@@ -83,6 +83,8 @@ pub struct AppOptions {
     pub front_end: String,
     /// The clock of the meter, the watcher and the history rows (injected in tests).
     pub clock: SharedClock,
+    /// Where the front end's log file is (`ferry.log`; the data dir unless the demo moved it).
+    pub log_dir: PathBuf,
 }
 
 impl AppOptions {
@@ -96,6 +98,7 @@ impl AppOptions {
                 .map(|s| Duration::from_secs(s.clamp(1, 3600)))
         };
         AppOptions {
+            log_dir: data_dir.clone(),
             data_dir,
             heartbeat: secs("FERRY_HEARTBEAT_SECS"),
             status_poll: secs("FERRY_STATUS_POLL_SECS").unwrap_or(POLL_INTERVAL),
@@ -933,6 +936,43 @@ impl App {
     /// Past sessions and daily totals.
     pub async fn history(&self) -> Result<HistoryView, AppError> {
         self.history_view().await
+    }
+
+    /// The redacted diagnostics report (versions, state, settings, caps, the log's tail):
+    /// no token, key, email or id in it.
+    pub async fn diagnostics(&self) -> String {
+        let snap = self.snapshot().await;
+        let c = &snap.connection;
+        let state = match (&c.region_label, &c.region) {
+            (Some(label), Some(r)) => format!(
+                "{:?} · {} {label} · {:?}",
+                c.phase,
+                r.service.as_str(),
+                c.mode
+            ),
+            _ => format!("{:?}", c.phase),
+        };
+        let mut secrets = Vec::new();
+        for s in Service::ALL {
+            if let Ok(Some(t)) = self.services().token(s).await {
+                secrets.push(t.expose().to_string());
+            }
+        }
+        let budget = self.budget().await.unwrap_or_default();
+        crate::diagnostics::report(&crate::diagnostics::ReportInputs {
+            front_end: self.inner.opts.front_end.clone(),
+            version: snap.version.clone(),
+            state,
+            accounts: snap
+                .accounts
+                .iter()
+                .map(|a| (a.service.as_str().to_string(), a.signed_in))
+                .collect(),
+            settings: serde_json::to_string_pretty(&snap.settings).unwrap_or_default(),
+            budget: serde_json::to_string_pretty(&budget).unwrap_or_default(),
+            data_dir: self.inner.opts.log_dir.clone(),
+            secrets,
+        })
     }
 
     /// Spend per local day and per region, measured rates, the cheapest region per service
