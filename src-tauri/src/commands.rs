@@ -139,6 +139,20 @@ pub async fn get_insight(backend: State<'_, BackendState>) -> Res<InsightView> {
     wire(backend.insight().await)
 }
 
+/// Quits this instance (ending any session) and starts the app again on the embedded demo.
+#[tauri::command]
+pub async fn restart_in_demo<R: tauri::Runtime>(app: tauri::AppHandle<R>) -> Res<()> {
+    let exe = std::env::current_exe()
+        .map_err(|e| CommandError::new("io", format!("cannot find Ferry's program: {e}")))?;
+    std::process::Command::new(exe)
+        .arg("--demo")
+        .env(crate::shell::WAIT_FOR_PID, std::process::id().to_string())
+        .spawn()
+        .map_err(|e| CommandError::new("io", format!("cannot start the demo: {e}")))?;
+    crate::shell::quit(&app);
+    Ok(())
+}
+
 /// The redacted diagnostics report (what "Copy diagnostics" copies).
 #[tauri::command]
 pub async fn get_diagnostics(backend: State<'_, BackendState>) -> Res<String> {
@@ -184,6 +198,7 @@ pub fn register<R: tauri::Runtime>(builder: tauri::Builder<R>) -> tauri::Builder
         disconnect_workspace_session,
         get_history,
         get_insight,
+        restart_in_demo,
         get_diagnostics,
         get_budget,
         save_budget,

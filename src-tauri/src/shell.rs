@@ -362,8 +362,29 @@ pub fn setup_app<R: Runtime>(
         })
 }
 
+/// Set by "Try the demo": the instance that started this one, which this one waits out so the
+/// single-instance check does not find it still quitting.
+pub const WAIT_FOR_PID: &str = "FERRY_WAIT_FOR_PID";
+
+fn wait_for_predecessor() {
+    let Some(pid) = std::env::var(WAIT_FOR_PID)
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+    else {
+        return;
+    };
+    std::env::remove_var(WAIT_FOR_PID);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Starts the app and blocks until it quits.
 pub fn run(options: LaunchOptions) -> anyhow::Result<()> {
+    wait_for_predecessor();
     let data_dir = ferry_core::paths::data_dir(None)?;
     let mut opts = AppOptions::from_env(data_dir);
     let mut autostart_args = vec!["--minimized".to_string()];

@@ -112,6 +112,25 @@ async fn demo_walkthrough_in_the_real_window() {
     )
     .await;
     app.wait_css("#demo-badge").await;
+    // First run: a welcome that says what the three services are, dismissed for good.
+    let welcome = app
+        .wait_text("#welcome", "welcome", |t| t.contains("tunnelbyte"))
+        .await;
+    assert!(
+        welcome.contains("OrbNET") && welcome.contains("NeoSC"),
+        "{welcome}"
+    );
+    app.click_css("#welcome-dismiss").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app
+        .c()
+        .find(fantoccini::Locator::Css("#welcome"))
+        .await
+        .is_ok()
+    {
+        assert!(Instant::now() < deadline, "the welcome stayed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // Figures for the issue note (not asserted: speed and size are benchmarks, not tests).
     app.wait_css("html[data-ready='1']").await;
     eprintln!(

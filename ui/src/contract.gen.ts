@@ -742,6 +742,7 @@ export interface Commands {
   disconnect_workspace_session: { args: { id: string }; result: WorkspacesView };
   get_history: { args: Record<string, never>; result: HistoryView };
   get_insight: { args: Record<string, never>; result: InsightView };
+  restart_in_demo: { args: Record<string, never>; result: null };
   get_diagnostics: { args: Record<string, never>; result: string };
   get_budget: { args: Record<string, never>; result: Budget };
   save_budget: { args: { budget: Budget }; result: Budget };
@@ -775,6 +776,7 @@ export const COMMAND_NAMES = [
   "disconnect_workspace_session",
   "get_history",
   "get_insight",
+  "restart_in_demo",
   "get_diagnostics",
   "get_budget",
   "save_budget",

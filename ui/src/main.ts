@@ -187,10 +187,38 @@ function connectScreen(snap: Snapshot): HTMLElement {
     "section",
     { class: "connect-screen", "aria-labelledby": "connect-title" },
     h("h1", { id: "connect-title", class: "visually-hidden" }, "Connect"),
+    welcome(snap),
     h("div", { class: "control" }, button, h("p", { id: "status", class: "caption" }, ctl.caption), error),
     h("div", { class: "choices" }, h("label", { for: "region" }, "Region"), select, notes.length ? h("ul", { class: "notes" }, notes) : null, modes),
     snap.live && (c.phase === "connected" || c.phase === "reconnecting") ? livePanel(snap.live) : null,
   );
+}
+
+const WELCOME_KEY = "ferry.welcome.dismissed";
+
+/** First run: the three services in a sentence each, and where to start. */
+function welcome(snap: Snapshot): HTMLElement | null {
+  const anySignedIn = snap.accounts.some((a) => a.signed_in);
+  const dismissed = localStorage.getItem(WELCOME_KEY) === (snap.demo ? "demo" : "real");
+  if (dismissed || (!snap.demo && anySignedIn)) return null;
+  const dismiss = () => {
+    localStorage.setItem(WELCOME_KEY, snap.demo ? "demo" : "real");
+    render();
+  };
+  const services: [Service, string][] = [
+    ["orbnet", "pays by the minute in credits: Ferry shows them burning and the time left."],
+    ["tunnelbyte", "charges for time and data against two quota windows; Ferry shows the cost and when each window resets."],
+    ["neosc", "runs remote workspaces on your own server: launch one, see your sessions, disconnect them."],
+  ];
+  return h("section", { id: "welcome", class: "card welcome", "aria-label": "Welcome" },
+    h("h2", {}, snap.demo ? "Welcome to the Ferry demo" : "Welcome to Ferry"),
+    h("ul", { class: "services" }, services.map(([s, text]) => h("li", {}, h("strong", {}, SERVICE_NAMES[s]), ` ${text}`))),
+    snap.demo
+      ? h("p", {}, "This demo runs all three on a local lab with test accounts: a region is chosen, so Connect is one click. Nothing is billed.")
+      : h("p", {}, "Sign in to any of them to connect, or try everything first on a local lab."),
+    snap.demo ? null : h("button", { id: "welcome-signin", onclick: () => show("accounts") }, "Sign in"),
+    snap.demo ? null : h("button", { id: "welcome-demo", onclick: () => guard(async () => { await call("restart_in_demo"); }) }, "Try the demo"),
+    h("button", { id: "welcome-dismiss", class: "quiet", onclick: dismiss }, "Got it"));
 }
 
 function chart(id: string, label: string, values: number[]): HTMLElement {
