@@ -17,6 +17,8 @@ ferry_apt_packages=(
   iproute2 iputils-ping wireguard-go wireguard-tools iperf3 procps ethtool
   # app-mode proxy tests: real clients (plain http via http_proxy), setpriv for another UID
   wget python3 util-linux
+  # desktop proxy (gsettings on dconf) for "send this desktop's apps through Ferry"
+  libglib2.0-bin dconf-service dconf-gsettings-backend gsettings-desktop-schemas
 )
 
 ferry_sudo() {

@@ -666,7 +666,11 @@ default_mode: TunnelMode,
 /**
  * Service base URLs.
  */
-base_urls: BaseUrls, };
+base_urls: BaseUrls, 
+/**
+ * While connected in app mode, point the desktop's proxy settings (GNOME) at Ferry.
+ */
+desktop_proxy: boolean, };
 
 export type Snapshot = { 
 /**

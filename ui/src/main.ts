@@ -498,6 +498,7 @@ function settingsScreen(s: Settings): HTMLElement {
         check("s-minimized", "Start minimized", () => draft.start_minimized, (v) => (draft.start_minimized = v)),
         check("s-login", "Launch at login", () => draft.launch_at_login, (v) => (draft.launch_at_login = v)),
         check("s-tray", "Closing the window keeps Ferry in the tray", () => draft.close_to_tray, (v) => (draft.close_to_tray = v)),
+        check("s-desktop-proxy", "Send this desktop's apps through Ferry (GNOME proxy settings, while connected in app mode; yours come back on disconnect)", () => draft.desktop_proxy, (v) => (draft.desktop_proxy = v)),
         h("label", { for: "s-mode" }, "Default mode",
           h("select", { id: "s-mode", onchange: (e) => (draft.default_mode = (e.target as HTMLSelectElement).value as TunnelMode) },
             h("option", { value: "app", selected: draft.default_mode === "app" }, "App mode"),

@@ -490,6 +490,9 @@ pub struct Settings {
     pub default_mode: TunnelMode,
     /// Service base URLs.
     pub base_urls: BaseUrls,
+    /// While connected in app mode, point the desktop's proxy settings (GNOME) at Ferry.
+    #[serde(default)]
+    pub desktop_proxy: bool,
 }
 
 impl Default for Settings {
@@ -509,6 +512,7 @@ impl Default for Settings {
             close_to_tray: true,
             default_mode: TunnelMode::App,
             base_urls: BaseUrls::production(),
+            desktop_proxy: false,
         }
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod autostart;
 pub mod contract;
+pub mod desktop_proxy;
 pub mod error;
 pub mod insight;
 pub mod launch;
@@ -255,6 +256,8 @@ impl App {
         if app.signed_in(Service::Neosc) {
             app.start_watcher().await;
         }
+        // A desktop proxy left pointing at a Ferry that crashed goes back to the user's values.
+        app.restore_desktop_proxy().await;
         Ok(app)
     }
 
@@ -521,6 +524,7 @@ impl App {
             if let Some(c) = credits {
                 self.set_credits(c);
             }
+            self.desktop_proxy_follow(&ev, settled).await;
             if matches!(ev, SessionEvent::Connected { .. })
                 || settled
                 || matches!(ev, SessionEvent::SessionEnded { .. })
@@ -938,6 +942,42 @@ impl App {
         self.history_view().await
     }
 
+    /// Points the desktop proxy at Ferry when an app-mode session connects (if the user asked
+    /// for it) and gives the user's values back when the session settles.
+    async fn desktop_proxy_follow(&self, ev: &SessionEvent, settled: bool) {
+        let dir = self.inner.opts.data_dir.clone();
+        if let SessionEvent::Connected {
+            proxy: Some(socks),
+            http_proxy,
+            ..
+        } = ev
+        {
+            if !self.lock().settings.desktop_proxy {
+                return;
+            }
+            let (Ok(socks), http) = (
+                socks.parse::<std::net::SocketAddr>(),
+                http_proxy.as_deref().and_then(|h| h.parse().ok()),
+            ) else {
+                return;
+            };
+            match desktop_proxy::apply(&desktop_proxy::Gsettings, &dir, socks, http).await {
+                Ok(()) => tracing::info!(%socks, "desktop proxy points at Ferry"),
+                Err(e) => tracing::warn!(error = %e, "desktop proxy not set"),
+            }
+        } else if settled {
+            self.restore_desktop_proxy().await;
+        }
+    }
+
+    async fn restore_desktop_proxy(&self) {
+        match desktop_proxy::restore(&desktop_proxy::Gsettings, &self.inner.opts.data_dir).await {
+            Ok(true) => tracing::info!("desktop proxy restored"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "desktop proxy not restored"),
+        }
+    }
+
     /// The redacted diagnostics report (versions, state, settings, caps, the log's tail):
     /// no token, key, email or id in it.
     pub async fn diagnostics(&self) -> String {
@@ -1030,6 +1070,9 @@ impl App {
             self.apply_autostart(settings.launch_at_login)?;
         }
         let urls_changed = before.base_urls != settings.base_urls;
+        if before.desktop_proxy && !settings.desktop_proxy {
+            self.restore_desktop_proxy().await;
+        }
         self.store_settings(&settings).await;
         {
             let mut st = self.lock();
