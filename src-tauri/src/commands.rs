@@ -153,6 +153,12 @@ pub async fn restart_in_demo<R: tauri::Runtime>(app: tauri::AppHandle<R>) -> Res
     Ok(())
 }
 
+/// Starts a browser through the app-mode proxy; returns its name.
+#[tauri::command]
+pub async fn open_browser(backend: State<'_, BackendState>) -> Res<String> {
+    wire(backend.open_browser().await)
+}
+
 /// The redacted diagnostics report (what "Copy diagnostics" copies).
 #[tauri::command]
 pub async fn get_diagnostics(backend: State<'_, BackendState>) -> Res<String> {
@@ -198,6 +204,7 @@ pub fn register<R: tauri::Runtime>(builder: tauri::Builder<R>) -> tauri::Builder
         disconnect_workspace_session,
         get_history,
         get_insight,
+        open_browser,
         restart_in_demo,
         get_diagnostics,
         get_budget,

@@ -40,6 +40,7 @@ pub const COMMANDS: &[CommandSig] = &[
     ),
     ("get_history", &[], "HistoryView"),
     ("get_insight", &[], "InsightView"),
+    ("open_browser", &[], "string"),
     ("restart_in_demo", &[], "null"),
     ("get_diagnostics", &[], "string"),
     ("get_budget", &[], "Budget"),

@@ -90,7 +90,7 @@ async fn demo_walkthrough_in_the_real_window() {
     std::fs::write(
         &browser,
         format!(
-            "#!/bin/sh\nprintf '%s\\n' \"$1\" >> '{}'\n",
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" >> '{}'\n",
             opened.display()
         ),
     )
@@ -108,6 +108,7 @@ async fn demo_walkthrough_in_the_real_window() {
             ("FERRY_PROXY", "127.0.0.1:0"),
             ("FERRY_DEMO_URLS_FILE", urls.as_str()),
             ("BROWSER", browser_env.as_str()),
+            ("FERRY_BROWSER", browser_env.as_str()),
         ],
     )
     .await;
@@ -305,6 +306,28 @@ async fn demo_walkthrough_in_the_real_window() {
         "body through the tunnel differs ({} bytes)",
         got.len()
     );
+    // "Open a browser through Ferry": a browser (here the recording stand-in, a Chromium by
+    // its flags) in its own profile, everything through the SOCKS5 proxy.
+    app.click_css("#open-browser").await;
+    app.wait_text("#banner", "browser started", |t| {
+        t.contains("browsing through Ferry")
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let argv = loop {
+        let got = std::fs::read_to_string(&opened).unwrap_or_default();
+        if got.contains("--proxy-server=") {
+            break got;
+        }
+        assert!(Instant::now() < deadline, "no browser started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        argv.contains(&format!("--proxy-server=socks5://{proxy}")),
+        "{argv}"
+    );
+    assert!(argv.contains("--user-data-dir="), "its own profile: {argv}");
+    let _ = std::fs::remove_file(&opened);
     app.wait_text("#live-bytes-in dd", "bytes received", |t| {
         t.contains("KiB") || t.contains("MiB")
     })

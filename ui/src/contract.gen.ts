@@ -746,6 +746,7 @@ export interface Commands {
   disconnect_workspace_session: { args: { id: string }; result: WorkspacesView };
   get_history: { args: Record<string, never>; result: HistoryView };
   get_insight: { args: Record<string, never>; result: InsightView };
+  open_browser: { args: Record<string, never>; result: string };
   restart_in_demo: { args: Record<string, never>; result: null };
   get_diagnostics: { args: Record<string, never>; result: string };
   get_budget: { args: Record<string, never>; result: Budget };
@@ -780,6 +781,7 @@ export const COMMAND_NAMES = [
   "disconnect_workspace_session",
   "get_history",
   "get_insight",
+  "open_browser",
   "restart_in_demo",
   "get_diagnostics",
   "get_budget",

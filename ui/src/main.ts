@@ -248,6 +248,10 @@ function livePanel(live: LiveView): HTMLElement {
             b.percent === null ? null : h("progress", { max: 100, value: b.percent.toFixed(1), "aria-label": b.label }),
             b.resets ? h("small", { title: b.resetsExact }, `${b.resets} (${b.resetsExact})`) : null)))
       : null,
+    live.proxy === null ? null : h("button", { id: "open-browser", onclick: () => guard(async () => {
+      const name = await call("open_browser");
+      flash(`Started ${name} in its own profile, browsing through Ferry.`);
+    }) }, "Open a browser through Ferry"),
     h("div", { class: "charts" },
       chart("chart-meter", live.meter.kind === "credits" ? "Credits left" : "Cost", live.samples.map((s) => s.meter)),
       chart("chart-bytes", "Traffic", live.samples.map((s) => s.bytes))),

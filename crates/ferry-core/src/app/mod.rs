@@ -8,6 +8,7 @@
 //! ([`launch::take_lock`]), so two front ends never both meter.
 
 pub mod autostart;
+pub mod browser;
 pub mod contract;
 pub mod desktop_proxy;
 pub mod error;
@@ -976,6 +977,26 @@ impl App {
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "desktop proxy not restored"),
         }
+    }
+
+    /// Starts a browser in its own profile that browses through this app-mode session's SOCKS5
+    /// proxy (DNS included); returns the program's name.
+    pub async fn open_browser(&self) -> Result<String, AppError> {
+        let proxy = self
+            .lock()
+            .tracker
+            .as_ref()
+            .and_then(|t| t.live.as_ref())
+            .and_then(|l| l.proxy.clone());
+        let socks: std::net::SocketAddr = proxy.and_then(|p| p.parse().ok()).ok_or_else(|| {
+            AppError::invalid("Connect in app mode first: the browser goes through its proxy.")
+        })?;
+        let program = browser::launch(&self.inner.opts.data_dir, socks)
+            .map_err(|e| AppError::Io(e.to_string()))?;
+        Ok(program
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default())
     }
 
     /// The redacted diagnostics report (versions, state, settings, caps, the log's tail):
