@@ -132,6 +132,14 @@ async fn demo_walkthrough_in_the_real_window() {
         assert!(Instant::now() < deadline, "the welcome stayed");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The preselected region becomes a favourite: starred, and first of its service.
+    app.click_css("#favourite").await;
+    app.wait_text("#favourite", "favourite", |t| t.contains("★ Favourite"))
+        .await;
+    app.wait_text("#region option:checked", "starred option", |t| {
+        t.starts_with('★')
+    })
+    .await;
     // Figures for the issue note (not asserted: speed and size are benchmarks, not tests).
     app.wait_css("html[data-ready='1']").await;
     eprintln!(

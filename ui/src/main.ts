@@ -105,6 +105,25 @@ function signedIn(s: Service): boolean {
 
 // ---- Connect screen ------------------------------------------------------------------------------
 
+const FAVOURITES_KEY = "ferry.favourites";
+
+function favourites(): Set<string> {
+  try {
+    const v: unknown = JSON.parse(localStorage.getItem(FAVOURITES_KEY) ?? "[]");
+    return new Set(Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : []);
+  } catch {
+    return new Set();
+  }
+}
+
+function toggleFavourite(key: string): void {
+  const f = favourites();
+  if (f.has(key)) f.delete(key);
+  else f.add(key);
+  localStorage.setItem(FAVOURITES_KEY, JSON.stringify([...f]));
+  render();
+}
+
 function connectScreen(snap: Snapshot): HTMLElement {
   const c = snap.connection;
   const region = view.findRegion(state.regions, state.selectedRegion);
@@ -119,7 +138,7 @@ function connectScreen(snap: Snapshot): HTMLElement {
       render();
     } },
     h("option", { value: "" }, "Choose a region…"),
-    state.regions
+    view.favouritesFirst(state.regions, favourites())
       .filter((g) => g.service !== "neosc")
       .map((g) =>
         h(
@@ -133,7 +152,7 @@ function connectScreen(snap: Snapshot): HTMLElement {
                 disabled: !r.available || !signedIn(g.service),
                 selected: view.regionKey(r.ref) === state.selectedRegion,
               },
-              view.regionOption(r) + (spend.isCheapest(state.insight, r.ref) ? " · cheapest so far" : ""),
+              (favourites().has(view.regionKey(r.ref)) ? "★ " : "") + view.regionOption(r) + (spend.isCheapest(state.insight, r.ref) ? " · cheapest so far" : ""),
             ),
           ),
         ),
@@ -189,7 +208,11 @@ function connectScreen(snap: Snapshot): HTMLElement {
     h("h1", { id: "connect-title", class: "visually-hidden" }, "Connect"),
     welcome(snap),
     h("div", { class: "control" }, button, h("p", { id: "status", class: "caption" }, ctl.caption), error),
-    h("div", { class: "choices" }, h("label", { for: "region" }, "Region"), select, notes.length ? h("ul", { class: "notes" }, notes) : null, modes),
+    h("div", { class: "choices" }, h("label", { for: "region" }, "Region"), select,
+      region === undefined ? null : h("button", {
+        id: "favourite", type: "button", class: "quiet", "aria-pressed": favourites().has(state.selectedRegion) ? "true" : "false",
+        onclick: () => toggleFavourite(state.selectedRegion),
+      }, favourites().has(state.selectedRegion) ? "★ Favourite" : "☆ Add to favourites"), notes.length ? h("ul", { class: "notes" }, notes) : null, modes),
     snap.live && (c.phase === "connected" || c.phase === "reconnecting") ? livePanel(snap.live) : null,
   );
 }
@@ -640,6 +663,11 @@ async function start(): Promise<void> {
   });
   await on("ferry:warning", (w) => flash(w.message));
   await guard(reload);
+  // Regions change (busy, offline, new ones): refreshed every minute while they are on screen.
+  window.setInterval(() => {
+    const phase = state.snapshot?.connection.phase;
+    if (state.screen === "connect" && document.visibilityState === "visible" && (phase === "disconnected" || phase === "error")) void refreshRegions();
+  }, 60_000);
   document.documentElement.dataset.ready = "1";
 }
 

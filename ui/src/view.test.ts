@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { ConnectionView, LiveView, Phase, WorkspaceSessionView } from "./contract.gen";
-import { connectControl, defaultRegion, liveFigures, quotaBars, regionOption, sortSessions, sparkline } from "./view";
+import { connectControl, defaultRegion, favouritesFirst, liveFigures, quotaBars, regionOption, sortSessions, sparkline } from "./view";
 
 function conn(phase: Phase): ConnectionView {
   return {
@@ -125,5 +125,15 @@ describe("preselected region", () => {
     expect(defaultRegion(groups, "", () => true)).toBe("orbnet/102");
     expect(defaultRegion(groups, "", (s) => s === "tunnelbyte")).toBe("tunnelbyte/fsn");
     expect(defaultRegion(groups, "", () => false)).toBe("");
+  });
+});
+
+describe("favourites", () => {
+  it("puts a service's favourite regions first, keeping the listed order otherwise", () => {
+    const r = (id: string) => ({ ref: { service: "tunnelbyte" as const, id }, label: id, country: null, nodes: null, available: true, note: null });
+    const groups = [{ service: "tunnelbyte" as const, error: null, regions: [r("a"), r("b"), r("c")] }];
+    const out = favouritesFirst(groups, new Set(["tunnelbyte/c"]));
+    expect(out[0]!.regions.map((x) => x.ref.id)).toEqual(["c", "a", "b"]);
+    expect(groups[0]!.regions.map((x) => x.ref.id)).toEqual(["a", "b", "c"]);
   });
 });

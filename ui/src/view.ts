@@ -88,6 +88,14 @@ export function defaultRegion(groups: RegionGroup[], remembered: string, signedI
   return remembered;
 }
 
+/** Each service's regions with the favourites first (in their listed order otherwise). */
+export function favouritesFirst(groups: RegionGroup[], favourites: ReadonlySet<string>): RegionGroup[] {
+  return groups.map((g) => ({
+    ...g,
+    regions: [...g.regions].sort((a, b) => Number(favourites.has(regionKey(b.ref))) - Number(favourites.has(regionKey(a.ref)))),
+  }));
+}
+
 export function findRegion(groups: RegionGroup[], key: string): RegionView | undefined {
   for (const g of groups) for (const r of g.regions) if (regionKey(r.ref) === key) return r;
   return undefined;
