@@ -197,3 +197,40 @@ async fn socks_udp_associate_round_trips() {
     assert_eq!(&answer[10..], b"udp payload");
     drop(control);
 }
+
+/// Datagrams larger than the tunnel's MTU (DNS with large EDNS answers, games) are fragmented
+/// by the userspace stack and reassembled at the other end, both ways, byte for byte.
+#[tokio::test]
+async fn socks_udp_associate_carries_datagrams_larger_than_the_mtu() {
+    let (_exit, app) = setup().await;
+    let (echo, _server) = udp_echo_server().await;
+    let (control, reply) =
+        socks_request(app.proxy.socks_addr(), &[5, 3, 0, 1, 0, 0, 0, 0, 0, 0]).await;
+    assert_eq!(reply[1], 0, "{reply:?}");
+    let relay = SocketAddr::new(
+        IpAddr::from([reply[4], reply[5], reply[6], reply[7]]),
+        u16::from_be_bytes([reply[8], reply[9]]),
+    );
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for size in [1393usize, 4000, 8000] {
+        let payload: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+        let mut datagram = vec![0, 0, 0, 1, 127, 0, 0, 1];
+        datagram.extend_from_slice(&echo.port().to_be_bytes());
+        datagram.extend_from_slice(&payload);
+        let mut buf = vec![0u8; 70_000];
+        let mut answer = None;
+        for _ in 0..50 {
+            socket.send_to(&datagram, relay).await.unwrap();
+            if let Ok(Ok((n, _))) =
+                tokio::time::timeout(Duration::from_millis(200), socket.recv_from(&mut buf)).await
+            {
+                answer = Some(buf[..n].to_vec());
+                break;
+            }
+        }
+        let answer = answer.unwrap_or_else(|| panic!("no answer to a {size}-byte datagram"));
+        assert_eq!(answer.len(), 10 + size, "{size}");
+        assert_eq!(&answer[10..], &payload[..], "{size} bytes came back intact");
+    }
+    drop(control);
+}
