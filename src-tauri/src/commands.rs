@@ -80,9 +80,10 @@ pub async fn launch_workspace<R: tauri::Runtime>(
     id: String,
 ) -> Res<WorkspaceLaunchView> {
     let view = wire(backend.launch_workspace(&id).await)?;
-    if let Some(url) = &view.open_url {
-        use tauri_plugin_opener::OpenerExt as _;
-        if let Err(err) = app.opener().open_url(url, None::<&str>) {
+    // The opener plugin is registered by the real shell (not by in-process tests).
+    let opener = tauri::Manager::try_state::<tauri_plugin_opener::Opener<R>>(&app);
+    if let (Some(url), Some(opener)) = (&view.open_url, opener) {
+        if let Err(err) = opener.open_url(url, None::<&str>) {
             tracing::warn!(%err, "could not open the workspace viewer");
             return Err(CommandError::new(
                 "open_failed",

@@ -50,6 +50,8 @@ pub struct Shell {
     close_to_tray: AtomicBool,
     quitting: AtomicBool,
     send_notifications: bool,
+    /// The tray item, once it runs.
+    tray: Mutex<Option<crate::tray::TrayHandle>>,
 }
 
 impl Shell {
@@ -163,7 +165,10 @@ fn handle_event<R: Runtime>(app: &AppHandle<R>, shell: &Shell, event: AppEvent) 
         (tray_changed.then(|| tray_model(&st)).flatten(), notices)
     };
     if let Some(model) = model {
-        crate::tray::apply(app, &model);
+        let tray = shell.tray.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(tray) = tray {
+            tauri::async_runtime::spawn(async move { crate::tray::apply(&tray, model).await });
+        }
     }
     if shell.send_notifications {
         for n in &notices {
@@ -284,6 +289,7 @@ pub fn setup_app<R: Runtime>(
         close_to_tray: AtomicBool::new(true),
         quitting: AtomicBool::new(false),
         send_notifications: notify,
+        tray: Mutex::new(None),
     });
     let state: BackendState = backend;
     crate::commands::register(builder.manage(state.clone()).manage(shell.clone()))
@@ -319,9 +325,16 @@ pub fn setup_app<R: Runtime>(
                 if let Some(model) = model {
                     if with_tray {
                         let h2 = handle.clone();
-                        let _ = handle.run_on_main_thread(move || {
-                            crate::tray::install(&h2, &model, on_tray_action);
-                        });
+                        let on_action: crate::tray::OnAction =
+                            Arc::new(move |a| on_tray_action(&h2, a));
+                        match crate::tray::spawn(model, on_action).await {
+                            Ok(t) => {
+                                *shell.tray.lock().unwrap_or_else(|p| p.into_inner()) = Some(t);
+                            }
+                            Err(err) => {
+                                tracing::warn!(%err, "no tray item; the window stays the only way in");
+                            }
+                        }
                     }
                 }
                 loop {
@@ -347,7 +360,9 @@ pub fn setup_app<R: Runtime>(
                     .map(|s| s.close_to_tray.load(Ordering::Relaxed))
                     .unwrap_or(false);
                 api.prevent_close();
-                let tray_exists = app.tray_by_id(crate::tray::TRAY_ID).is_some();
+                let tray_exists = app.try_state::<Arc<Shell>>().is_some_and(|s| {
+                    s.tray.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+                });
                 let (window, app) = (window.clone(), app.clone());
                 tauri::async_runtime::spawn(async move {
                     let host = to_tray && tray_exists && crate::tray_host::host_present().await;

@@ -1,14 +1,17 @@
-//! Renders a [`TrayModel`] into Tauri's tray (the I/O edge); a missing tray host is logged, never fatal.
+//! Ferry's StatusNotifierItem tray (`ksni`): the [`TrayModel`] rendered as an SNI item with a
+//! title, a tooltip (the status line), an icon per state and a D-Bus menu. Unlike Tauri's
+//! appindicator tray it has click events: a left click opens the window. It works wherever an
+//! SNI host runs (KDE, GNOME with the AppIndicator extension, most panels); a missing host is
+//! logged, never fatal, and the window's close then quits instead of hiding.
 
-use tauri::image::Image;
-use tauri::menu::{IsMenuItem, Menu, MenuItem, PredefinedMenuItem, Submenu};
-use tauri::tray::{MouseButton, MouseButtonState, TrayIcon, TrayIconBuilder, TrayIconEvent};
-use tauri::{AppHandle, Runtime};
+use std::sync::Arc;
 
 use crate::tray_model::{TrayAction, TrayIcon as IconKind, TrayItem, TrayModel};
 
-/// Identifier of Ferry's one tray icon.
+/// The item's id and the title hosts show.
 pub const TRAY_ID: &str = "ferry";
+/// The title the item reports.
+pub const TRAY_TITLE: &str = "Ferry";
 
 /// PNG bytes of the tray icon for a state.
 pub fn icon_bytes(kind: IconKind) -> &'static [u8] {
@@ -20,123 +23,123 @@ pub fn icon_bytes(kind: IconKind) -> &'static [u8] {
     }
 }
 
-/// Errors while building the tray.
-#[derive(Debug, thiserror::Error)]
-pub enum TrayError {
-    /// Tauri refused the menu or icon.
-    #[error("tray: {0}")]
-    Tauri(#[from] tauri::Error),
-    /// The tray library panicked (typically: no appindicator library on this system).
-    #[error("tray library unavailable")]
-    Unavailable,
+/// The icon as SNI wants it: ARGB32 in network byte order.
+pub fn icon_pixmap(kind: IconKind) -> Option<ksni::Icon> {
+    let image = tauri::image::Image::from_bytes(icon_bytes(kind)).ok()?;
+    let mut data = Vec::with_capacity(image.rgba().len());
+    for px in image.rgba().chunks_exact(4) {
+        data.extend_from_slice(&[px[3], px[0], px[1], px[2]]);
+    }
+    Some(ksni::Icon {
+        width: i32::try_from(image.width()).ok()?,
+        height: i32::try_from(image.height()).ok()?,
+        data,
+    })
 }
 
-fn menu<R: Runtime>(app: &AppHandle<R>, items: &[TrayItem]) -> tauri::Result<Menu<R>> {
-    let built = build_items(app, items, "")?;
-    let refs: Vec<&dyn IsMenuItem<R>> = built.iter().map(|b| b.as_ref()).collect();
-    Menu::with_items(app, &refs)
+/// What a click in the tray does.
+pub type OnAction = Arc<dyn Fn(TrayAction) + Send + Sync>;
+
+/// The tray item: the current model and where clicks go.
+pub struct FerryTray {
+    /// What it shows.
+    pub model: TrayModel,
+    on_action: OnAction,
 }
 
-fn build_items<R: Runtime>(
-    app: &AppHandle<R>,
-    items: &[TrayItem],
-    prefix: &str,
-) -> tauri::Result<Vec<Box<dyn IsMenuItem<R>>>> {
-    let mut out: Vec<Box<dyn IsMenuItem<R>>> = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        match item {
-            TrayItem::Label(text) => out.push(Box::new(MenuItem::with_id(
-                app,
-                format!("label{prefix}-{i}"),
-                text,
-                false,
-                None::<&str>,
-            )?)),
+impl FerryTray {
+    /// A tray showing `model`, sending clicks to `on_action`.
+    pub fn new(model: TrayModel, on_action: OnAction) -> Self {
+        FerryTray { model, on_action }
+    }
+}
+
+fn menu_items(items: &[TrayItem]) -> Vec<ksni::MenuItem<FerryTray>> {
+    use ksni::menu::{StandardItem, SubMenu};
+    items
+        .iter()
+        .map(|item| match item {
+            TrayItem::Label(text) => StandardItem {
+                label: text.replace('_', "__"),
+                enabled: false,
+                ..Default::default()
+            }
+            .into(),
             TrayItem::Action {
                 action,
                 text,
                 enabled,
-            } => out.push(Box::new(MenuItem::with_id(
-                app,
-                action.id(),
-                text,
-                *enabled,
-                None::<&str>,
-            )?)),
-            TrayItem::Separator => out.push(Box::new(PredefinedMenuItem::separator(app)?)),
-            TrayItem::Submenu { text, items } => {
-                let children = build_items(app, items, &format!("{prefix}-{i}"))?;
-                let refs: Vec<&dyn IsMenuItem<R>> = children.iter().map(|b| b.as_ref()).collect();
-                out.push(Box::new(Submenu::with_items(app, text, true, &refs)?));
+            } => {
+                let action = action.clone();
+                StandardItem {
+                    label: text.replace('_', "__"),
+                    enabled: *enabled,
+                    activate: Box::new(move |t: &mut FerryTray| (t.on_action)(action.clone())),
+                    ..Default::default()
+                }
+                .into()
             }
-        }
-    }
-    Ok(out)
-}
-
-/// Creates the tray icon from a first model; `on_action` gets every clicked action.
-pub fn install<R: Runtime>(
-    app: &AppHandle<R>,
-    model: &TrayModel,
-    on_action: impl Fn(&AppHandle<R>, TrayAction) + Send + Sync + 'static,
-) -> Option<TrayIcon<R>> {
-    match build(app, model, on_action) {
-        Ok(tray) => {
-            tracing::debug!("tray icon created");
-            Some(tray)
-        }
-        Err(err) => {
-            tracing::warn!(%err, "no tray icon; the window stays the only way in");
-            None
-        }
-    }
-}
-
-fn build<R: Runtime>(
-    app: &AppHandle<R>,
-    model: &TrayModel,
-    on_action: impl Fn(&AppHandle<R>, TrayAction) + Send + Sync + 'static,
-) -> Result<TrayIcon<R>, TrayError> {
-    let builder = TrayIconBuilder::with_id(TRAY_ID)
-        .icon(Image::from_bytes(icon_bytes(model.icon))?)
-        .tooltip(&model.tooltip)
-        .menu(&menu(app, &model.items)?)
-        .show_menu_on_left_click(false)
-        .on_menu_event(move |app, event| {
-            if let Some(action) = TrayAction::from_id(event.id().as_ref()) {
-                on_action(app, action);
+            TrayItem::Separator => ksni::MenuItem::Separator,
+            TrayItem::Submenu { text, items } => SubMenu {
+                label: text.replace('_', "__"),
+                submenu: menu_items(items),
+                ..Default::default()
             }
+            .into(),
         })
-        .on_tray_icon_event(|tray, event| {
-            if let TrayIconEvent::Click {
-                button: MouseButton::Left,
-                button_state: MouseButtonState::Up,
-                ..
-            } = event
-            {
-                crate::shell::show_main_window(tray.app_handle());
-            }
-        });
-    // The appindicator library is dlopen'ed inside build() and panics when absent.
-    let handle = app.clone();
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || builder.build(&handle))) {
-        Ok(Ok(tray)) => Ok(tray),
-        Ok(Err(err)) => Err(err.into()),
-        Err(_) => Err(TrayError::Unavailable),
+        .collect()
+}
+
+impl ksni::Tray for FerryTray {
+    fn id(&self) -> String {
+        TRAY_ID.into()
+    }
+
+    fn title(&self) -> String {
+        TRAY_TITLE.into()
+    }
+
+    fn category(&self) -> ksni::Category {
+        ksni::Category::Communications
+    }
+
+    fn icon_pixmap(&self) -> Vec<ksni::Icon> {
+        icon_pixmap(self.model.icon).into_iter().collect()
+    }
+
+    fn tool_tip(&self) -> ksni::ToolTip {
+        ksni::ToolTip {
+            title: TRAY_TITLE.into(),
+            description: self.model.tooltip.clone(),
+            ..Default::default()
+        }
+    }
+
+    fn activate(&mut self, _x: i32, _y: i32) {
+        (self.on_action)(TrayAction::ShowWindow);
+    }
+
+    fn menu(&self) -> Vec<ksni::MenuItem<Self>> {
+        menu_items(&self.model.items)
     }
 }
 
-/// Applies a new model to the existing tray (icon, tooltip, menu).
-pub fn apply<R: Runtime>(app: &AppHandle<R>, model: &TrayModel) {
-    let Some(tray) = app.tray_by_id(TRAY_ID) else {
-        return;
-    };
-    let result = Image::from_bytes(icon_bytes(model.icon))
-        .and_then(|icon| tray.set_icon(Some(icon)))
-        .and_then(|()| tray.set_tooltip(Some(&model.tooltip)))
-        .and_then(|()| menu(app, &model.items))
-        .and_then(|m| tray.set_menu(Some(m)));
-    if let Err(err) = result {
-        tracing::warn!(%err, "could not update the tray");
+/// A running tray item.
+pub type TrayHandle = ksni::Handle<FerryTray>;
+
+/// Starts the item on the session bus. It registers with the StatusNotifierWatcher once one
+/// runs (now or later, e.g. when the panel starts after Ferry).
+pub async fn spawn(model: TrayModel, on_action: OnAction) -> Result<TrayHandle, ksni::Error> {
+    use ksni::TrayMethods as _;
+    FerryTray::new(model, on_action)
+        .assume_sni_available(true)
+        .spawn()
+        .await
+}
+
+/// Shows a new model (icon, tooltip, menu).
+pub async fn apply(handle: &TrayHandle, model: TrayModel) {
+    if handle.update(move |t| t.model = model).await.is_none() {
+        tracing::debug!("the tray item has stopped");
     }
 }
