@@ -154,12 +154,14 @@ impl Helper {
     /// [`ClientError::Refused`]).
     pub async fn ask(&self, req: Request) -> Result<(Response, Vec<OwnedFd>), ClientError> {
         let mut conn = self.conn.lock().await;
-        proto::write_msg(&conn.writer, &req, &[])?;
+        // A helper that refuses us says why and closes: the write may fail, the answer is
+        // still there to read.
+        let sent = proto::write_msg(&conn.writer, &req, &[]);
         match conn.answers.recv().await {
             Some(Ok((Response::Error { message }, _))) => Err(ClientError::Refused(message)),
-            Some(Ok(answer)) => Ok(answer),
-            Some(Err(e)) => Err(e.into()),
-            None => Err(ProtoError::Closed.into()),
+            Some(Ok(answer)) => sent.map(|()| answer).map_err(Into::into),
+            Some(Err(e)) => Err(sent.err().unwrap_or(e).into()),
+            None => Err(sent.err().unwrap_or(ProtoError::Closed).into()),
         }
     }
 

@@ -3,6 +3,7 @@
 pub mod budget;
 pub mod connect;
 pub mod context;
+pub mod helper;
 pub mod history;
 pub mod lab;
 pub mod login;
