@@ -46,6 +46,7 @@ pub enum Policy {
 
 /// A label shown by `status`: which service and region the session is for.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Label {
     /// Service name (`orbnet`, `tunnelbyte`, `wireguard`, …).
     pub service: String,
@@ -55,6 +56,7 @@ pub struct Label {
 
 /// What the client asks the helper to set up for one tunnel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OpenRequest {
     /// TUN interface name (`[A-Za-z0-9_.-]{1,15}`).
     pub ifname: String,
@@ -546,7 +548,11 @@ mod tests {
         ));
         drop(a);
         assert!(matches!(r.read_msg::<Request>(&b), Err(ProtoError::Closed)));
-        // Unknown fields of a known request do not smuggle anything in; unknown kinds fail.
+        // Unknown fields of an open request and unknown kinds are refused.
+        let text = serde_json::to_string(&Request::Open(open_req()))
+            .unwrap()
+            .replace("\"allow_lan\"", "\"token\":\"x\",\"allow_lan\"");
+        assert!(decode::<Request>(text.as_bytes()).is_err(), "{text}");
         assert!(decode::<Request>(br#"{"request":"format_disk"}"#).is_err());
     }
 
