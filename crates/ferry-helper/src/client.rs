@@ -237,6 +237,11 @@ impl Helper {
         }
     }
 
+    /// True once the connection to the helper is lost.
+    pub fn is_lost(&self) -> bool {
+        *self.gone.borrow()
+    }
+
     /// Resolves when the connection to the helper is lost.
     pub async fn lost(&self) {
         let mut rx = self.gone.clone();

@@ -807,6 +807,7 @@ impl App {
                 proxy: o.proxy,
                 any_port_if_taken: true,
                 access: Default::default(),
+                helper: Default::default(),
             },
             heartbeat: o.heartbeat,
             status_poll: Some(o.status_poll),
