@@ -177,10 +177,14 @@ struct Client {
 
 impl Client {
     fn helper(&self) -> Proc {
+        self.helper_for("root")
+    }
+
+    fn helper_for(&self, group: &str) -> Proc {
         let mut cmd = self.c.cmd(helper_bin().to_str().unwrap());
         cmd.arg("--socket")
             .arg(&self.socket)
-            .args(["--group", "root", "--state-dir"])
+            .args(["--group", group, "--state-dir"])
             .arg(self.dir.path().join("run"))
             .arg("--journal-dir")
             .arg(self.dir.path().join("journal"))
@@ -369,6 +373,123 @@ fn no_probe_leaves_outside_the_tunnel_until_the_user_disconnects() {
     assert!(
         !s.dir.path().join("journal/helper-state.json").exists(),
         "a user disconnect removes the journal"
+    );
+    let _ = helper.signal_and_wait(libc::SIGTERM, WAIT);
+}
+
+/// Probes from namespace `c` as an ordinary user (uid/gid 65534): TCP, UDP and DNS over IPv4
+/// and IPv6 (Python sockets), and ICMP (`ping`, which has cap_net_raw).
+fn probe_as_nobody(c: &Netns) {
+    let script = format!(
+        "import socket\n\
+         for fam, ip in ((socket.AF_INET, '{T4}'), (socket.AF_INET6, '{T6}')):\n\
+         \x20   t = socket.socket(fam, socket.SOCK_STREAM); t.settimeout(0.3)\n\
+         \x20   try: t.connect((ip, 9))\n\
+         \x20   except OSError: pass\n\
+         \x20   u = socket.socket(fam, socket.SOCK_DGRAM)\n\
+         \x20   for port in (9, 53):\n\
+         \x20       try: u.sendto(b'probe', (ip, port))\n\
+         \x20       except OSError: pass\n"
+    );
+    // The system's interpreter: one under /root (pyenv) is out of nobody's reach.
+    let python = if Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    };
+    let st = c
+        .cmd("setpriv")
+        .args([
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            python,
+            "-c",
+            &script,
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success(), "python probes as nobody");
+    for (fam, to) in [("-4", T4), ("-6", T6)] {
+        let _ = c
+            .cmd("setpriv")
+            .args([
+                "--reuid",
+                "65534",
+                "--regid",
+                "65534",
+                "--clear-groups",
+                "ping",
+            ])
+            .args([fam, "-c", "1", "-W", "1", "-n", "-q", to])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+fn nobody_counts(c: &Netns, i: &Netns) -> BTreeMap<String, u64> {
+    reset(i);
+    probe_as_nobody(c);
+    std::thread::sleep(Duration::from_millis(200));
+    counters(i)
+}
+
+#[test]
+fn an_ordinary_user_connects_through_the_helper_and_its_probes_do_not_leak() {
+    if skip_unless_root(
+        "helper kill switch, ordinary user",
+        &["nft", "wireguard-go", "wg", "ping", "python3", "setpriv"],
+    ) {
+        return;
+    }
+    let s = setup();
+    // `nobody` is in `nogroup` (its primary group): the helper serves it.
+    let mut helper = s.helper_for("nogroup");
+    std::fs::set_permissions(
+        s.dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::os::unix::fs::chown(&s.good, Some(65534), Some(65534)).unwrap();
+
+    let got = nobody_counts(&s.c, &s.i);
+    assert!(
+        PROBES.iter().all(|p| got[*p] > 0),
+        "before connecting, an ordinary user's probes arrive: {got:?}"
+    );
+
+    // `ferry up --all` as nobody: no CAP_NET_ADMIN, so it goes through the helper.
+    let mut cmd = s.c.cmd("setpriv");
+    cmd.args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .arg(ferry_bin())
+        .args(["up", "--all", "--stats-interval", "0"])
+        .arg(&s.good)
+        .env("FERRY_HELPER_SOCKET", &s.socket);
+    let mut client = Proc::spawn(cmd);
+    client.wait_line("handshake: completed", WAIT).unwrap();
+    assert_eq!(s.status()["state"], "connected");
+
+    let got = nobody_counts(&s.c, &s.i);
+    let leaked: Vec<_> = PROBES.iter().filter(|p| got[**p] > 0).collect();
+    assert!(
+        leaked.is_empty(),
+        "an ordinary user's probes leaked {leaked:?}: {got:?}"
+    );
+    assert!(
+        got["tunnel"] > 0,
+        "its IPv4 probes went through the tunnel: {got:?}"
+    );
+    assert_none_leaked(&s.c, &s.i, "connected as nobody (root's probes)");
+
+    // The ordinary user's SIGINT is a user disconnect: the block goes.
+    assert_eq!(client.signal_and_wait(libc::SIGINT, WAIT), Some(0));
+    let got = nobody_counts(&s.c, &s.i);
+    assert!(
+        PROBES.iter().all(|p| got[*p] > 0),
+        "after the user's disconnect, probes arrive: {got:?}"
     );
     let _ = helper.signal_and_wait(libc::SIGTERM, WAIT);
 }

@@ -101,6 +101,7 @@ fn open_req() -> OpenRequest {
             service: "wireguard".into(),
             region: "test".into(),
         },
+        api: vec![],
     }
 }
 
@@ -227,8 +228,20 @@ fn one_session_at_a_time_idempotent_disconnect_and_disconnect_all_reaches_the_cl
         );
         assert!(!table_exists(&r.ns));
 
-        let opened = a.open(open_req()).await.unwrap();
+        let mut with_api = open_req();
+        with_api.api = vec!["203.0.113.7:443".parse().unwrap()];
+        let opened = a.open(with_api).await.unwrap();
         assert_eq!(opened.ifname, "ferry7");
+        let table =
+            r.ns.cmd("nft")
+                .args(["list", "table", "inet", "ferry"])
+                .output()
+                .unwrap();
+        let table = String::from_utf8_lossy(&table.stdout).into_owned();
+        assert!(
+            table.contains("ip daddr 203.0.113.7 tcp dport 443 accept"),
+            "the API server passes the block: {table}"
+        );
         assert!(opened.socket.local_addr().unwrap().port() > 0);
         assert!(table_exists(&r.ns), "the block is up with the tunnel");
         let st = a.status().await.unwrap();

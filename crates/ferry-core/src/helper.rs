@@ -64,13 +64,52 @@ async fn resolve(ep: &Endpoint) -> Result<SocketAddr, HelperTunnelError> {
     }
 }
 
-/// What the helper is asked for: only addresses, routes, DNS and the endpoint.
+/// What a session tells the helper besides the tunnel's own settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// Shown by `ferry status`.
+    pub label: Label,
+    /// Let the LAN through the block.
+    pub allow_lan: bool,
+    /// The services' API servers, let through the block while reconnecting.
+    pub api: Vec<SocketAddr>,
+}
+
+/// The API servers of a base URL (`https://host[:port]/...`), resolved; loopback ones are
+/// left out (loopback always passes the block).
+pub async fn api_servers(base_url: &str) -> Vec<SocketAddr> {
+    let Ok(url) = reqwest::Url::parse(base_url) else {
+        return Vec::new();
+    };
+    let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+        return Vec::new();
+    };
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let found = tokio::net::lookup_host((host.as_str(), port)).await;
+    match found {
+        Ok(addrs) => {
+            let mut v: Vec<SocketAddr> = addrs.filter(|a| !a.ip().is_loopback()).collect();
+            v.sort();
+            v.dedup();
+            v.truncate(ferry_helper::proto::MAX_API);
+            v
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, %host, "API host not resolved for the block");
+            Vec::new()
+        }
+    }
+}
+
+/// What the helper is asked for: only addresses, routes, DNS, the endpoint and the API servers.
 pub fn open_request(
     config: &WgConfig,
     endpoint: SocketAddr,
     ifname: &str,
-    label: Label,
-    allow_lan: bool,
+    info: SessionInfo,
 ) -> Result<OpenRequest, HelperTunnelError> {
     let [peer] = config.peers.as_slice() else {
         return Err(HelperTunnelError::Config(format!(
@@ -87,8 +126,9 @@ pub fn open_request(
         dns_search: config.interface.dns_search.clone(),
         endpoint,
         listen_port: config.interface.listen_port,
-        allow_lan,
-        label,
+        allow_lan: info.allow_lan,
+        label: info.label,
+        api: info.api,
     })
 }
 
@@ -98,8 +138,7 @@ pub async fn tunnel_via_helper(
     helper: &Helper,
     mut config: WgConfig,
     ifname: &str,
-    label: Label,
-    allow_lan: bool,
+    info: SessionInfo,
 ) -> Result<Tunnel, HelperTunnelError> {
     let endpoint = match config.peers.first().and_then(|p| p.endpoint.clone()) {
         Some(ep) => resolve(&ep).await?,
@@ -112,7 +151,7 @@ pub async fn tunnel_via_helper(
     if let Some(p) = config.peers.first_mut() {
         p.endpoint = Some(Endpoint::Addr(endpoint));
     }
-    let req = open_request(&config, endpoint, ifname, label, allow_lan)?;
+    let req = open_request(&config, endpoint, ifname, info)?;
     let opened = helper.open(req).await?;
     let dev = HandedDevice {
         tun: opened.tun,
@@ -138,6 +177,20 @@ mod tests {
         assert!(!cap_net_admin_in("Name: x\n"));
     }
 
+    #[tokio::test]
+    async fn api_servers_come_from_the_base_url_without_loopback() {
+        assert_eq!(
+            api_servers("https://203.0.113.7/api/v1").await,
+            vec!["203.0.113.7:443".parse::<SocketAddr>().unwrap()]
+        );
+        assert_eq!(
+            api_servers("http://[2001:db8::7]:8080/").await,
+            vec!["[2001:db8::7]:8080".parse::<SocketAddr>().unwrap()]
+        );
+        assert!(api_servers("http://127.0.0.1:9/").await.is_empty());
+        assert!(api_servers("not a url").await.is_empty());
+    }
+
     #[test]
     fn the_request_carries_no_keys() {
         let cfg = WgConfig::parse(
@@ -151,8 +204,7 @@ mod tests {
             &cfg,
             "198.18.0.2:51820".parse().unwrap(),
             "ferry0",
-            Label::default(),
-            false,
+            SessionInfo::default(),
         )
         .unwrap();
         req.validate().unwrap();

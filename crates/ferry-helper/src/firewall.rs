@@ -35,6 +35,8 @@ pub struct Rules {
     pub tunnel_v6: bool,
     /// The session's endpoint, let through in [`Policy::TunnelOnly`] too.
     pub endpoint: Option<std::net::SocketAddr>,
+    /// The services' API servers (TCP), let through in every blocking policy.
+    pub api: Vec<std::net::SocketAddr>,
     /// The fwmark of the tunnel's UDP socket.
     pub fwmark: u32,
     /// Let LAN traffic pass.
@@ -101,6 +103,14 @@ pub fn render(rules: &Rules) -> Result<String, FirewallError> {
             "meta mark {mark} {fam} daddr {} udp dport {} accept",
             ep.ip(),
             ep.port()
+        ));
+    }
+    for a in &rules.api {
+        let fam = if a.is_ipv4() { "ip" } else { "ip6" };
+        out.push(format!(
+            "{fam} daddr {} tcp dport {} accept",
+            a.ip(),
+            a.port()
         ));
     }
     if let Some(t) = tunnel {
@@ -193,6 +203,7 @@ impl Nft {
             tunnel: None,
             tunnel_v6: false,
             endpoint: None,
+            api: Vec::new(),
             fwmark: 0,
             allow_lan: false,
         })
@@ -246,6 +257,7 @@ mod tests {
             tunnel: Some("ferry0".into()),
             tunnel_v6: false,
             endpoint: Some("198.18.0.2:51820".parse().unwrap()),
+            api: Vec::new(),
             fwmark: 51820,
             allow_lan: false,
         }
@@ -364,6 +376,25 @@ mod tests {
         let mut r = rules(Policy::TunnelOnly);
         r.tunnel = Some("x\" accept; #".into());
         assert!(matches!(render(&r), Err(FirewallError::BadInterface(_))));
+    }
+
+    #[test]
+    fn api_servers_pass_over_tcp_only_to_their_port() {
+        let mut r = rules(Policy::TunnelEndpointOnly { endpoint: None });
+        r.api = vec![
+            "203.0.113.7:443".parse().unwrap(),
+            "[2001:db8::7]:8443".parse().unwrap(),
+        ];
+        let s = render(&r).unwrap();
+        let out = chain(&s, "output");
+        assert!(
+            out.contains(&"ip daddr 203.0.113.7 tcp dport 443 accept"),
+            "{s}"
+        );
+        assert!(
+            out.contains(&"ip6 daddr 2001:db8::7 tcp dport 8443 accept"),
+            "{s}"
+        );
     }
 
     #[test]

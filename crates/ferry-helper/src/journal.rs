@@ -25,6 +25,9 @@ pub struct State {
     pub allow_lan: bool,
     /// The session's label.
     pub label: Option<Label>,
+    /// API servers let through.
+    #[serde(default)]
+    pub api: Vec<SocketAddr>,
 }
 
 /// Errors of the journal.
@@ -95,6 +98,7 @@ pub fn load(dir: &Path) -> Result<Option<State>, JournalError> {
                 endpoint: None,
                 allow_lan: false,
                 label: None,
+                api: Vec::new(),
             }))
         }
     }
@@ -145,6 +149,7 @@ mod tests {
                 service: "orbnet".into(),
                 region: "r".into(),
             }),
+            api: vec!["203.0.113.7:443".parse().unwrap()],
         }
     }
 

@@ -25,6 +25,8 @@ pub const MAX_FRAME: usize = 64 * 1024;
 pub const MTU_RANGE: std::ops::RangeInclusive<u16> = 1280..=9000;
 /// Most addresses, routes, DNS servers or search domains in one request.
 pub const MAX_LIST: usize = 64;
+/// Most API servers let through the block.
+pub const MAX_API: usize = 8;
 /// Longest display label (service or region).
 pub const MAX_LABEL: usize = 64;
 
@@ -83,6 +85,10 @@ pub struct OpenRequest {
     /// Shown by `status`.
     #[serde(default)]
     pub label: Label,
+    /// The services' API servers (TCP), let through the block while reconnecting so a new
+    /// session can be asked for (at most [`MAX_API`]; never loopback, which always passes).
+    #[serde(default)]
+    pub api: Vec<SocketAddr>,
 }
 
 /// A client's request.
@@ -310,6 +316,14 @@ impl OpenRequest {
                 format!("{} is not a usable endpoint", self.endpoint),
             ));
         }
+        if self.api.len() > MAX_API {
+            return Err(invalid("api", format!("more than {MAX_API} entries")));
+        }
+        for a in &self.api {
+            if !usable_ip(a.ip()) || a.ip().is_loopback() || a.port() == 0 {
+                return Err(invalid("api", format!("{a} is not an API server address")));
+            }
+        }
         if self.listen_port == Some(0) {
             return Err(invalid("listen_port", "0 (leave it out for any port)"));
         }
@@ -458,6 +472,7 @@ mod tests {
                 service: "orbnet".into(),
                 region: "lab-1".into(),
             },
+            api: vec!["203.0.113.7:443".parse().unwrap()],
         }
     }
 
@@ -608,6 +623,14 @@ mod tests {
                 Box::new(|r| r.endpoint = "198.18.0.2:0".parse().unwrap()),
             ),
             ("listen_port", Box::new(|r| r.listen_port = Some(0))),
+            (
+                "api",
+                Box::new(|r| r.api = vec!["127.0.0.1:443".parse().unwrap()]),
+            ),
+            (
+                "api",
+                Box::new(|r| r.api = vec!["203.0.113.7:443".parse().unwrap(); MAX_API + 1]),
+            ),
             (
                 "label.service",
                 Box::new(|r| r.label.service = "a\u{7}".into()),

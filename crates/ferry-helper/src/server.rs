@@ -81,6 +81,7 @@ struct Session {
     ifname: Option<String>,
     state: SessionState,
     guard: Option<SystemGuard>,
+    api: Vec<SocketAddr>,
 }
 
 struct Inner {
@@ -159,6 +160,7 @@ impl Helper {
                     ifname: None,
                     state: SessionState::Blocked,
                     guard: None,
+                    api: s.api,
                 });
                 helper.set_policy(
                     &mut inner,
@@ -194,6 +196,7 @@ impl Helper {
             tunnel: s.and_then(|s| s.ifname.clone()),
             tunnel_v6: s.is_some_and(|s| s.tunnel_v6),
             endpoint: s.and_then(|s| s.endpoint),
+            api: s.map(|s| s.api.clone()).unwrap_or_default(),
             fwmark: self.cfg.fwmark,
             allow_lan: s.is_some_and(|s| s.allow_lan),
         };
@@ -203,6 +206,7 @@ impl Helper {
                 endpoint: s.endpoint,
                 allow_lan: s.allow_lan,
                 label: s.label.clone(),
+                api: s.api.clone(),
             };
             if let Err(e) = journal::save(&self.cfg.journal_dir, &st) {
                 tracing::warn!(error = %e, "cannot journal the block");
@@ -280,6 +284,7 @@ impl Helper {
             ifname: None,
             state: SessionState::Connecting,
             guard: None,
+            api: Vec::new(),
         });
         self.teardown(&mut session);
         session.owner = Some(Owner {
@@ -289,6 +294,7 @@ impl Helper {
         session.label = Some(req.label.clone());
         session.endpoint = Some(req.endpoint);
         session.allow_lan = req.allow_lan;
+        session.api = req.api.clone();
         session.tunnel_v6 = req.carries_v6();
         session.state = SessionState::Connecting;
         inner.session = Some(session);

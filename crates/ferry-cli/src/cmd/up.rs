@@ -194,10 +194,13 @@ async fn run_via_helper(
             .map(|s| s.to_string_lossy().chars().take(64).collect())
             .unwrap_or_default(),
     };
-    let tunnel =
-        ferry_core::helper::tunnel_via_helper(&helper, config, &args.interface, label, false)
-            .await
-            .context("bringing the tunnel up through the Ferry helper")?;
+    let info = ferry_core::helper::SessionInfo {
+        label,
+        ..Default::default()
+    };
+    let tunnel = ferry_core::helper::tunnel_via_helper(&helper, config, &args.interface, info)
+        .await
+        .context("bringing the tunnel up through the Ferry helper")?;
     println!(
         "up: system mode through ferry-helper on {}, UDP {}",
         tunnel.interface().unwrap_or("?"),

@@ -194,6 +194,11 @@ pub async fn launch(
         region: spec.target.clone().unwrap_or_default(),
     });
     let system = spec.tunnels.system;
+    if system {
+        if let Ok(url) = services.base_url(spec.service) {
+            helper.set_api(crate::helper::api_servers(url).await);
+        }
+    }
     let (handle, task, recovered) = match spec.service {
         ServiceKind::Orbnet => {
             let server = match spec.target.as_deref() {

@@ -48,6 +48,7 @@ pub struct WgTunnels {
 pub struct HelperLink {
     conn: Arc<tokio::sync::Mutex<Option<Arc<Helper>>>>,
     label: Arc<Mutex<Label>>,
+    api: Arc<Mutex<Vec<SocketAddr>>>,
     requested: Arc<tokio::sync::Notify>,
 }
 
@@ -65,6 +66,21 @@ impl HelperLink {
     pub fn set_label(&self, label: Label) {
         if let Ok(mut l) = self.label.lock() {
             *l = label;
+        }
+    }
+
+    /// Sets the services' API servers, let through the block while reconnecting.
+    pub fn set_api(&self, api: Vec<SocketAddr>) {
+        if let Ok(mut a) = self.api.lock() {
+            *a = api;
+        }
+    }
+
+    fn info(&self) -> crate::helper::SessionInfo {
+        crate::helper::SessionInfo {
+            label: self.label(),
+            allow_lan: false,
+            api: self.api.lock().map(|a| a.clone()).unwrap_or_default(),
         }
     }
 
@@ -252,8 +268,8 @@ impl WgTunnels {
             Err(e) if no_helper(&e) => return Err(ErrorCause::NoPrivileges(e.to_string())),
             Err(e) => return Err(ErrorCause::Tunnel(e.to_string())),
         };
-        let label = self.helper.label();
-        match crate::helper::tunnel_via_helper(&helper, config, "ferry0", label, false).await {
+        let info = self.helper.info();
+        match crate::helper::tunnel_via_helper(&helper, config, "ferry0", info).await {
             Ok(tunnel) => Ok(WgTunnel {
                 slot: Mutex::new(Some(Arc::new(tunnel))),
                 going_down: watch::channel(false).0,
