@@ -309,6 +309,12 @@ fn no_probe_leaves_outside_the_tunnel_until_the_user_disconnects() {
     assert_eq!(s.status()["state"], "connecting");
     assert_eq!(s.status()["block"], true);
     assert_none_leaked(&s.c, &s.i, "connecting to a dead endpoint");
+    let resolv_before = "nameserver 192.0.2.53\n";
+    assert!(
+        s.c.resolv_conf().contains("nameserver 10.99.0.53"),
+        "the helper set the tunnel's DNS: {}",
+        s.c.resolv_conf()
+    );
 
     // The helper dies hard: the table stays in the kernel.
     assert_eq!(helper.signal_and_wait(libc::SIGKILL, WAIT), Some(-1));
@@ -322,6 +328,11 @@ fn no_probe_leaves_outside_the_tunnel_until_the_user_disconnects() {
     let st = s.status();
     assert_eq!(st["state"], "blocked", "{st}");
     assert_eq!(st["block"], true, "{st}");
+    assert_eq!(
+        s.c.resolv_conf(),
+        resolv_before,
+        "the restarted helper restored DNS from its journal"
+    );
     assert_none_leaked(&s.c, &s.i, "after the helper restarted");
 
     // `ferry disconnect` with no client attached clears the leftover block.
@@ -350,6 +361,15 @@ fn no_probe_leaves_outside_the_tunnel_until_the_user_disconnects() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(s.status()["state"], "blocked");
+    assert_eq!(
+        s.c.resolv_conf(),
+        resolv_before,
+        "DNS restored after the client died"
+    );
+    assert!(
+        !s.c.ip(&["-o", "link", "show"]).contains("ferry0"),
+        "the TUN device went with the client"
+    );
     assert_none_leaked(&s.c, &s.i, "after kill -9 of the client");
 
     // A new session picks up; `ferry disconnect` from another process ends it cleanly.
