@@ -37,6 +37,10 @@ struct Running {
 }
 
 fn start() -> Running {
+    start_with(&[])
+}
+
+fn start_with(extra: &[&str]) -> Running {
     let ns = Netns::new("hp");
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -47,7 +51,8 @@ fn start() -> Running {
         .args(["--group", GROUP, "--state-dir"])
         .arg(dir.path().join("run"))
         .arg("--journal-dir")
-        .arg(dir.path().join("journal"));
+        .arg(dir.path().join("journal"))
+        .args(extra);
     let helper = Proc::spawn(cmd);
     let deadline = Instant::now() + WAIT;
     while UnixStream::connect(&socket).is_err() {
@@ -286,16 +291,14 @@ fn one_session_at_a_time_idempotent_disconnect_and_disconnect_all_reaches_the_cl
 }
 
 fn ferry_status_as(r: &Running, gid: &str) -> (i32, String) {
+    ferry_status_with(r, &["--regid", gid, "--clear-groups"])
+}
+
+fn ferry_status_with(r: &Running, ids: &[&str]) -> (i32, String) {
     let out = std::process::Command::new("setpriv")
-        .args([
-            "--reuid",
-            NOBODY,
-            "--regid",
-            gid,
-            "--clear-groups",
-            ferry_bin().to_str().unwrap(),
-            "status",
-        ])
+        .args(["--reuid", NOBODY])
+        .args(ids)
+        .args([ferry_bin().to_str().unwrap(), "status"])
         .env("FERRY_HELPER_SOCKET", &r.socket)
         .output()
         .unwrap();
@@ -328,6 +331,10 @@ fn members_of_the_group_are_served_and_others_refused() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("state: disconnected"), "{out}");
 
+    // A member by a supplementary group (SO_PEERGROUPS).
+    let (code, out) = ferry_status_with(&r, &["--regid", OUTSIDER_GID, "--groups", NOBODY]);
+    assert_eq!(code, 0, "{out}");
+
     // Outside the group: the socket's mode keeps it out, and the message names the group.
     let (code, out) = ferry_status_as(&r, OUTSIDER_GID);
     assert_ne!(code, 0, "{out}");
@@ -344,4 +351,77 @@ fn members_of_the_group_are_served_and_others_refused() {
         out.contains("not in group \"nogroup\""),
         "the refusal names the group: {out}"
     );
+}
+
+#[test]
+fn without_a_helper_the_client_says_how_to_get_one() {
+    if skip_unless_root("helper missing", &["setpriv"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-helper.sock");
+    let out = std::process::Command::new(ferry_bin())
+        .arg("status")
+        .env("FERRY_HELPER_SOCKET", &missing)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    for hint in [
+        "sudo apt install ./ferry_",
+        "systemctl enable --now ferry-helper",
+        "group `ferry`",
+        "app mode",
+    ] {
+        assert!(text.contains(hint), "{hint:?} missing from: {text}");
+    }
+    // `ferry up --all` as an ordinary user (no CAP_NET_ADMIN) with no helper: the same advice.
+    let (_, public) = ferry_tests::netns::wg_keypair();
+    let conf = dir.path().join("wg.conf");
+    std::fs::write(
+        &conf,
+        format!("[Interface]\nPrivateKey = {public}\nAddress = 10.99.0.2/32\n[Peer]\nPublicKey = {public}\nEndpoint = 198.18.0.2:51820\nAllowedIPs = 0.0.0.0/0\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::os::unix::fs::chown(&conf, Some(65534), Some(65534)).unwrap();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid", NOBODY, "--regid", NOBODY, "--clear-groups"])
+        .arg(ferry_bin())
+        .args(["up", "--all"])
+        .arg(&conf)
+        .env("FERRY_HELPER_SOCKET", &missing)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("systemctl enable --now ferry-helper") && text.contains("app mode"),
+        "{text}"
+    );
+}
+
+#[test]
+fn always_require_vpn_blocks_while_disconnected() {
+    if skip_unless_root("helper always-require-vpn", &["nft"]) {
+        return;
+    }
+    let r = start_with(&["--always-require-vpn"]);
+    assert!(table_exists(&r.ns), "blocked from the start");
+    rt().block_on(async {
+        let h = Helper::connect(&r.socket).await.unwrap();
+        let st = h.status().await.unwrap();
+        assert_eq!(st.state, SessionState::Disconnected);
+        assert!(st.block, "{st:?}");
+        let opened = h.open(open_req()).await.unwrap();
+        h.disconnect().await.unwrap();
+        assert!(
+            table_exists(&r.ns),
+            "still blocked after the user's disconnect"
+        );
+        h.disconnect_all().await.unwrap();
+        assert!(table_exists(&r.ns), "and after disconnect_all");
+        drop(opened);
+    });
 }
