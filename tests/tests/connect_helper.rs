@@ -2,9 +2,11 @@
 //! as in `connect_system.rs`: the lab and a hidden HTTP server in namespace A, Ferry and the
 //! helper in namespace B. The client uses the helper (`FERRY_HELPER_SOCKET`): traffic reaches
 //! the hidden server only through the tunnel, a heartbeat proves the meter runs after the
-//! helper acked the handshake, `ferry status` shows the session, and `ferry disconnect` from
-//! another process ends it as the user's disconnect (`user_initiated`) and clears the block,
-//! leaving B as it was. Root only; skips with a reason otherwise.
+//! helper acked the handshake, `ferry status` shows the session; when the tunnel dies the
+//! supervisor reconnects and probes from B count zero in A while it waits and after; then
+//! `ferry disconnect` from another process, and SIGINT of a second session, end them as the
+//! user's disconnect (`user_initiated`) and clear the block, leaving B as it was. Root only;
+//! skips with a reason otherwise.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -74,6 +76,61 @@ fn event_line(p: &mut Proc, event: &str, timeout: Duration) -> Value {
     serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
 }
 
+/// Counts, in A, TCP/UDP probes from B's own address to the lab's address (port 9 and DNS).
+fn install_counter(a: &Netns) {
+    let script = "table inet probe {\n counter seen {}\n chain pre {\n  type filter hook prerouting priority -300; policy accept;\n  ip saddr 10.201.0.2 tcp dport { 9, 53 } counter name seen\n  ip saddr 10.201.0.2 udp dport { 9, 53 } counter name seen\n }\n}\n";
+    let mut c = a.cmd("nft");
+    c.args(["-f", "-"]).stdin(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+fn reset_counter(a: &Netns) {
+    let out = a
+        .cmd("nft")
+        .args(["reset", "counters", "table", "inet", "probe"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+}
+
+fn probes_seen(a: &Netns) -> u64 {
+    std::thread::sleep(Duration::from_millis(200));
+    let out = a
+        .cmd("nft")
+        .args(["-j", "list", "counter", "inet", "probe", "seen"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|e| e["counter"]["packets"].as_u64())
+        .unwrap()
+}
+
+/// TCP and UDP (port 9 and 53) from B to the lab's address, outside any tunnel route.
+fn probe_lab(b: &Netns) {
+    b.run(|| {
+        for port in [9u16, 53] {
+            let to: SocketAddr = format!("{LAB_IP}:{port}").parse().unwrap();
+            let _ = TcpStream::connect_timeout(&to, Duration::from_millis(300));
+            if let Ok(u) = std::net::UdpSocket::bind("0.0.0.0:0") {
+                let _ = u.send_to(b"probe", to);
+            }
+        }
+    })
+    .join()
+    .unwrap();
+}
+
 /// A TCP forwarder listening on `listen_ns`'s loopback whose upstream connections are made
 /// from `dial_ns` (to `to`). Runs until the process ends; returns its address.
 fn forward_from(listen_ns: &Netns, dial_ns: &Netns, to: SocketAddr) -> SocketAddr {
@@ -108,7 +165,8 @@ fn forward_from(listen_ns: &Netns, dial_ns: &Netns, to: SocketAddr) -> SocketAdd
 }
 
 #[test]
-fn connect_all_through_the_helper_meters_after_the_handshake_and_ferry_disconnect_ends_it() {
+fn connect_all_through_the_helper_meters_blocks_while_reconnecting_and_ends_on_the_users_disconnect(
+) {
     if skip_unless_root(
         "connect --all through ferry-helper",
         &["mount", "keyctl", "nft"],
@@ -213,6 +271,14 @@ fn connect_all_through_the_helper_meters_after_the_handshake_and_ferry_disconnec
     .env_remove("FERRY_ORBNET_TOKEN")
     .env_remove("FERRY_TUNNELBYTE_TOKEN")
     .env_remove("FERRY_NEOSC_TOKEN");
+    // Positive control: before connecting, the probes arrive.
+    install_counter(&a);
+    probe_lab(&b);
+    assert!(
+        probes_seen(&a) > 0,
+        "probes reach the lab before connecting"
+    );
+    reset_counter(&a);
     let mut ferry = Proc::spawn(cmd);
     let connected = event_line(&mut ferry, "connected", WAIT);
     assert!(connected["proxy"].is_null(), "system mode: {connected}");
@@ -236,6 +302,30 @@ fn connect_all_through_the_helper_meters_after_the_handshake_and_ferry_disconnec
     );
     event_line(&mut ferry, "heartbeat", WAIT);
 
+    // The tunnel dies (its device is deleted): the supervisor reconnects, and while it waits
+    // nothing leaves B but the lab's WireGuard endpoint (probes to the lab's address count zero
+    // in A), then traffic flows through the new tunnel.
+    reset_counter(&a);
+    b.ip(&["link", "del", "ferry0"]);
+    ferry
+        .wait_line("{\"event\":\"state\",\"state\":\"reconnecting\"", WAIT)
+        .unwrap();
+    let (code, st) = ferry_in_b(&["status", "--json"]);
+    assert_eq!(code, 0, "{st}");
+    let st: Value = serde_json::from_str(st.trim()).unwrap();
+    assert_eq!(st["block"], true, "blocked while reconnecting: {st}");
+    probe_lab(&b);
+    assert_eq!(probes_seen(&a), 0, "probes leaked while reconnecting");
+    event_line(&mut ferry, "connected", WAIT);
+    probe_lab(&b);
+    assert_eq!(probes_seen(&a), 0, "probes leaked outside the new tunnel");
+    reset_counter(&a);
+    let got = b.run(move || http_get(target)).join().unwrap();
+    assert!(
+        got.unwrap().ends_with(&body),
+        "traffic flows after the reconnect"
+    );
+
     // `ferry disconnect` from another process: the session ends as the user's disconnect.
     let (code, out) = ferry_in_b(&["disconnect"]);
     assert_eq!(code, 0, "{out}");
@@ -246,6 +336,27 @@ fn connect_all_through_the_helper_meters_after_the_handshake_and_ferry_disconnec
     let st: Value = serde_json::from_str(st.trim()).unwrap();
     assert_eq!(st["block"], false, "{st}");
     assert_eq!(st["state"], "disconnected", "{st}");
+
+    // A second session ends with SIGINT, the user's disconnect too: the block goes.
+    let mut again = b.cmd(bin.to_str().unwrap());
+    again
+        .args(["connect", "--all", "--json", "--service", "orbnet"])
+        .env("FERRY_SECRETS", "keyutils")
+        .env("FERRY_KEYRING_SERVICE", &keyring_service)
+        .env("FERRY_DATA_DIR", data.path().join("ferry"))
+        .env("HOME", data.path())
+        .env("FERRY_ORBNET_URL", &orbnet_url)
+        .env("FERRY_HEARTBEAT_SECS", "1")
+        .env("FERRY_HELPER_SOCKET", &socket)
+        .env_remove("FERRY_ORBNET_TOKEN");
+    let mut again = Proc::spawn(again);
+    event_line(&mut again, "connected", WAIT);
+    assert_eq!(again.signal_and_wait(libc::SIGINT, WAIT), Some(0));
+    let ended = event_line(&mut again, "session_ended", Duration::from_secs(2));
+    assert_eq!(ended["reason"], "user_initiated", "{ended}");
+    let (_, st) = ferry_in_b(&["status", "--json"]);
+    let st: Value = serde_json::from_str(st.trim()).unwrap();
+    assert_eq!(st["block"], false, "{st}");
 
     let out = b
         .cmd(bin.to_str().unwrap())

@@ -609,7 +609,7 @@ impl Helper {
 /// The message a refused peer gets.
 pub fn refused_message(peer: &Peer, group: &str) -> String {
     format!(
-        "refused: uid {} is not root and not in group {group:?}; add the user to it (`sudo usermod -aG {group} $USER`, then log in again)",
+        "uid {} is not root and not in group {group:?}; add the user to it (`sudo usermod -aG {group} $USER`, then log in again)",
         peer.uid
     )
 }
