@@ -358,6 +358,58 @@ fn connect_all_through_the_helper_meters_blocks_while_reconnecting_and_ends_on_t
     let st: Value = serde_json::from_str(st.trim()).unwrap();
     assert_eq!(st["block"], false, "{st}");
 
+    // A third attempt whose endpoint never answers (A drops B's UDP): it fails after the
+    // handshake timeout, and the block stays until the user disconnects.
+    let drop_udp = "table inet blackhole {\n chain pre {\n  type filter hook prerouting priority -400; policy accept;\n  ip saddr 10.201.0.2 meta l4proto udp drop\n }\n}\n";
+    let mut c = a.cmd("nft");
+    c.args(["-f", "-"]).stdin(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(drop_udp.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let mut third = b.cmd(bin.to_str().unwrap());
+    third
+        .args([
+            "connect",
+            "--all",
+            "--json",
+            "--service",
+            "orbnet",
+            "--handshake-timeout",
+            "2",
+        ])
+        .env("FERRY_SECRETS", "keyutils")
+        .env("FERRY_KEYRING_SERVICE", &keyring_service)
+        .env("FERRY_DATA_DIR", data.path().join("ferry"))
+        .env("HOME", data.path())
+        .env("FERRY_ORBNET_URL", &orbnet_url)
+        .env("FERRY_HELPER_SOCKET", &socket)
+        .env_remove("FERRY_ORBNET_TOKEN");
+    let mut third = Proc::spawn(third);
+    let code = third.wait(WAIT);
+    assert!(
+        matches!(code, Some(c) if c != 0),
+        "the attempt fails: {code:?} {:?}",
+        third.seen
+    );
+    let (_, st) = ferry_in_b(&["status", "--json"]);
+    let st: Value = serde_json::from_str(st.trim()).unwrap();
+    assert_eq!(st["block"], true, "blocked after the failed attempt: {st}");
+    reset_counter(&a);
+    probe_lab(&b);
+    assert_eq!(probes_seen(&a), 0, "probes leaked after the failed attempt");
+    let (code, out) = ferry_in_b(&["disconnect"]);
+    assert_eq!(code, 0, "{out}");
+    probe_lab(&b);
+    assert!(
+        probes_seen(&a) > 0,
+        "probes arrive after the user's disconnect"
+    );
+
     let out = b
         .cmd(bin.to_str().unwrap())
         .args(["logout", "orbnet"])

@@ -326,6 +326,7 @@ async fn drive(launched: Launched, mut out: Output, spec: ChildSpec) -> anyhow::
                             out.error(&cause.to_string());
                         }
                         if helper.is_active().await {
+                            helper.keep_blocking();
                             out.notice("system mode: traffic stays blocked until `ferry disconnect`");
                         }
                         break cause.exit_code();

@@ -49,6 +49,7 @@ pub struct HelperLink {
     conn: Arc<tokio::sync::Mutex<Option<Arc<Helper>>>>,
     label: Arc<Mutex<Label>>,
     api: Arc<Mutex<Vec<SocketAddr>>>,
+    held: Arc<std::sync::atomic::AtomicBool>,
     requested: Arc<tokio::sync::Notify>,
 }
 
@@ -106,6 +107,13 @@ impl HelperLink {
         Ok(h)
     }
 
+    /// The session ended in an error and this front end is leaving: from now on
+    /// [`HelperLink::apply`] keeps the block (the supervisor's shutdown passes through
+    /// `Disconnected`, which is not the user's disconnect). Only `ferry disconnect` clears it.
+    pub fn keep_blocking(&self) {
+        self.held.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// True while a control connection to the helper is open (a system-mode session through it
     /// that the user has not disconnected).
     pub async fn is_active(&self) -> bool {
@@ -128,6 +136,10 @@ impl HelperLink {
     /// error without it leaves the block in place until `ferry disconnect`.
     pub async fn apply(&self, policy: NetworkPolicy) {
         if policy != NetworkPolicy::Open {
+            return;
+        }
+        if self.held.load(std::sync::atomic::Ordering::SeqCst) {
+            tracing::info!("the session ended in an error: the helper keeps blocking");
             return;
         }
         let taken = self.conn.lock().await.take();
