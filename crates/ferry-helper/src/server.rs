@@ -37,7 +37,8 @@ pub struct Config {
     pub group: String,
     /// Its gid.
     pub gid: u32,
-    /// Runtime state (ferry-tunnel's undo journal would go here if not for `journal_dir`).
+    /// Runtime state directory (created at start; everything that must survive a crash or a
+    /// reboot lives in `journal_dir` instead).
     pub state_dir: PathBuf,
     /// Reboot-surviving journal: the block in force and the routes'/DNS's undo steps.
     pub journal_dir: PathBuf,
