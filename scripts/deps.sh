@@ -10,7 +10,7 @@ ferry_apt_packages=(
   build-essential pkg-config file libssl-dev curl ca-certificates
   libwebkit2gtk-4.1-dev librsvg2-dev libayatana-appindicator3-dev
   # GUI tests: virtual display, WebDriver for WebKitGTK, screenshots
-  xvfb xauth x11-utils imagemagick webkit2gtk-driver
+  xvfb xauth x11-utils imagemagick webkit2gtk-driver xdg-utils
   # session services for tests: D-Bus, notification daemon, keyrings
   dbus dbus-x11 dunst gnome-keyring libsecret-tools keyutils
   # tunnel and network tests
@@ -19,6 +19,8 @@ ferry_apt_packages=(
   nftables
   # app-mode proxy tests: real clients (plain http via http_proxy), setpriv for another UID
   wget python3 util-linux
+  # desktop proxy (gsettings on dconf) for "send this desktop's apps through Ferry"
+  libglib2.0-bin dconf-service dconf-gsettings-backend gsettings-desktop-schemas
 )
 
 ferry_sudo() {

@@ -5,6 +5,10 @@
 set -euo pipefail
 XDG_DATA_HOME="$(mktemp -d)"   # gnome-keyring keeps its store here; HOME stays as it is
 export XDG_DATA_HOME
+# dconf (gsettings' store, started on the private bus) keeps its database here, not in ~/.config.
+XDG_CONFIG_HOME="$XDG_DATA_HOME/config"
+mkdir -p "$XDG_CONFIG_HOME"
+export XDG_CONFIG_HOME
 trap 'rm -rf "$XDG_DATA_HOME"' EXIT
 xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- keyctl session - bash -c '
   set -euo pipefail

@@ -8,8 +8,9 @@ use ferry_core::app::{App, AppError};
 use tauri::State;
 
 use crate::contract::{
-    AccountView, CommandError, ConnectRequest, ConnectionView, HistoryView, RegionGroup, Service,
-    Settings, SignInOutcome, SignInRequest, Snapshot, WorkspacesView,
+    AccountView, Budget, CommandError, ConnectRequest, ConnectionView, HistoryView, InsightView,
+    RegionGroup, Service, Settings, SignInOutcome, SignInRequest, Snapshot, WorkspaceLaunchView,
+    WorkspacesView,
 };
 use crate::shell::Shell;
 
@@ -70,10 +71,28 @@ pub async fn list_workspaces(backend: State<'_, BackendState>) -> Res<Workspaces
     wire(backend.workspaces().await)
 }
 
-/// Launches a workspace.
+/// Launches a workspace and opens its viewer in the default browser (`xdg-open` through the
+/// opener plugin, from Rust: the webview itself may open nothing).
 #[tauri::command]
-pub async fn launch_workspace(backend: State<'_, BackendState>, id: String) -> Res<WorkspacesView> {
-    wire(backend.launch_workspace(&id).await)
+pub async fn launch_workspace<R: tauri::Runtime>(
+    app: tauri::AppHandle<R>,
+    backend: State<'_, BackendState>,
+    id: String,
+) -> Res<WorkspaceLaunchView> {
+    let view = wire(backend.launch_workspace(&id).await)?;
+    if let Some(url) = &view.open_url {
+        use tauri_plugin_opener::OpenerExt as _;
+        if let Err(err) = app.opener().open_url(url, None::<&str>) {
+            tracing::warn!(%err, "could not open the workspace viewer");
+            return Err(CommandError::new(
+                "open_failed",
+                format!(
+                    "The workspace is running, but no browser opened ({err}). Its address: {url}"
+                ),
+            ));
+        }
+    }
+    Ok(view)
 }
 
 /// Stops a workspace.
@@ -114,6 +133,44 @@ pub async fn get_history(backend: State<'_, BackendState>) -> Res<HistoryView> {
     wire(backend.history().await)
 }
 
+/// Spend per day and region, rates, the cheapest regions, the month's projection.
+#[tauri::command]
+pub async fn get_insight(backend: State<'_, BackendState>) -> Res<InsightView> {
+    wire(backend.insight().await)
+}
+
+/// Quits this instance (ending any session) and starts the app again on the embedded demo.
+#[tauri::command]
+pub async fn restart_in_demo<R: tauri::Runtime>(app: tauri::AppHandle<R>) -> Res<()> {
+    let exe = std::env::current_exe()
+        .map_err(|e| CommandError::new("io", format!("cannot find Ferry's program: {e}")))?;
+    std::process::Command::new(exe)
+        .arg("--demo")
+        .env(crate::shell::WAIT_FOR_PID, std::process::id().to_string())
+        .spawn()
+        .map_err(|e| CommandError::new("io", format!("cannot start the demo: {e}")))?;
+    crate::shell::quit(&app);
+    Ok(())
+}
+
+/// The redacted diagnostics report (what "Copy diagnostics" copies).
+#[tauri::command]
+pub async fn get_diagnostics(backend: State<'_, BackendState>) -> Res<String> {
+    Ok(backend.diagnostics().await)
+}
+
+/// The spend caps in force.
+#[tauri::command]
+pub async fn get_budget(backend: State<'_, BackendState>) -> Res<Budget> {
+    wire(backend.budget().await)
+}
+
+/// Checks and stores the spend caps; returns them.
+#[tauri::command]
+pub async fn save_budget(backend: State<'_, BackendState>, budget: Budget) -> Res<Budget> {
+    wire(backend.save_budget(budget).await)
+}
+
 /// Writes the history as CSV; returns the path.
 #[tauri::command]
 pub async fn export_history_csv(backend: State<'_, BackendState>) -> Res<String> {
@@ -140,6 +197,11 @@ pub fn register<R: tauri::Runtime>(builder: tauri::Builder<R>) -> tauri::Builder
         stop_workspace,
         disconnect_workspace_session,
         get_history,
+        get_insight,
+        restart_in_demo,
+        get_diagnostics,
+        get_budget,
+        save_budget,
         export_history_csv,
         save_settings,
     ])

@@ -3,6 +3,8 @@
 //! ([`ferry_core::app::contract`]) and the tables below; a test fails when the two differ.
 
 pub use ferry_core::app::contract::*;
+pub use ferry_core::app::insight::{InsightView, MonthForecast, SpendRow};
+pub use ferry_core::meter::caps::Budget;
 use ts_rs::TS;
 
 /// One command: name, arguments (name and TypeScript type), TypeScript result type.
@@ -25,7 +27,11 @@ pub const COMMANDS: &[CommandSig] = &[
     ),
     ("disconnect", &[], "ConnectionView"),
     ("list_workspaces", &[], "WorkspacesView"),
-    ("launch_workspace", &[("id", "string")], "WorkspacesView"),
+    (
+        "launch_workspace",
+        &[("id", "string")],
+        "WorkspaceLaunchView",
+    ),
     ("stop_workspace", &[("id", "string")], "WorkspacesView"),
     (
         "disconnect_workspace_session",
@@ -33,6 +39,11 @@ pub const COMMANDS: &[CommandSig] = &[
         "WorkspacesView",
     ),
     ("get_history", &[], "HistoryView"),
+    ("get_insight", &[], "InsightView"),
+    ("restart_in_demo", &[], "null"),
+    ("get_diagnostics", &[], "string"),
+    ("get_budget", &[], "Budget"),
+    ("save_budget", &[("budget", "Budget")], "Budget"),
     ("export_history_csv", &[], "string"),
     ("save_settings", &[("settings", "Settings")], "Settings"),
 ];
@@ -53,6 +64,7 @@ pub fn typescript() -> String {
         QuotaView::decl(&cfg),
         MeterView::decl(&cfg),
         Sample::decl(&cfg),
+        CapView::decl(&cfg),
         LiveView::decl(&cfg),
         AccountView::decl(&cfg),
         SignInRequest::decl(&cfg),
@@ -61,9 +73,14 @@ pub fn typescript() -> String {
         WorkspaceView::decl(&cfg),
         WorkspaceSessionView::decl(&cfg),
         WorkspacesView::decl(&cfg),
+        WorkspaceLaunchView::decl(&cfg),
         HistoryRow::decl(&cfg),
         DayTotal::decl(&cfg),
         HistoryView::decl(&cfg),
+        SpendRow::decl(&cfg),
+        MonthForecast::decl(&cfg),
+        InsightView::decl(&cfg),
+        Budget::decl(&cfg),
         NotifySettings::decl(&cfg),
         BaseUrls::decl(&cfg),
         Settings::decl(&cfg),

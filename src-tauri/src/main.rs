@@ -16,12 +16,28 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
+    // stderr as FERRY_LOG says; the data dir's ferry.log (0600) at info for diagnostics.
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_filter(
             tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
+        );
+    let file = ferry_core::paths::data_dir(None)
+        .ok()
+        .filter(|d| ferry_core::paths::ensure_private_dir(d).is_ok())
+        .map(|d| {
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(ferry_core::diagnostics::LogFile::new(&d))
+                .with_filter(tracing_subscriber::EnvFilter::new("info"))
+        });
+    tracing_subscriber::registry()
+        .with(stderr)
+        .with(file)
         .init();
     let args = Args::parse();
     ferry_desktop::run(ferry_desktop::LaunchOptions {

@@ -80,6 +80,54 @@ impl NoticeKind {
     }
 }
 
+/// A button on a notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeAction {
+    /// Bring the window up (also what clicking the notification does).
+    Open,
+    /// End the metered session.
+    Disconnect,
+}
+
+impl NoticeAction {
+    /// The D-Bus action key (`default` is the click on the notification itself).
+    pub fn key(self) -> &'static str {
+        match self {
+            NoticeAction::Open => "default",
+            NoticeAction::Disconnect => "disconnect",
+        }
+    }
+
+    /// The button's label.
+    pub fn label(self) -> &'static str {
+        match self {
+            NoticeAction::Open => "Open Ferry",
+            NoticeAction::Disconnect => "Disconnect",
+        }
+    }
+
+    /// The action a key names.
+    pub fn from_key(key: &str) -> Option<NoticeAction> {
+        [NoticeAction::Open, NoticeAction::Disconnect]
+            .into_iter()
+            .find(|a| a.key() == key)
+    }
+}
+
+impl NoticeKind {
+    /// The buttons: a warning while metering offers to disconnect; every notice opens Ferry.
+    pub fn actions(self) -> &'static [NoticeAction] {
+        match self {
+            NoticeKind::CreditsLow | NoticeKind::Quota | NoticeKind::Connection => {
+                &[NoticeAction::Open, NoticeAction::Disconnect]
+            }
+            NoticeKind::CreditsDepleted | NoticeKind::SessionEnded | NoticeKind::WorkspaceEnded => {
+                &[NoticeAction::Open]
+            }
+        }
+    }
+}
+
 /// A notification to show.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {
@@ -240,6 +288,36 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn warnings_while_metering_offer_disconnect_and_every_notice_opens_ferry() {
+        for kind in [
+            NoticeKind::CreditsLow,
+            NoticeKind::Quota,
+            NoticeKind::Connection,
+        ] {
+            assert_eq!(
+                kind.actions(),
+                [NoticeAction::Open, NoticeAction::Disconnect]
+            );
+        }
+        for kind in [
+            NoticeKind::CreditsDepleted,
+            NoticeKind::SessionEnded,
+            NoticeKind::WorkspaceEnded,
+        ] {
+            assert_eq!(
+                kind.actions(),
+                [NoticeAction::Open],
+                "{kind:?}: nothing to end"
+            );
+        }
+        for a in [NoticeAction::Open, NoticeAction::Disconnect] {
+            assert_eq!(NoticeAction::from_key(a.key()), Some(a));
+        }
+        assert_eq!(NoticeAction::Open.key(), "default", "a click opens Ferry");
+        assert_eq!(NoticeAction::from_key("snooze"), None);
+    }
     use crate::contract::Settings;
 
     fn settings() -> NotifySettings {

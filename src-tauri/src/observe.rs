@@ -125,6 +125,7 @@ mod tests {
             rate_out: 0.0,
             meter,
             samples: vec![],
+            cap: None,
         }))
     }
 

@@ -12,7 +12,7 @@ use crate::contract::{
     AccountView, AppEvent, ConnectRequest, ConnectionView, LiveView, NotifySettings, RegionGroup,
     RegionRef, Settings,
 };
-use crate::notify_policy::{self, Notice, PolicyState};
+use crate::notify_policy::{self, Notice, NoticeAction, PolicyState};
 use crate::observe::{observe, Seen};
 use crate::tray_model::{self, TrayAction, TrayInput};
 use ferry_core::app::{App, AppOptions, SecretsMode};
@@ -93,16 +93,25 @@ fn tray_model(st: &ShellState) -> Option<tray_model::TrayModel> {
     }))
 }
 
-fn show_notice(notice: &Notice) {
+/// Shows `notice` with its buttons; a click opens the window, "Disconnect" ends the session.
+fn show_notice<R: Runtime>(app: &AppHandle<R>, notice: &Notice) {
     let (summary, body) = (notice.summary.clone(), notice.body.clone());
+    let actions = notice.kind.actions();
+    let app = app.clone();
     tauri::async_runtime::spawn_blocking(move || {
-        if let Err(err) = notify_rust::Notification::new()
-            .appname("Ferry")
-            .summary(&summary)
-            .body(&body)
-            .show()
-        {
-            tracing::warn!(%err, "notification not shown");
+        let mut n = notify_rust::Notification::new();
+        n.appname("Ferry").summary(&summary).body(&body);
+        for a in actions {
+            n.action(a.key(), a.label());
+        }
+        match n.show() {
+            // Waits (on this blocking thread) until the notification is clicked or closed.
+            Ok(handle) => handle.wait_for_action(|key| match NoticeAction::from_key(key) {
+                Some(NoticeAction::Open) => show_main_window(&app),
+                Some(NoticeAction::Disconnect) => on_tray_action(&app, TrayAction::Disconnect),
+                None => {}
+            }),
+            Err(err) => tracing::warn!(%err, "notification not shown"),
         }
     });
 }
@@ -158,7 +167,7 @@ fn handle_event<R: Runtime>(app: &AppHandle<R>, shell: &Shell, event: AppEvent) 
     }
     if shell.send_notifications {
         for n in &notices {
-            show_notice(n);
+            show_notice(app, n);
         }
     }
 }
@@ -184,6 +193,29 @@ pub fn quit<R: Runtime>(app: &AppHandle<R>) {
         }
         wait_disconnected(&backend).await;
         app.exit(0);
+    });
+}
+
+/// SIGTERM (logout, `systemctl stop`, `kill`), SIGINT and SIGHUP quit like the Quit item: the
+/// metered session ends (and a system-mode kill switch is lifted) before the process exits.
+fn quit_on_signals<R: Runtime>(app: AppHandle<R>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    tauri::async_runtime::spawn(async move {
+        let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+        ) else {
+            tracing::warn!("could not install signal handlers; SIGTERM will not end the session");
+            return;
+        };
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+            _ = hup.recv() => "SIGHUP",
+        };
+        tracing::info!(signal = name, "ending the session before exiting");
+        quit(&app);
     });
 }
 
@@ -225,6 +257,8 @@ pub struct ShellOptions {
     pub notify: bool,
     /// Hide the main window at start.
     pub minimized: bool,
+    /// Quit cleanly on SIGTERM, SIGINT and SIGHUP (the real app; not in-process tests).
+    pub quit_on_signals: bool,
 }
 
 /// Adds Ferry's commands, state, event pump and window behaviour to a builder.
@@ -260,6 +294,9 @@ pub fn setup_app<R: Runtime>(
                 }
             }
             let handle = app.handle().clone();
+            if options.quit_on_signals {
+                quit_on_signals(handle.clone());
+            }
             let mut rx = state.subscribe();
             let backend = state.clone();
             let shell = shell.clone();
@@ -325,8 +362,29 @@ pub fn setup_app<R: Runtime>(
         })
 }
 
+/// Set by "Try the demo": the instance that started this one, which this one waits out so the
+/// single-instance check does not find it still quitting.
+pub const WAIT_FOR_PID: &str = "FERRY_WAIT_FOR_PID";
+
+fn wait_for_predecessor() {
+    let Some(pid) = std::env::var(WAIT_FOR_PID)
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+    else {
+        return;
+    };
+    std::env::remove_var(WAIT_FOR_PID);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Starts the app and blocks until it quits.
 pub fn run(options: LaunchOptions) -> anyhow::Result<()> {
+    wait_for_predecessor();
     let data_dir = ferry_core::paths::data_dir(None)?;
     let mut opts = AppOptions::from_env(data_dir);
     let mut autostart_args = vec!["--minimized".to_string()];
@@ -353,8 +411,9 @@ pub fn run(options: LaunchOptions) -> anyhow::Result<()> {
     let start_minimized = tauri::async_runtime::block_on(backend.snapshot())
         .settings
         .start_minimized;
-    let builder =
-        tauri::Builder::default().plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
+    let builder = tauri::Builder::default()
+        .plugin(tauri_plugin_opener::init())
+        .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
             show_main_window(app)
         }));
     tracing::info!(demo = options.demo, "ferry desktop starting");
@@ -365,6 +424,7 @@ pub fn run(options: LaunchOptions) -> anyhow::Result<()> {
             tray: true,
             notify: true,
             minimized: options.minimized || start_minimized,
+            quit_on_signals: true,
         },
     )
     .run(tauri::generate_context!())?;

@@ -375,6 +375,7 @@ mod tests {
             rate_out: 0.0,
             meter,
             samples: vec![],
+            cap: None,
         }
     }
 

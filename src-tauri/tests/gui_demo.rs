@@ -84,6 +84,22 @@ async fn demo_walkthrough_in_the_real_window() {
     let urls_file =
         std::env::temp_dir().join(format!("ferry-gui-urls-{}.json", std::process::id()));
     let urls = urls_file.display().to_string();
+    // The "browser" xdg-open starts (no desktop here: it honours $BROWSER): records the URL.
+    let opened = std::env::temp_dir().join(format!("ferry-gui-opened-{}", std::process::id()));
+    let browser = std::env::temp_dir().join(format!("ferry-gui-browser-{}.sh", std::process::id()));
+    std::fs::write(
+        &browser,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$1\" >> '{}'\n",
+            opened.display()
+        ),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&browser, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let browser_env = browser.display().to_string();
     let app = common::AppSession::start(
         &["--demo"],
         &[
@@ -91,10 +107,30 @@ async fn demo_walkthrough_in_the_real_window() {
             ("FERRY_STATUS_POLL_SECS", "1"),
             ("FERRY_PROXY", "127.0.0.1:0"),
             ("FERRY_DEMO_URLS_FILE", urls.as_str()),
+            ("BROWSER", browser_env.as_str()),
         ],
     )
     .await;
     app.wait_css("#demo-badge").await;
+    // First run: a welcome that says what the three services are, dismissed for good.
+    let welcome = app
+        .wait_text("#welcome", "welcome", |t| t.contains("tunnelbyte"))
+        .await;
+    assert!(
+        welcome.contains("OrbNET") && welcome.contains("NeoSC"),
+        "{welcome}"
+    );
+    app.click_css("#welcome-dismiss").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app
+        .c()
+        .find(fantoccini::Locator::Css("#welcome"))
+        .await
+        .is_ok()
+    {
+        assert!(Instant::now() < deadline, "the welcome stayed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // Figures for the issue note (not asserted: speed and size are benchmarks, not tests).
     app.wait_css("html[data-ready='1']").await;
     eprintln!(
@@ -324,19 +360,119 @@ async fn demo_walkthrough_in_the_real_window() {
     // Launch a workspace on the lab's NeoSC: that starts a session with a Disconnect button.
     app.click_css("#workspaces button[data-launch]:not([disabled])")
         .await;
+    // Launch opens the workspace's viewer in the default browser and says so.
+    let said = app
+        .wait_text("#banner", "opened in the browser", |t| {
+            t.contains("opened it in your browser")
+        })
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let url = loop {
+        let got = std::fs::read_to_string(&opened).unwrap_or_default();
+        if let Some(line) = got.lines().next() {
+            break line.to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no browser started; the window said {said:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.contains("/viewer/"),
+        "{url}"
+    );
+    assert!(said.contains(&url), "{said} names {url}");
+    let _ = std::fs::remove_file(&opened);
+    let _ = std::fs::remove_file(&browser);
     let id = app
         .attr_css("#ws-sessions button[data-disconnect]", "data-disconnect")
         .await;
     app.screenshot("screen-workspaces").await;
     app.click_css(&format!("button[data-disconnect='{id}']"))
         .await;
+    // It asks first.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.c().accept_alert().await.is_err() {
+        assert!(Instant::now() < deadline, "no confirmation asked");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let sel = format!("#ws-sessions tr[data-session='{id}']");
     app.wait_text(&sel, "session ended", |t| t.contains("ended"))
         .await;
 
+    // Spend insight from a seeded history (written into the app's live SQLite file): OrbNET
+    // sessions in two regions two days ago and a tunnelbyte one, so the charts have days,
+    // regions and a cheapest region to show.
+    let ago = chrono::Utc::now() - chrono::Duration::days(2);
+    let seed = |service, location, credits, millicents, bytes| ferry_tests::history::Seed {
+        service,
+        location,
+        started_at: ago,
+        secs: 600,
+        credits,
+        millicents,
+        bytes,
+    };
+    use ferry_core::services::ServiceKind::{Orbnet, Tunnelbyte};
+    ferry_tests::history::seed(
+        &app.data_dir.join("demo"),
+        &[
+            seed(Orbnet, "server 101", Some(15.0), None, 0),
+            seed(Orbnet, "server 102", Some(10.0), None, 0),
+            seed(Tunnelbyte, "fsn", None, Some(40_000), 1 << 30),
+        ],
+    )
+    .await;
+
     // History (from SQLite): the three sessions with their end reasons, in words, and the
     // tunnelbyte cost in the service's currency.
     app.click_css("#nav-history").await;
+    // The screen first shows the insight loaded before the seeding, then the fresh one.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let bars = app
+            .c()
+            .find_all(fantoccini::Locator::Css("#chart-day-credits .bar"))
+            .await
+            .map(|b| b.len())
+            .unwrap_or(0);
+        if bars >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a bar per day: {bars}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // SVG text is read as textContent (WebDriver's rendered text leaves out <title>).
+    let content = |css: &'static str| {
+        let c = app.c().clone();
+        async move {
+            c.find(fantoccini::Locator::Css(css))
+                .await
+                .unwrap()
+                .prop("textContent")
+                .await
+                .unwrap()
+                .unwrap_or_default()
+        }
+    };
+    let axis = content("#chart-day-credits").await;
+    assert!(
+        axis.contains("credits") && axis.contains('0'),
+        "the y axis has ticks and names its unit: {axis}"
+    );
+    let cheapest = app
+        .attr_css("#chart-region-credits .bar.highlight", "data-label")
+        .await;
+    let tip = content("#chart-region-credits .bar.highlight title").await;
+    assert!(tip.contains("credits/min"), "{tip}");
+    assert!(tip.contains("cheapest"), "{cheapest}: {tip}");
+    app.wait_css("#chart-region-money").await;
+    app.wait_text("#month-forecast", "month projection", |t| {
+        t.contains("OrbNET this month")
+    })
+    .await;
+    app.screenshot("screen-spend").await;
     app.wait_text("#history-rows tbody", "history rows", |t| {
         t.contains("Credits ran out") && t.contains("You disconnected") && t.contains("€0.")
     })
@@ -345,6 +481,95 @@ async fn demo_walkthrough_in_the_real_window() {
 
     app.click_css("#nav-settings").await;
     app.wait_css("#save-settings").await;
+    // Spend caps from the window: stored, and shown again when the screen is rebuilt.
+    app.fill_and_submit(
+        &[("#b-session_credits", "50"), ("#b-month_money", "2.5")],
+        "#save-budget",
+    )
+    .await;
+    app.wait_text("#banner", "caps saved", |t| t.contains("Spend caps saved"))
+        .await;
+    app.click_css("#nav-history").await;
+    app.click_css("#nav-settings").await;
+    let saved = app.attr_css("#b-month_money", "value").await;
+    assert_eq!(saved, "2.5");
+    // About: the version, licences, and a diagnostics report without the account's email.
+    app.wait_text("#about-version", "version", |t| t.starts_with("Version 0."))
+        .await;
+    app.click_css("#copy-diagnostics").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let report = loop {
+        let v = match app.c().find(fantoccini::Locator::Css("#diagnostics")).await {
+            Ok(el) => el.prop("value").await.ok().flatten().unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if v.contains("Ferry diagnostics") {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "no diagnostics report");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(report.contains("account orbnet: signed in"), "{report}");
+    assert!(
+        report.contains("session cap") || report.contains("session_credits"),
+        "{report}"
+    );
+    assert!(
+        !report.contains(&twofa_email),
+        "the account's email leaked: {report}"
+    );
     app.screenshot("screen-settings").await;
+
+    // SIGTERM (logout, `kill`, a service manager) ends a metered session cleanly before the
+    // app exits: the history row says the user ended it, not a crash recovered later.
+    app.click_css("#nav-connect").await;
+    app.click_css("#region optgroup:nth-of-type(2) option:not([disabled])")
+        .await;
+    // The OrbNET error above leaves "Try again", which connects to the region now selected.
+    app.wait_text("#connect-btn", "Connect enabled", |t| {
+        t == "Connect" || t == "Try again"
+    })
+    .await;
+    click_connect_until(&app, "Disconnect").await;
+    let pid = app.app_pid().expect("the app's process");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let state = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let alive = state
+            .lines()
+            .find_map(|l| l.strip_prefix("State:"))
+            .is_some_and(|s| !s.trim_start().starts_with('Z'));
+        if !alive {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the app outlived SIGTERM by 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let store = ferry_core::store::Store::open_in(&app.data_dir.join("demo"))
+        .await
+        .unwrap();
+    let rows = store
+        .history(&ferry_core::store::HistoryQuery::default())
+        .await
+        .unwrap();
+    let newest = rows.iter().max_by_key(|r| r.started_at).unwrap();
+    assert_eq!(
+        newest.end_reason,
+        Some(ferry_core::store::EndReason::UserInitiated),
+        "{newest:?}"
+    );
+    assert!(newest.ended_at.is_some(), "{newest:?}");
+    assert!(
+        store.open_sessions().await.unwrap().is_empty(),
+        "no session left open"
+    );
     app.close().await;
 }

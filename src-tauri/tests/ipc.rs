@@ -73,6 +73,7 @@ fn app(demo_mode: bool) -> App {
             tray: false,
             notify: false,
             minimized: false,
+            quit_on_signals: false,
         },
     )
     .build(tauri::generate_context!())

@@ -161,6 +161,28 @@ meter: number,
  */
 bytes: number, };
 
+export type CapView = { 
+/**
+ * `session`, `day` or `month`.
+ */
+scope: string, 
+/**
+ * Its limit (credits, or millicents of the service's currency).
+ */
+limit: number, 
+/**
+ * What was left of it when the session started.
+ */
+left_at_start: number, 
+/**
+ * `credits` or `millicents`.
+ */
+unit: string, 
+/**
+ * When its window resets (unix ms): day and month caps.
+ */
+resets_at_ms: number | null, };
+
 export type LiveView = { 
 /**
  * Session start (unix ms).
@@ -202,7 +224,11 @@ meter: MeterView,
 /**
  * Chart points over the session (bounded).
  */
-samples: Array<Sample>, };
+samples: Array<Sample>, 
+/**
+ * The spend cap closest to its limit for this session, if any is set.
+ */
+cap: CapView | null, };
 
 export type AccountView = { 
 /**
@@ -330,6 +356,17 @@ sessions: Array<WorkspaceSessionView>,
  */
 refreshed_ms: number, };
 
+export type WorkspaceLaunchView = { 
+/**
+ * The workspaces and sessions after the launch.
+ */
+workspaces: WorkspacesView, 
+/**
+ * The address the front end opens in the default browser (`None`: the server gave no
+ * viewer the client may open).
+ */
+open_url: string | null, };
+
 export type HistoryRow = { 
 /**
  * Local id.
@@ -343,6 +380,10 @@ service: Service,
  * Region shown name.
  */
 region: string, 
+/**
+ * The region it names, so the window can show the region's current name.
+ */
+region_ref: RegionRef | null, 
 /**
  * Start (unix ms).
  */
@@ -416,6 +457,147 @@ days: Array<DayTotal>,
  */
 currency: string | null, };
 
+export type SpendRow = { 
+/**
+ * `YYYY-MM-DD` for a day; `service:region` for a region.
+ */
+key: string, 
+/**
+ * What to show: the day, or the region's name.
+ */
+label: string, 
+/**
+ * The service, for a region row (`None` for a day, which sums every service).
+ */
+service: Service | null, 
+/**
+ * The region to connect to again, for a region row whose location names one.
+ */
+region: RegionRef | null, 
+/**
+ * Sessions started in the group.
+ */
+sessions: number, 
+/**
+ * Seconds connected.
+ */
+duration_s: number, 
+/**
+ * OrbNET credits used.
+ */
+credits: number, 
+/**
+ * tunnelbyte cost in millicents of `currency`.
+ */
+cost_millicents: number, 
+/**
+ * The cost's currency as the service names it (e.g. `eur`), when known.
+ */
+currency: string | null, 
+/**
+ * Bytes in + out.
+ */
+bytes: number, 
+/**
+ * Measured OrbNET rate: credits per connected minute (a region row with ≥ 1 min of data).
+ */
+credits_per_minute: number | null, 
+/**
+ * Measured tunnelbyte cost per GiB moved, in millicents (≥ 1 MiB of data).
+ */
+millicents_per_gib: number | null, 
+/**
+ * Measured tunnelbyte cost per connected hour, in millicents (≥ 1 min of data).
+ */
+millicents_per_hour: number | null, };
+
+export type MonthForecast = { 
+/**
+ * The service.
+ */
+service: Service, 
+/**
+ * `YYYY-MM` (local time).
+ */
+month: string, 
+/**
+ * Credits used so far this month (OrbNET).
+ */
+spent_credits: number, 
+/**
+ * Money spent so far this month, in millicents (tunnelbyte).
+ */
+spent_millicents: number, 
+/**
+ * The money's currency, when known.
+ */
+currency: string | null, 
+/**
+ * Projected month total in credits: spent so far ÷ elapsed share of the month.
+ */
+projected_credits: number, 
+/**
+ * Projected month total in millicents.
+ */
+projected_millicents: number, 
+/**
+ * Days of the month elapsed (fractional, local time).
+ */
+days_elapsed: number, 
+/**
+ * Days in the month.
+ */
+days_in_month: number, };
+
+export type InsightView = { 
+/**
+ * Per local day, oldest first (chart order).
+ */
+by_day: Array<SpendRow>, 
+/**
+ * Per service and region, most spent first.
+ */
+by_region: Array<SpendRow>, 
+/**
+ * Per service with spend this month.
+ */
+month: Array<MonthForecast>, 
+/**
+ * Per service, the region with the lowest measured rate (OrbNET: credits per minute;
+ * tunnelbyte: cost per GiB, else per hour), as a `by_region` key.
+ */
+cheapest: Array<string>, 
+/**
+ * The same regions as references the region picker can mark.
+ */
+cheapest_regions: Array<RegionRef>, };
+
+export type Budget = { 
+/**
+ * OrbNET credits per session.
+ */
+session_credits: number | null, 
+/**
+ * OrbNET credits per local day.
+ */
+day_credits: number | null, 
+/**
+ * OrbNET credits per local calendar month.
+ */
+month_credits: number | null, 
+/**
+ * tunnelbyte money per session, in millicents of the service's currency.
+ */
+session_millicents: number | null, 
+/**
+ * tunnelbyte money per local day, in millicents.
+ */
+day_millicents: number | null, 
+/**
+ * tunnelbyte money per local calendar month, in millicents.
+ */
+month_millicents: number | null, };
+
 export type NotifySettings = { 
 /**
  * Credits low (the core's warnings, at each of `credit_warn_minutes`).
@@ -484,7 +666,11 @@ default_mode: TunnelMode,
 /**
  * Service base URLs.
  */
-base_urls: BaseUrls, };
+base_urls: BaseUrls, 
+/**
+ * While connected in app mode, point the desktop's proxy settings (GNOME) at Ferry.
+ */
+desktop_proxy: boolean, };
 
 export type Snapshot = { 
 /**
@@ -555,10 +741,15 @@ export interface Commands {
   connect: { args: { request: ConnectRequest }; result: ConnectionView };
   disconnect: { args: Record<string, never>; result: ConnectionView };
   list_workspaces: { args: Record<string, never>; result: WorkspacesView };
-  launch_workspace: { args: { id: string }; result: WorkspacesView };
+  launch_workspace: { args: { id: string }; result: WorkspaceLaunchView };
   stop_workspace: { args: { id: string }; result: WorkspacesView };
   disconnect_workspace_session: { args: { id: string }; result: WorkspacesView };
   get_history: { args: Record<string, never>; result: HistoryView };
+  get_insight: { args: Record<string, never>; result: InsightView };
+  restart_in_demo: { args: Record<string, never>; result: null };
+  get_diagnostics: { args: Record<string, never>; result: string };
+  get_budget: { args: Record<string, never>; result: Budget };
+  save_budget: { args: { budget: Budget }; result: Budget };
   export_history_csv: { args: Record<string, never>; result: string };
   save_settings: { args: { settings: Settings }; result: Settings };
 }
@@ -588,6 +779,11 @@ export const COMMAND_NAMES = [
   "stop_workspace",
   "disconnect_workspace_session",
   "get_history",
+  "get_insight",
+  "restart_in_demo",
+  "get_diagnostics",
+  "get_budget",
+  "save_budget",
   "export_history_csv",
   "save_settings",
 ] as const;

@@ -2,9 +2,11 @@
 import { call, on } from "./api";
 import type {
   AccountView,
+  Budget,
   Commands,
   ConnectionView,
   HistoryView,
+  InsightView,
   LiveView,
   RegionGroup,
   Service,
@@ -13,8 +15,10 @@ import type {
   TunnelMode,
   WorkspacesView,
 } from "./contract.gen";
+import { barChart } from "./chart";
 import { h, replace, svg } from "./dom";
 import * as fmt from "./format";
+import * as spend from "./spend";
 import * as view from "./view";
 
 type Screen = "connect" | "workspaces" | "history" | "accounts" | "settings";
@@ -35,6 +39,8 @@ const state = {
   mode: "app" as TunnelMode,
   workspaces: null as WorkspacesView | null,
   history: null as HistoryView | null,
+  insight: null as InsightView | null,
+  budget: null as Budget | null,
   twoFactor: false,
   message: "",
 };
@@ -86,6 +92,7 @@ function show(screen: Screen): void {
   if (screen === "workspaces") void refreshWorkspaces();
   if (screen === "history") void refreshHistory();
   if (screen === "connect") void refreshRegions();
+  if (screen === "settings") void refreshBudget();
 }
 
 function accounts(): AccountView[] {
@@ -126,7 +133,7 @@ function connectScreen(snap: Snapshot): HTMLElement {
                 disabled: !r.available || !signedIn(g.service),
                 selected: view.regionKey(r.ref) === state.selectedRegion,
               },
-              view.regionOption(r),
+              view.regionOption(r) + (spend.isCheapest(state.insight, r.ref) ? " · cheapest so far" : ""),
             ),
           ),
         ),
@@ -180,10 +187,38 @@ function connectScreen(snap: Snapshot): HTMLElement {
     "section",
     { class: "connect-screen", "aria-labelledby": "connect-title" },
     h("h1", { id: "connect-title", class: "visually-hidden" }, "Connect"),
+    welcome(snap),
     h("div", { class: "control" }, button, h("p", { id: "status", class: "caption" }, ctl.caption), error),
     h("div", { class: "choices" }, h("label", { for: "region" }, "Region"), select, notes.length ? h("ul", { class: "notes" }, notes) : null, modes),
     snap.live && (c.phase === "connected" || c.phase === "reconnecting") ? livePanel(snap.live) : null,
   );
+}
+
+const WELCOME_KEY = "ferry.welcome.dismissed";
+
+/** First run: the three services in a sentence each, and where to start. */
+function welcome(snap: Snapshot): HTMLElement | null {
+  const anySignedIn = snap.accounts.some((a) => a.signed_in);
+  const dismissed = localStorage.getItem(WELCOME_KEY) === (snap.demo ? "demo" : "real");
+  if (dismissed || (!snap.demo && anySignedIn)) return null;
+  const dismiss = () => {
+    localStorage.setItem(WELCOME_KEY, snap.demo ? "demo" : "real");
+    render();
+  };
+  const services: [Service, string][] = [
+    ["orbnet", "pays by the minute in credits: Ferry shows them burning and the time left."],
+    ["tunnelbyte", "charges for time and data against two quota windows; Ferry shows the cost and when each window resets."],
+    ["neosc", "runs remote workspaces on your own server: launch one, see your sessions, disconnect them."],
+  ];
+  return h("section", { id: "welcome", class: "card welcome", "aria-label": "Welcome" },
+    h("h2", {}, snap.demo ? "Welcome to the Ferry demo" : "Welcome to Ferry"),
+    h("ul", { class: "services" }, services.map(([s, text]) => h("li", {}, h("strong", {}, SERVICE_NAMES[s]), ` ${text}`))),
+    snap.demo
+      ? h("p", {}, "This demo runs all three on a local lab with test accounts: a region is chosen, so Connect is one click. Nothing is billed.")
+      : h("p", {}, "Sign in to any of them to connect, or try everything first on a local lab."),
+    snap.demo ? null : h("button", { id: "welcome-signin", onclick: () => show("accounts") }, "Sign in"),
+    snap.demo ? null : h("button", { id: "welcome-demo", onclick: () => guard(async () => { await call("restart_in_demo"); }) }, "Try the demo"),
+    h("button", { id: "welcome-dismiss", class: "quiet", onclick: dismiss }, "Got it"));
 }
 
 function chart(id: string, label: string, values: number[]): HTMLElement {
@@ -232,10 +267,20 @@ async function refreshWorkspaces(): Promise<void> {
 function workspacesScreen(): HTMLElement {
   if (!signedIn("neosc")) return h("section", {}, h("h1", {}, "Workspaces"), h("p", {}, "Sign in to NeoSC on the Accounts screen."));
   const w = state.workspaces;
-  const act = (cmd: "launch_workspace" | "stop_workspace" | "disconnect_workspace_session", id: string) =>
+  const act = (cmd: "stop_workspace" | "disconnect_workspace_session", id: string, confirmText: string) =>
     guard(async () => {
+      if (!window.confirm(confirmText)) return;
       state.workspaces = await call(cmd, { id });
       render();
+    });
+  const launch = (id: string, name: string) =>
+    guard(async () => {
+      const out = await call("launch_workspace", { id });
+      state.workspaces = out.workspaces;
+      render();
+      flash(out.open_url === null
+        ? `${name} is starting; the server gave no viewer address to open.`
+        : `${name} is starting; opened it in your browser (${out.open_url}).`);
     });
   return h(
     "section",
@@ -245,8 +290,8 @@ function workspacesScreen(): HTMLElement {
       h("ul", { class: "cards" }, w.workspaces.map((ws) =>
         h("li", { class: "card", id: `ws-${ws.id}` },
           h("strong", {}, ws.name), h("span", { class: "pill" }, ws.state),
-          h("button", { "data-launch": ws.id, onclick: () => act("launch_workspace", ws.id), disabled: ws.state === "running" || ws.state === "coming_soon" }, "Launch"),
-          h("button", { "data-stop": ws.id, onclick: () => act("stop_workspace", ws.id), disabled: ws.state !== "running" }, "Stop")))),
+          h("button", { "data-launch": ws.id, onclick: () => launch(ws.id, ws.name), disabled: ws.state === "running" || ws.state === "coming_soon" }, "Launch"),
+          h("button", { "data-stop": ws.id, onclick: () => act("stop_workspace", ws.id, `Stop ${ws.name}? Its session ends.`), disabled: ws.state !== "running" }, "Stop")))),
       h("h2", {}, "Sessions"),
       h("table", { id: "ws-sessions" },
         h("thead", {}, h("tr", {}, ["Workspace", "Type", "Started", "Duration", "Tunnel", "MFA", ""].map((c) => h("th", { scope: "col" }, c)))),
@@ -255,7 +300,7 @@ function workspacesScreen(): HTMLElement {
             h("td", {}, s.workspace), h("td", {}, s.kind), h("td", {}, fmt.dateTime(s.started_ms)),
             h("td", {}, fmt.duration(((s.ended_ms ?? Date.now()) - s.started_ms) / 1000)),
             h("td", {}, s.tunnel), h("td", {}, s.mfa ? "yes" : "no"),
-            h("td", {}, s.active ? h("button", { class: "danger", "data-disconnect": s.id, onclick: () => act("disconnect_workspace_session", s.id) }, "Disconnect") : "ended"))))),
+            h("td", {}, s.active ? h("button", { class: "danger", "data-disconnect": s.id, onclick: () => act("disconnect_workspace_session", s.id, `Disconnect the session on ${s.workspace}?`) }, "Disconnect") : "ended"))))),
       h("p", { class: "caption" }, `Refreshed ${fmt.dateTime(w.refreshed_ms)}; every 30 s.`),
     ],
   );
@@ -266,8 +311,28 @@ function workspacesScreen(): HTMLElement {
 async function refreshHistory(): Promise<void> {
   await guard(async () => {
     state.history = await call("get_history");
+    state.insight = await call("get_insight");
     if (state.screen === "history") render();
   });
+}
+
+async function refreshInsight(): Promise<void> {
+  await guard(async () => {
+    state.insight = await call("get_insight");
+    if (state.screen === "history" || state.screen === "connect") render();
+  });
+}
+
+function spendSection(): HTMLElement | null {
+  const v = state.insight;
+  if (v === null) return null;
+  const charts = spend.spendCharts(v, state.regions);
+  const month = spend.monthLines(v);
+  if (charts.length === 0 && month.length === 0) return null;
+  return h("section", { id: "spend", "aria-label": "Spending" },
+    h("h2", {}, "Spending"),
+    month.length ? h("ul", { id: "month-forecast", class: "notes" }, month.map((m) => h("li", {}, m))) : null,
+    h("div", { class: "charts" }, charts.map((c) => h("figure", { class: "chart-box" }, barChart(c), h("figcaption", {}, c.title)))));
 }
 
 function historyScreen(): HTMLElement {
@@ -278,6 +343,7 @@ function historyScreen(): HTMLElement {
     h("h1", {}, "History"),
     h("button", { id: "export-csv", onclick: () => guard(async () => flash(`Saved ${await call("export_history_csv")}`)) }, "Export CSV"),
     hist === null ? h("p", {}, "Loading…") : [
+      spendSection(),
       h("h2", {}, "Per day"),
       h("table", { id: "history-days" },
         h("thead", {}, h("tr", {}, ["Day", "Sessions", "Time", "Credits", "Cost", "Data"].map((c) => h("th", { scope: "col" }, c)))),
@@ -288,7 +354,7 @@ function historyScreen(): HTMLElement {
       h("table", { id: "history-rows" },
         h("thead", {}, h("tr", {}, ["Service", "Region", "Start", "Duration", "Used", "Data", "Ended"].map((c) => h("th", { scope: "col" }, c)))),
         h("tbody", {}, hist.rows.map((r) => h("tr", { "data-row": r.id },
-          h("td", {}, SERVICE_NAMES[r.service]), h("td", {}, r.region), h("td", {}, fmt.dateTime(r.started_ms)), h("td", {}, fmt.duration(r.duration_s)),
+          h("td", {}, SERVICE_NAMES[r.service]), h("td", { title: r.region }, spend.placeName(r, state.regions)), h("td", {}, fmt.dateTime(r.started_ms)), h("td", {}, fmt.duration(r.duration_s)),
           h("td", {}, r.credits_used !== null ? `${fmt.credits(r.credits_used)} credits` : r.cost_millicents !== null ? fmt.money(r.cost_millicents, r.currency) : "free"),
           h("td", {}, fmt.bytes(r.bytes)), h("td", { title: r.end_reason ?? "" }, r.end_label ?? r.end_reason ?? "open"))))),
     ],
@@ -363,6 +429,52 @@ function accountsScreen(): HTMLElement {
 
 // ---- Settings ------------------------------------------------------------------------------------
 
+async function refreshBudget(): Promise<void> {
+  await guard(async () => {
+    state.budget = await call("get_budget");
+    // Only the caps' own form is rebuilt: text typed in the other settings stays.
+    const slot = document.getElementById("budget-slot");
+    if (slot && state.screen === "settings") replace(slot, budgetSection());
+  });
+}
+
+const BUDGET_FIELDS: [keyof spend.BudgetForm, string][] = [
+  ["session_credits", "OrbNET credits per session"],
+  ["day_credits", "OrbNET credits per day"],
+  ["month_credits", "OrbNET credits per month"],
+  ["session_money", "tunnelbyte money per session"],
+  ["day_money", "tunnelbyte money per day"],
+  ["month_money", "tunnelbyte money per month"],
+];
+
+function budgetSection(): HTMLElement {
+  const b = state.budget;
+  if (b === null) return h("p", {}, "Loading spend caps…");
+  const form = spend.budgetForm(b);
+  const currency = (state.history?.currency ?? "eur").toUpperCase();
+  return h("form", { id: "budget", onsubmit: (e: Event) => {
+    e.preventDefault();
+    void guard(async () => {
+      const parsed = spend.parseBudget(form);
+      if ("invalid" in parsed) {
+        const label = BUDGET_FIELDS.find(([k]) => k === parsed.invalid)?.[1] ?? parsed.invalid;
+        flash(`${label}: enter a positive number, or leave it empty for no cap.`);
+        return;
+      }
+      state.budget = await call("save_budget", { budget: parsed });
+      const slot = document.getElementById("budget-slot");
+      if (slot) replace(slot, budgetSection());
+      flash("Spend caps saved: the next session honours them.");
+    });
+  } },
+    h("fieldset", {}, h("legend", {}, "Spend caps"),
+      h("p", { class: "caption" }, `Ferry ends the session before the next charge would pass a cap; days and months are local time. Money in ${currency}. Empty: no cap.`),
+      BUDGET_FIELDS.map(([k, label]) =>
+        h("label", { for: `b-${k}` }, k.endsWith("money") ? `${label} (${currency})` : label,
+          h("input", { id: `b-${k}`, type: "text", inputmode: "decimal", value: form[k], oninput: (e) => (form[k] = (e.target as HTMLInputElement).value) }))),
+      h("button", { type: "submit", id: "save-budget" }, "Save caps")));
+}
+
 function settingsScreen(s: Settings): HTMLElement {
   const draft: Settings = structuredClone(s);
   const check = (id: string, label: string, get: () => boolean, set: (v: boolean) => void) =>
@@ -386,6 +498,7 @@ function settingsScreen(s: Settings): HTMLElement {
         check("s-minimized", "Start minimized", () => draft.start_minimized, (v) => (draft.start_minimized = v)),
         check("s-login", "Launch at login", () => draft.launch_at_login, (v) => (draft.launch_at_login = v)),
         check("s-tray", "Closing the window keeps Ferry in the tray", () => draft.close_to_tray, (v) => (draft.close_to_tray = v)),
+        check("s-desktop-proxy", "Send this desktop's apps through Ferry (GNOME proxy settings, while connected in app mode; yours come back on disconnect)", () => draft.desktop_proxy, (v) => (draft.desktop_proxy = v)),
         h("label", { for: "s-mode" }, "Default mode",
           h("select", { id: "s-mode", onchange: (e) => (draft.default_mode = (e.target as HTMLSelectElement).value as TunnelMode) },
             h("option", { value: "app", selected: draft.default_mode === "app" }, "App mode"),
@@ -394,7 +507,42 @@ function settingsScreen(s: Settings): HTMLElement {
         text("u-orbnet", "OrbNET", () => draft.base_urls.orbnet, (v) => (draft.base_urls.orbnet = v)),
         text("u-tunnelbyte", "tunnelbyte", () => draft.base_urls.tunnelbyte, (v) => (draft.base_urls.tunnelbyte = v)),
         text("u-neosc", "NeoSC", () => draft.base_urls.neosc, (v) => (draft.base_urls.neosc = v))),
-      h("button", { type: "submit", id: "save-settings" }, "Save")));
+      h("button", { type: "submit", id: "save-settings" }, "Save")),
+    h("div", { id: "budget-slot" }, budgetSection()),
+    aboutSection(s));
+}
+
+/** Ferry's own licence and those of the parts it is built on (their names and licences). */
+const LICENCES: [string, string][] = [
+  ["Ferry", "MIT OR Apache-2.0"],
+  ["Tauri", "MIT OR Apache-2.0"],
+  ["boringtun (WireGuard)", "BSD-3-Clause"],
+  ["smoltcp (app mode's TCP/IP stack)", "0BSD"],
+  ["tokio, hyper, reqwest, rustls", "MIT OR Apache-2.0"],
+  ["sqlx + SQLite", "MIT OR Apache-2.0 / public domain"],
+  ["WebKitGTK", "LGPL-2.1-or-later, BSD-2-Clause"],
+];
+
+function aboutSection(_s: Settings): HTMLElement {
+  const out = h("textarea", { id: "diagnostics", readonly: true, rows: 8, "aria-label": "Diagnostics report", hidden: true });
+  return h("section", { id: "about", class: "card" },
+    h("h2", {}, "About Ferry"),
+    h("p", { id: "about-version" }, `Version ${state.snapshot?.version ?? "?"}`),
+    h("table", { id: "licences" }, h("tbody", {}, LICENCES.map(([what, lic]) => h("tr", {}, h("td", {}, what), h("td", {}, lic))))),
+    h("p", { class: "caption" }, "The diagnostics report holds versions, the connection state, settings, spend caps and the last 200 log lines; tokens, keys, emails and ids are removed."),
+    h("button", { id: "copy-diagnostics", type: "button", onclick: () => guard(async () => {
+      const text = await call("get_diagnostics");
+      out.value = text;
+      out.hidden = false;
+      try {
+        await navigator.clipboard.writeText(text);
+        flash("Diagnostics copied to the clipboard.");
+      } catch {
+        out.select();
+        flash("Diagnostics shown below: select them and copy.");
+      }
+    }) }, "Copy diagnostics"),
+    out);
 }
 
 // ---- Shell ---------------------------------------------------------------------------------------
@@ -437,6 +585,7 @@ async function reload(): Promise<void> {
   state.mode = state.snapshot.settings.default_mode;
   render();
   await refreshRegions();
+  await refreshInsight();
 }
 
 function patch(update: (s: Snapshot) => void): void {
@@ -476,6 +625,7 @@ async function start(): Promise<void> {
   await on("ferry:history", (hv) => {
     state.history = hv;
     if (state.screen === "history") render();
+    void refreshInsight();
   });
   // Regions and warnings come from the core's one event stream; so do workspace refreshes
   // (the core's NeoSC watcher), so the window polls nothing itself.

@@ -43,6 +43,7 @@ describe("live panel", () => {
     rate_out: 0,
     meter: { kind: "credits", left: 10, burn_per_minute: 0.5, spent: 2 },
     samples: [],
+    cap: null,
   };
   it("credits: left, burn, time left", () => {
     const f = Object.fromEntries(liveFigures(base, 65_000).map((x) => [x.id, x.value]));
@@ -50,6 +51,21 @@ describe("live panel", () => {
     expect(f["credits-left"]).toBe("10");
     expect(f["time-left"]).toBe("20 min");
     expect(f["bytes-in"]).toBe("2.0 KiB · 1.0 KiB/s");
+  });
+  it("what is left of the tightest cap, and the time to it at the burn rate", () => {
+    const none = liveFigures(base, 0);
+    expect(none.find((x) => x.id === "cap-left")).toBeUndefined();
+    const capped = liveFigures({ ...base, cap: { scope: "day", limit: 20, left_at_start: 7, unit: "credits", resets_at_ms: null } }, 0);
+    const f = capped.find((x) => x.id === "cap-left");
+    expect(f?.label).toBe("Left of your day cap");
+    expect(f?.value).toBe("5 credits · 10 min at this rate");
+    const money = liveFigures({
+      ...base,
+      meter: { kind: "quota", cost_millicents: 20_000, currency: "usd", quotas: [] },
+      samples: [{ at_ms: 0, meter: 10_000, bytes: 0 }, { at_ms: 60_000, meter: 20_000, bytes: 0 }],
+      cap: { scope: "session", limit: 50_000, left_at_start: 50_000, unit: "millicents", resets_at_ms: null },
+    }, 60_000).find((x) => x.id === "cap-left");
+    expect(money?.value).toBe("$0.300 · 3 min at this rate");
   });
   it("cost for paid tunnelbyte, none for free", () => {
     const paid = liveFigures({ ...base, meter: { kind: "quota", cost_millicents: 4200, currency: "eur", quotas: [] } }, 0);

@@ -130,7 +130,25 @@ export function liveFigures(live: LiveView, nowMs: number): Figure[] {
   } else if (m.cost_millicents !== null) {
     figures.push({ id: "cost", label: "Cost so far", value: fmt.money(m.cost_millicents, m.currency) });
   }
+  const cap = live.cap;
+  if (cap !== null) {
+    const spent = m.kind === "credits" ? m.spent : (m.cost_millicents ?? 0);
+    const left = Math.max(0, cap.left_at_start - spent);
+    const perMinute = m.kind === "credits" ? m.burn_per_minute : meterPerMinute(live.samples);
+    const amount = cap.unit === "credits" ? `${fmt.credits(left)} credits` : fmt.money(left, m.kind === "quota" ? m.currency : null);
+    const time = perMinute > 0 ? ` · ${fmt.duration((left / perMinute) * 60)} at this rate` : "";
+    figures.push({ id: "cap-left", label: `Left of your ${cap.scope} cap`, value: amount + time });
+  }
   return figures;
+}
+
+/** How fast the meter (tunnelbyte cost) rose over the last minute of samples, per minute. */
+export function meterPerMinute(samples: { at_ms: number; meter: number }[]): number {
+  const last = samples[samples.length - 1];
+  if (last === undefined) return 0;
+  const first = samples.find((s) => last.at_ms - s.at_ms <= 60_000) ?? samples[0]!;
+  const minutes = (last.at_ms - first.at_ms) / 60_000;
+  return minutes > 0 ? Math.max(0, (last.meter - first.meter) / minutes) : 0;
 }
 
 /** One quota bar. */

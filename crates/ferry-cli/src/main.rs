@@ -41,6 +41,8 @@ enum Command {
     Status(cmd::helper::StatusArgs),
     /// End whatever system-mode session runs and clear the block.
     Disconnect(cmd::helper::DisconnectArgs),
+    /// Print a redacted report for support (no tokens, keys, emails or ids).
+    Diagnostics(cmd::diagnostics::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -71,6 +73,7 @@ fn main() -> std::process::ExitCode {
             Command::Budget(a) => cmd::budget::run(a).await,
             Command::Status(a) => cmd::helper::status(a).await,
             Command::Disconnect(a) => cmd::helper::disconnect(a).await,
+            Command::Diagnostics(a) => cmd::diagnostics::run(a).await,
         }
     });
     match result {

@@ -1,6 +1,7 @@
 //! Everything a headless Ferry client needs: service clients, metering, supervisor, store, secrets.
 pub mod app;
 pub mod clock;
+pub mod diagnostics;
 pub mod helper;
 pub mod http;
 pub mod meter;

@@ -333,6 +333,20 @@ async fn the_window_honours_the_stored_budget_and_refuses_a_reached_cap() {
     let mut rx = rig.app.subscribe();
     let region = rig.region(ServiceKind::Orbnet, 0).await;
     rig.connect(region.clone()).await;
+    // The live panel counts down from the cap in force.
+    let live = until(&mut rx, "the live panel", |e| {
+        matches!(e, AppEvent::Live(Some(_)))
+    })
+    .await;
+    let AppEvent::Live(Some(live)) = live else {
+        unreachable!()
+    };
+    let cap = live.cap.expect("the session cap is shown");
+    assert_eq!(
+        (cap.scope.as_str(), cap.unit.as_str()),
+        ("session", "credits")
+    );
+    assert!((cap.left_at_start - 0.11).abs() < 1e-9, "{cap:?}");
     let w = until(
         &mut rx,
         "the cap warning",
@@ -395,4 +409,78 @@ async fn demo_credits(rig: &Rig) -> f64 {
         .unwrap()["credits"]
         .as_f64()
         .unwrap()
+}
+
+fn gsettings(schema: &str, key: &str) -> String {
+    let out = std::process::Command::new("gsettings")
+        .args(["get", schema, key])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[tokio::test]
+async fn the_desktop_proxy_points_at_ferry_while_connected_and_comes_back_after() {
+    // gsettings keeps values across processes only through dconf on a session bus (the test
+    // environment's private one): without it there is nothing real to check.
+    let has_gsettings = std::process::Command::new("gsettings")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none() || !has_gsettings {
+        eprintln!("skipping the desktop proxy test: needs gsettings and a D-Bus session (scripts/desktop-env.sh)");
+        return;
+    }
+    let before_mode = gsettings("org.gnome.system.proxy", "mode");
+    let before_port = gsettings("org.gnome.system.proxy.socks", "port");
+    let rig = Rig::new().await;
+    rig.sign_in_tunnelbyte("free").await;
+    let mut settings = rig.app.snapshot().await.settings;
+    settings.desktop_proxy = true;
+    rig.app.save_settings(settings).await.unwrap();
+    let mut rx = rig.app.subscribe();
+    rig.connect(rig.region(ServiceKind::Tunnelbyte, 0).await)
+        .await;
+    let live = until(
+        &mut rx,
+        "the proxy address",
+        |e| matches!(e, AppEvent::Live(Some(l)) if l.proxy.is_some()),
+    )
+    .await;
+    let AppEvent::Live(Some(live)) = live else {
+        unreachable!()
+    };
+    let socks: std::net::SocketAddr = live.proxy.unwrap().parse().unwrap();
+    // Applied right after the Connected event: await it rather than guess a delay.
+    let deadline = std::time::Instant::now() + WAIT;
+    while gsettings("org.gnome.system.proxy.socks", "port") != socks.port().to_string() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the desktop proxy was never set"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(gsettings("org.gnome.system.proxy", "mode"), "'manual'");
+    assert_eq!(
+        gsettings("org.gnome.system.proxy.socks", "host"),
+        "'127.0.0.1'"
+    );
+    let http_port: u16 = gsettings("org.gnome.system.proxy.http", "port")
+        .parse()
+        .unwrap();
+    assert_ne!(http_port, 0, "the HTTP proxy is set too");
+    rig.app.disconnect().await.unwrap();
+    rig.app.wait_settled(WAIT).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    while gsettings("org.gnome.system.proxy", "mode") != before_mode {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the desktop proxy was never restored"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        gsettings("org.gnome.system.proxy.socks", "port"),
+        before_port
+    );
 }

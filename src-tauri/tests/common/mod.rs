@@ -242,6 +242,25 @@ impl AppSession {
         }
     }
 
+    /// PID of the app binary started for this session (found by its data dir), if running.
+    pub fn app_pid(&self) -> Option<u32> {
+        let binary = Path::new(env!("CARGO_BIN_EXE_ferry-desktop"));
+        let marker = format!("FERRY_DATA_DIR={}", self.data_dir.display());
+        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            if std::fs::read_link(entry.path().join("exe")).ok().as_deref() != Some(binary) {
+                continue;
+            }
+            let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+            if environ.split(|b| *b == 0).any(|v| v == marker.as_bytes()) {
+                return Some(pid);
+            }
+        }
+        None
+    }
+
     /// Resident memory of the app and every process it started (WebKit's web and network
     /// processes), in KiB: the processes whose environment carries this session's data dir,
     /// minus the driver's own. `FERRY_RSS_DETAIL=1` prints each process.

@@ -3,6 +3,7 @@
 pub mod budget;
 pub mod connect;
 pub mod context;
+pub mod diagnostics;
 pub mod helper;
 pub mod history;
 pub mod lab;
@@ -44,12 +45,28 @@ pub fn url_userinfo(s: &str) -> String {
 }
 
 /// Logs go to stderr, filtered by `FERRY_LOG` (default `warn`); stdout stays for command output.
+/// When the data dir exists, `info` and above also go to its `ferry.log` (for `ferry diagnostics`).
 pub fn init_tracing() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
     let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_filter(filter);
+    let file = ferry_core::paths::data_dir(None)
+        .ok()
+        .filter(|d| d.is_dir())
+        .map(|d| {
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(ferry_core::diagnostics::LogFile::new(&d))
+                .with_filter(tracing_subscriber::EnvFilter::new("info"))
+        });
+    let _ = tracing_subscriber::registry()
+        .with(stderr)
+        .with(file)
         .try_init();
 }
 

@@ -1,8 +1,13 @@
-//! `ferry usage`: OrbNET credits, tunnelbyte quota windows and resets, NeoSC active sessions.
+//! `ferry usage`: OrbNET credits, tunnelbyte quota windows and resets, NeoSC active sessions;
+//! with `--by day|region`, what the local history spent per day or per region instead (no
+//! network), with measured rates, the cheapest region and this month's projection.
 
+use chrono::Utc;
+use ferry_core::app::insight;
 use ferry_core::services::orbnet::{codes, Protocol};
-use ferry_core::services::tunnelbyte::Usage;
+use ferry_core::services::tunnelbyte::{format_cost, Usage};
 use ferry_core::services::{ApiError, ServiceKind};
+use ferry_core::store::HistoryQuery;
 use ferry_core::timefmt::format_rfc3339;
 use serde_json::{json, Value};
 
@@ -14,6 +19,9 @@ pub struct Args {
     /// Only this service.
     #[arg(long)]
     pub service: Option<ServiceKind>,
+    /// Spend from the local history per local day or per region, instead of the accounts.
+    #[arg(long, value_enum)]
+    pub by: Option<By>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -21,9 +29,21 @@ pub struct Args {
     pub common: Common,
 }
 
+/// How `ferry usage --by` groups the history.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum By {
+    /// Per local day (sessions count on the day they started).
+    Day,
+    /// Per service and region, with measured rates.
+    Region,
+}
+
 /// Runs `ferry usage`.
 pub async fn run(args: Args) -> anyhow::Result<u8> {
     let ctx = Context::new(&args.common, args.service)?;
+    if let Some(by) = args.by {
+        return spend(&ctx, by, args.service, args.json).await;
+    }
     let services: Vec<ServiceKind> = match args.service {
         Some(s) => vec![s],
         None => {
@@ -166,4 +186,114 @@ async fn neosc(ctx: &Context, json_out: bool) -> anyhow::Result<Value> {
         println!("  active workspace sessions: {}", active.len());
     }
     Ok(json!({ "active_sessions": active.len() }))
+}
+
+/// Rows of the whole history (the store's page size limit).
+const HISTORY_ROWS: u32 = 10_000;
+
+async fn spend(
+    ctx: &Context,
+    by: By,
+    service: Option<ServiceKind>,
+    json_out: bool,
+) -> anyhow::Result<u8> {
+    let store = ctx.store().await?;
+    let records = store
+        .history(&HistoryQuery {
+            limit: HISTORY_ROWS,
+            offset: 0,
+            service,
+        })
+        .await?;
+    let view = insight::insight(&records, Utc::now(), &chrono::Local);
+    let rows = match by {
+        By::Day => &view.by_day,
+        By::Region => &view.by_region,
+    };
+    if json_out {
+        print_json(&json!({
+            "by": match by { By::Day => "day", By::Region => "region" },
+            "rows": rows,
+            "cheapest": view.cheapest,
+            "month": view.month,
+        }));
+        return Ok(0);
+    }
+    if rows.is_empty() {
+        println!("No sessions in the history yet.");
+        return Ok(0);
+    }
+    let money = |mc: u64, cur: Option<&str>| format_cost(mc, cur);
+    match by {
+        By::Day => {
+            println!(
+                "{:<10}  {:>8}  {:>9}  {:>10}  {:>10}  {:>10}",
+                "day", "sessions", "time", "credits", "cost", "traffic"
+            );
+            for r in rows {
+                println!(
+                    "{:<10}  {:>8}  {:>9}  {:>10.2}  {:>10}  {:>10}",
+                    r.label,
+                    r.sessions,
+                    human_secs(r.duration_s),
+                    r.credits,
+                    money(r.cost_millicents, r.currency.as_deref()),
+                    human_bytes(r.bytes)
+                );
+            }
+        }
+        By::Region => {
+            println!(
+                "{:<11} {:<16} {:>8}  {:>9}  {:>10}  {:>10}  {:>10}  rate",
+                "service", "region", "sessions", "time", "credits", "cost", "traffic"
+            );
+            for r in rows {
+                let rate = match (
+                    r.credits_per_minute,
+                    r.millicents_per_gib,
+                    r.millicents_per_hour,
+                ) {
+                    (Some(c), _, _) => format!("{c:.2} credits/min"),
+                    (None, Some(g), _) => {
+                        format!("{}/GiB", money(g.round() as u64, r.currency.as_deref()))
+                    }
+                    (None, None, Some(h)) => {
+                        format!("{}/h", money(h.round() as u64, r.currency.as_deref()))
+                    }
+                    _ => "not measured".into(),
+                };
+                let mark = if view.cheapest.contains(&r.key) {
+                    "  (cheapest)"
+                } else {
+                    ""
+                };
+                println!(
+                    "{:<11} {:<16} {:>8}  {:>9}  {:>10.2}  {:>10}  {:>10}  {rate}{mark}",
+                    r.service.map(|s| s.as_str()).unwrap_or(""),
+                    r.label,
+                    r.sessions,
+                    human_secs(r.duration_s),
+                    r.credits,
+                    money(r.cost_millicents, r.currency.as_deref()),
+                    human_bytes(r.bytes)
+                );
+            }
+        }
+    }
+    for m in &view.month {
+        match m.service {
+            ServiceKind::Orbnet => println!(
+                "This month ({}): {:.2} credits so far, about {:.0} at this pace.",
+                m.month, m.spent_credits, m.projected_credits
+            ),
+            _ => println!(
+                "This month ({}, {}): {} so far, about {} at this pace.",
+                m.month,
+                m.service,
+                money(m.spent_millicents, m.currency.as_deref()),
+                money(m.projected_millicents, m.currency.as_deref())
+            ),
+        }
+    }
+    Ok(0)
 }

@@ -203,6 +203,42 @@ pub struct LiveView {
     pub meter: MeterView,
     /// Chart points over the session (bounded).
     pub samples: Vec<Sample>,
+    /// The spend cap closest to its limit for this session, if any is set.
+    pub cap: Option<CapView>,
+}
+
+/// The spend cap nearest to its limit when the session started: the UI counts down from it
+/// with the session's spend and burn rate ("time to cap").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct CapView {
+    /// `session`, `day` or `month`.
+    pub scope: String,
+    /// Its limit (credits, or millicents of the service's currency).
+    pub limit: f64,
+    /// What was left of it when the session started.
+    pub left_at_start: f64,
+    /// `credits` or `millicents`.
+    pub unit: String,
+    /// When its window resets (unix ms): day and month caps.
+    pub resets_at_ms: Option<i64>,
+}
+
+impl CapView {
+    /// The cap with the least left among `caps`.
+    pub fn tightest(caps: &[crate::meter::caps::Cap]) -> Option<CapView> {
+        caps.iter()
+            .min_by(|a, b| (a.limit - a.before).total_cmp(&(b.limit - b.before)))
+            .map(|c| CapView {
+                scope: c.scope.as_str().to_string(),
+                limit: c.limit,
+                left_at_start: (c.limit - c.before).max(0.0),
+                unit: match c.unit {
+                    crate::meter::caps::CapUnit::Credits => "credits".into(),
+                    crate::meter::caps::CapUnit::Millicents => "millicents".into(),
+                },
+                resets_at_ms: c.resets_at.map(|t| t.timestamp_millis()),
+            })
+    }
 }
 
 /// Sign-in state of one service.
@@ -321,6 +357,8 @@ pub struct HistoryRow {
     pub service: Service,
     /// Region shown name.
     pub region: String,
+    /// The region it names, so the window can show the region's current name.
+    pub region_ref: Option<RegionRef>,
     /// Start (unix ms).
     pub started_ms: i64,
     /// Duration in seconds (so far, if still open).
@@ -354,6 +392,16 @@ pub struct DayTotal {
     pub cost_millicents: u64,
     /// Bytes.
     pub bytes: u64,
+}
+
+/// What launching a workspace gave: the refreshed lists and where to view it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct WorkspaceLaunchView {
+    /// The workspaces and sessions after the launch.
+    pub workspaces: WorkspacesView,
+    /// The address the front end opens in the default browser (`None`: the server gave no
+    /// viewer the client may open).
+    pub open_url: Option<String>,
 }
 
 /// The history screen.
@@ -442,6 +490,9 @@ pub struct Settings {
     pub default_mode: TunnelMode,
     /// Service base URLs.
     pub base_urls: BaseUrls,
+    /// While connected in app mode, point the desktop's proxy settings (GNOME) at Ferry.
+    #[serde(default)]
+    pub desktop_proxy: bool,
 }
 
 impl Default for Settings {
@@ -461,6 +512,7 @@ impl Default for Settings {
             close_to_tray: true,
             default_mode: TunnelMode::App,
             base_urls: BaseUrls::production(),
+            desktop_proxy: false,
         }
     }
 }

@@ -9,7 +9,9 @@
 
 pub mod autostart;
 pub mod contract;
+pub mod desktop_proxy;
 pub mod error;
+pub mod insight;
 pub mod launch;
 pub mod services;
 pub mod settings;
@@ -45,9 +47,9 @@ pub use launch::{
 pub use services::{SecretsMode, Services};
 
 use contract::{
-    AccountView, BaseUrls, ConnectRequest, ConnectionView, HistoryView, Phase, RegionGroup,
-    RegionRef, RegionView, Service, Settings, SignInOutcome, SignInRequest, Snapshot, TunnelMode,
-    WorkspacesView,
+    AccountView, BaseUrls, CapView, ConnectRequest, ConnectionView, HistoryView, Phase,
+    RegionGroup, RegionRef, RegionView, Service, Settings, SignInOutcome, SignInRequest, Snapshot,
+    TunnelMode, WorkspaceLaunchView, WorkspacesView,
 };
 use settings::{check_base_url, validate_settings};
 use tracker::ConnectionTracker;
@@ -82,6 +84,8 @@ pub struct AppOptions {
     pub front_end: String,
     /// The clock of the meter, the watcher and the history rows (injected in tests).
     pub clock: SharedClock,
+    /// Where the front end's log file is (`ferry.log`; the data dir unless the demo moved it).
+    pub log_dir: PathBuf,
 }
 
 impl AppOptions {
@@ -95,6 +99,7 @@ impl AppOptions {
                 .map(|s| Duration::from_secs(s.clamp(1, 3600)))
         };
         AppOptions {
+            log_dir: data_dir.clone(),
             data_dir,
             heartbeat: secs("FERRY_HEARTBEAT_SECS"),
             status_poll: secs("FERRY_STATUS_POLL_SECS").unwrap_or(POLL_INTERVAL),
@@ -254,6 +259,8 @@ impl App {
         if app.signed_in(Service::Neosc) {
             app.start_watcher().await;
         }
+        // A desktop proxy left pointing at a Ferry that crashed goes back to the user's values.
+        app.restore_desktop_proxy().await;
         Ok(app)
     }
 
@@ -520,6 +527,7 @@ impl App {
             if let Some(c) = credits {
                 self.set_credits(c);
             }
+            self.desktop_proxy_follow(&ev, settled).await;
             if matches!(ev, SessionEvent::Connected { .. })
                 || settled
                 || matches!(ev, SessionEvent::SessionEnded { .. })
@@ -842,13 +850,22 @@ impl App {
             .iter()
             .find(|a| a.service == request.region.service)
             .and_then(|a| a.credits);
-        let tracker = ConnectionTracker::new(
+        let mut tracker = ConnectionTracker::new(
             request.region.clone(),
             Some(region.label.clone()),
             request.mode,
             credits,
             now_ms(),
         );
+        // For the live panel only: the launch checks the caps itself (and refuses a reached one).
+        tracker.cap = session_caps(
+            &self.inner.store,
+            request.region.service,
+            SessionCaps::default(),
+        )
+        .await
+        .ok()
+        .and_then(|t| CapView::tightest(t.caps()));
         let view = tracker.connection.clone();
         {
             let mut st = self.lock();
@@ -910,10 +927,14 @@ impl App {
     }
 
     /// Launches a workspace.
-    pub async fn launch_workspace(&self, id: &str) -> Result<WorkspacesView, AppError> {
-        self.neosc().await?.launch(id).await?;
+    pub async fn launch_workspace(&self, id: &str) -> Result<WorkspaceLaunchView, AppError> {
+        let launched = self.neosc().await?.launch(id).await?;
+        let base = self.services().base_url(Service::Neosc)?.to_string();
         self.refresh_watcher().await;
-        self.list_workspaces().await
+        Ok(WorkspaceLaunchView {
+            open_url: launched.viewer_url(&base),
+            workspaces: self.list_workspaces().await?,
+        })
     }
 
     /// Stops a workspace.
@@ -933,6 +954,111 @@ impl App {
     /// Past sessions and daily totals.
     pub async fn history(&self) -> Result<HistoryView, AppError> {
         self.history_view().await
+    }
+
+    /// Points the desktop proxy at Ferry when an app-mode session connects (if the user asked
+    /// for it) and gives the user's values back when the session settles.
+    async fn desktop_proxy_follow(&self, ev: &SessionEvent, settled: bool) {
+        let dir = self.inner.opts.data_dir.clone();
+        if let SessionEvent::Connected {
+            proxy: Some(socks),
+            http_proxy,
+            ..
+        } = ev
+        {
+            if !self.lock().settings.desktop_proxy {
+                return;
+            }
+            let (Ok(socks), http) = (
+                socks.parse::<std::net::SocketAddr>(),
+                http_proxy.as_deref().and_then(|h| h.parse().ok()),
+            ) else {
+                return;
+            };
+            match desktop_proxy::apply(&desktop_proxy::Gsettings, &dir, socks, http).await {
+                Ok(()) => tracing::info!(%socks, "desktop proxy points at Ferry"),
+                Err(e) => tracing::warn!(error = %e, "desktop proxy not set"),
+            }
+        } else if settled {
+            self.restore_desktop_proxy().await;
+        }
+    }
+
+    async fn restore_desktop_proxy(&self) {
+        match desktop_proxy::restore(&desktop_proxy::Gsettings, &self.inner.opts.data_dir).await {
+            Ok(true) => tracing::info!("desktop proxy restored"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "desktop proxy not restored"),
+        }
+    }
+
+    /// The redacted diagnostics report (versions, state, settings, caps, the log's tail):
+    /// no token, key, email or id in it.
+    pub async fn diagnostics(&self) -> String {
+        let snap = self.snapshot().await;
+        let c = &snap.connection;
+        let state = match (&c.region_label, &c.region) {
+            (Some(label), Some(r)) => format!(
+                "{:?} · {} {label} · {:?}",
+                c.phase,
+                r.service.as_str(),
+                c.mode
+            ),
+            _ => format!("{:?}", c.phase),
+        };
+        let mut secrets = Vec::new();
+        for s in Service::ALL {
+            if let Ok(Some(t)) = self.services().token(s).await {
+                secrets.push(t.expose().to_string());
+            }
+        }
+        let budget = self.budget().await.unwrap_or_default();
+        crate::diagnostics::report(&crate::diagnostics::ReportInputs {
+            front_end: self.inner.opts.front_end.clone(),
+            version: snap.version.clone(),
+            state,
+            accounts: snap
+                .accounts
+                .iter()
+                .map(|a| (a.service.as_str().to_string(), a.signed_in))
+                .collect(),
+            settings: serde_json::to_string_pretty(&snap.settings).unwrap_or_default(),
+            budget: serde_json::to_string_pretty(&budget).unwrap_or_default(),
+            data_dir: self.inner.opts.log_dir.clone(),
+            secrets,
+        })
+    }
+
+    /// Spend per local day and per region, measured rates, the cheapest region per service
+    /// and this month's projection, from the whole history.
+    pub async fn insight(&self) -> Result<insight::InsightView, AppError> {
+        let rows = self
+            .inner
+            .store
+            .history(&HistoryQuery {
+                limit: 10_000,
+                ..HistoryQuery::default()
+            })
+            .await?;
+        Ok(insight::insight(
+            &rows,
+            self.inner.clock.wall(),
+            &chrono::Local,
+        ))
+    }
+
+    /// The spend caps in force (empty: none).
+    pub async fn budget(&self) -> Result<crate::meter::caps::Budget, AppError> {
+        load_budget(&self.inner.store).await
+    }
+
+    /// Checks and stores the spend caps (the next session honours them); returns them.
+    pub async fn save_budget(
+        &self,
+        budget: crate::meter::caps::Budget,
+    ) -> Result<crate::meter::caps::Budget, AppError> {
+        save_budget(&self.inner.store, &budget).await?;
+        load_budget(&self.inner.store).await
     }
 
     /// Writes the history as CSV into the data dir; returns the file's path.
@@ -958,6 +1084,9 @@ impl App {
             self.apply_autostart(settings.launch_at_login)?;
         }
         let urls_changed = before.base_urls != settings.base_urls;
+        if before.desktop_proxy && !settings.desktop_proxy {
+            self.restore_desktop_proxy().await;
+        }
         self.store_settings(&settings).await;
         {
             let mut st = self.lock();

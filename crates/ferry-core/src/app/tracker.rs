@@ -24,6 +24,8 @@ pub struct ConnectionTracker {
     credits_at_start: Option<f64>,
     last_traffic: Option<(i64, u64, u64)>,
     last_credits: Option<(f64, f64)>,
+    /// The spend cap nearest to its limit, shown in the live panel.
+    pub cap: Option<super::contract::CapView>,
 }
 
 /// What the window says for an error cause: a code, the cause in words, what to do.
@@ -130,6 +132,7 @@ impl ConnectionTracker {
             credits_at_start: credits,
             last_traffic: None,
             last_credits: None,
+            cap: None,
         }
     }
 
@@ -217,6 +220,7 @@ impl ConnectionTracker {
                     rate_out: 0.0,
                     meter,
                     samples: vec![],
+                    cap: self.cap.clone(),
                 });
                 vec![AppEvent::Live(self.live.clone())]
             }

@@ -103,6 +103,10 @@ pub fn history_row(r: &SessionRecord, now: DateTime<Utc>) -> HistoryRow {
         id: r.id.to_string(),
         service: r.service,
         region: r.location.clone().unwrap_or_default(),
+        region_ref: r
+            .location
+            .as_deref()
+            .and_then(|l| super::insight::region_ref(r.service, l)),
         started_ms: r.connected_at.unwrap_or(r.started_at).timestamp_millis(),
         duration_s: r.connected_secs(now).unwrap_or(0),
         credits_used: r.credits_used,

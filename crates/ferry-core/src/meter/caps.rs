@@ -45,7 +45,7 @@ pub enum CapError {
 }
 
 /// The caps the user set, per service unit. `None`: no cap.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(default)]
 pub struct Budget {
     /// OrbNET credits per session.

@@ -159,6 +159,41 @@ pub struct Launched {
     pub connection_url: Option<String>,
 }
 
+impl Launched {
+    /// Where a browser shows the launched workspace: the server's direct `connection_url`
+    /// when it is https (or http to loopback), else `stream_url` (a viewer path such as
+    /// `/viewer/<id>`, or a URL) resolved against the NeoSC server at `base_url`, kept only on
+    /// that server's origin. `None` when neither gives a safe address.
+    pub fn viewer_url(&self, base_url: &str) -> Option<String> {
+        let base = reqwest::Url::parse(base_url).ok()?;
+        let web = |u: &reqwest::Url| {
+            u.scheme() == "https"
+                || (u.scheme() == "http"
+                    && u.host_str().is_some_and(|h| {
+                        h == "localhost"
+                            || h.trim_matches(['[', ']'])
+                                .parse::<std::net::IpAddr>()
+                                .is_ok_and(|ip| ip.is_loopback())
+                    }))
+        };
+        if let Some(u) = self
+            .connection_url
+            .as_deref()
+            .and_then(|c| reqwest::Url::parse(c.trim()).ok())
+        {
+            if web(&u) {
+                return Some(u.to_string());
+            }
+        }
+        let path = self.stream_url.as_deref()?.trim();
+        if path.is_empty() {
+            return None;
+        }
+        let u = base.join(path).ok()?;
+        (u.origin() == base.origin() && web(&u)).then(|| u.to_string())
+    }
+}
+
 /// A `{"message": ...}` answer (stop, disconnect, logout).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MessageAnswer {
@@ -366,6 +401,48 @@ pub(crate) fn map_error(resp: &RawResponse) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn launched(stream: Option<&str>, direct: Option<&str>) -> Launched {
+        Launched {
+            session_id: "s1".into(),
+            workspace: None,
+            stream_url: stream.map(str::to_string),
+            tunnel_status: String::new(),
+            connection_url: direct.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn the_viewer_opens_on_the_servers_origin_or_a_direct_https_url() {
+        let base = "https://neosc.example.org/api";
+        let v = |s, d| launched(s, d).viewer_url(base);
+        assert_eq!(
+            v(Some("/viewer/s1"), None).as_deref(),
+            Some("https://neosc.example.org/viewer/s1")
+        );
+        assert_eq!(
+            v(Some("/viewer/s1"), Some("https://rdp.example.net/c/1")).as_deref(),
+            Some("https://rdp.example.net/c/1"),
+            "a direct https URL wins"
+        );
+        // Nothing that leaves the server's origin through the viewer path, nor plain http
+        // elsewhere, nor other schemes.
+        assert_eq!(v(Some("https://evil.example/x"), None), None);
+        assert_eq!(v(Some("//evil.example/x"), None), None);
+        assert_eq!(
+            v(Some("/viewer/s1"), Some("http://rdp.example.net/")).as_deref(),
+            Some("https://neosc.example.org/viewer/s1")
+        );
+        assert_eq!(v(None, Some("javascript:alert(1)")), None);
+        assert_eq!(v(Some(""), None), None);
+        assert_eq!(
+            launched(Some("/viewer/s1"), None)
+                .viewer_url("http://127.0.0.1:8080/api")
+                .as_deref(),
+            Some("http://127.0.0.1:8080/viewer/s1"),
+            "the lab on loopback"
+        );
+    }
     use reqwest::header::HeaderMap;
     use reqwest::StatusCode;
 
