@@ -351,6 +351,8 @@ fn connect_all_through_the_helper_meters_blocks_while_reconnecting_and_ends_on_t
         .env_remove("FERRY_ORBNET_TOKEN");
     let mut again = Proc::spawn(again);
     event_line(&mut again, "connected", WAIT);
+    // Metered (as connect_system does) before the user's SIGINT.
+    event_line(&mut again, "heartbeat", WAIT);
     assert_eq!(again.signal_and_wait(libc::SIGINT, WAIT), Some(0));
     let ended = event_line(&mut again, "session_ended", Duration::from_secs(2));
     assert_eq!(ended["reason"], "user_initiated", "{ended}");

@@ -279,8 +279,14 @@ fn one_session_at_a_time_idempotent_disconnect_and_disconnect_all_reaches_the_cl
         // DisconnectAll from another client: the session's client hears it, the block goes.
         drop(opened);
         let opened = a.open(open_req()).await.unwrap();
-        b.disconnect_all().await.unwrap();
-        let ev = tokio::time::timeout(WAIT, a.event()).await.unwrap();
+        // The helper waits for the session's client to end it as the user's disconnect.
+        let (all, ev) = tokio::join!(b.disconnect_all(), async {
+            let ev = tokio::time::timeout(WAIT, a.event()).await.unwrap();
+            assert!(table_exists(&r.ns), "the client ends the session itself");
+            a.disconnect().await.unwrap();
+            ev
+        });
+        all.unwrap();
         assert_eq!(ev, Event::DisconnectRequested);
         assert!(!table_exists(&r.ns));
         assert_eq!(b.status().await.unwrap().state, SessionState::Disconnected);

@@ -27,8 +27,11 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
+
+/// How long `disconnect_all` waits for the session's client to end the session itself.
+pub const DISCONNECT_GRACE: Duration = Duration::from_secs(10);
 
 /// How the helper runs.
 #[derive(Debug, Clone)]
@@ -95,6 +98,8 @@ pub struct Helper {
     cfg: Config,
     rt: tokio::runtime::Handle,
     inner: Mutex<Inner>,
+    /// Signalled when a session ends or loses its client.
+    ended: Condvar,
     next_conn: AtomicU64,
     clients: AtomicUsize,
 }
@@ -145,6 +150,7 @@ impl Helper {
                 session: None,
                 policy: Policy::Open,
             }),
+            ended: Condvar::new(),
             next_conn: AtomicU64::new(1),
             clients: AtomicUsize::new(0),
         });
@@ -233,6 +239,7 @@ impl Helper {
         if let Some(mut s) = inner.session.take() {
             self.teardown(&mut s);
         }
+        self.ended.notify_all();
         if let Err(e) = journal::remove(&self.cfg.journal_dir) {
             tracing::warn!(error = %e, "cannot remove the journal");
         }
@@ -426,26 +433,57 @@ impl Helper {
                 }
             }
             Request::Status => (Response::Status(self.status(&inner)), Vec::new()),
-            Request::DisconnectAll => {
-                let owner = inner
-                    .session
-                    .as_mut()
-                    .and_then(|s| s.owner.take())
-                    .filter(|o| o.conn != conn);
-                if let Some(o) = owner {
-                    let ev = Response::Event {
-                        event: Event::DisconnectRequested,
+            Request::DisconnectAll => self.disconnect_all(inner, conn),
+        }
+    }
+
+    /// Tells the session's client to end cleanly and gives it [`DISCONNECT_GRACE`] to do so
+    /// (its own `disconnect` ends the session: the vendor session first, then the tunnel); then
+    /// (or at once when no client is attached) ends whatever is left and clears the block.
+    fn disconnect_all(
+        &self,
+        mut inner: MutexGuard<'_, Inner>,
+        conn: u64,
+    ) -> (Response, Vec<OwnedFd>) {
+        let owner = inner
+            .session
+            .as_ref()
+            .and_then(|s| s.owner.as_ref())
+            .filter(|o| o.conn != conn)
+            .map(|o| (o.conn, o.writer.clone()));
+        if let Some((owner, writer)) = owner {
+            let ev = Response::Event {
+                event: Event::DisconnectRequested,
+            };
+            let sent = {
+                let w = lock(&writer);
+                proto::write_msg(&*w, &ev, &[])
+            };
+            match sent {
+                Ok(()) => {
+                    let still_ours = |i: &mut Inner| {
+                        i.session
+                            .as_ref()
+                            .and_then(|s| s.owner.as_ref())
+                            .is_some_and(|o| o.conn == owner)
                     };
-                    let w = lock(&o.writer);
-                    if let Err(e) = proto::write_msg(&*w, &ev, &[]) {
-                        tracing::debug!(error = %e, "session client gone");
+                    let (guard, waited) = self
+                        .ended
+                        .wait_timeout_while(inner, DISCONNECT_GRACE, still_ours)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    inner = guard;
+                    if waited.timed_out() {
+                        tracing::warn!(
+                            "the session's client did not disconnect in time; ending it"
+                        );
                     }
                 }
-                match self.end_session(&mut inner) {
-                    Ok(()) => (Response::Ok, Vec::new()),
-                    Err(e) => error(format!("cannot clear the kill switch: {e}")),
-                }
+                Err(e) => tracing::debug!(error = %e, "session client gone"),
             }
+        }
+        match self.end_session(&mut inner) {
+            Ok(()) => (Response::Ok, Vec::new()),
+            Err(e) => error(format!("cannot clear the kill switch: {e}")),
         }
     }
 
@@ -461,6 +499,7 @@ impl Helper {
             return;
         }
         tracing::warn!("the session's client went away without disconnecting; keeping the block");
+        self.ended.notify_all();
         let endpoint = inner.session.as_mut().and_then(|s| {
             s.owner = None;
             self.teardown(s);
@@ -506,14 +545,21 @@ impl Helper {
         }
         let conn = self.next_conn.fetch_add(1, Ordering::SeqCst);
         tracing::debug!(conn, uid = peer.uid, pid = peer.pid, "client connected");
-        self.session_loop(conn, stream);
-        self.detach(conn);
+        let opened = self.session_loop(conn, stream);
+        // The connection is closed: its slot is free even while the cleanup waits for the lock.
         self.clients.fetch_sub(1, Ordering::SeqCst);
+        if opened {
+            self.detach(conn);
+        }
         tracing::debug!(conn, "client gone");
     }
 
-    fn session_loop(self: &Arc<Self>, conn: u64, stream: UnixStream) {
-        let Ok(w) = stream.try_clone() else { return };
+    /// Serves requests until the connection ends; true if it ever asked for a tunnel.
+    fn session_loop(self: &Arc<Self>, conn: u64, stream: UnixStream) -> bool {
+        let mut opened = false;
+        let Ok(w) = stream.try_clone() else {
+            return false;
+        };
         let writer = Arc::new(Mutex::new(w));
         let reply = |resp: &Response, fds: &[std::os::fd::RawFd]| {
             let w = lock(&writer);
@@ -532,7 +578,7 @@ impl Helper {
                 )
                 .is_err()
                 {
-                    return;
+                    return opened;
                 }
             }
             Ok(Request::Hello { version }) => {
@@ -545,7 +591,7 @@ impl Helper {
                     },
                     &[],
                 );
-                return;
+                return opened;
             }
             Ok(_) => {
                 let _ = reply(
@@ -554,7 +600,7 @@ impl Helper {
                     },
                     &[],
                 );
-                return;
+                return opened;
             }
             Err(e) => {
                 let _ = reply(
@@ -563,18 +609,19 @@ impl Helper {
                     },
                     &[],
                 );
-                return;
+                return opened;
             }
         }
         let _ = stream.set_read_timeout(None);
         loop {
             match reader.read_msg::<Request>(&stream) {
                 Ok(req) => {
+                    opened |= matches!(req, Request::Open(_));
                     let (resp, fds) = self.handle(conn, &writer, req);
                     let raw: Vec<_> = fds.iter().map(AsRawFd::as_raw_fd).collect();
                     if let Err(e) = reply(&resp, &raw) {
                         tracing::debug!(error = %e, "reply failed");
-                        return;
+                        return opened;
                     }
                     // Our copies of handed descriptors close here.
                     drop(fds);
@@ -589,7 +636,7 @@ impl Helper {
                     )
                     .is_err()
                     {
-                        return;
+                        return opened;
                     }
                 }
                 Err(e @ ProtoError::TooLarge(_)) => {
@@ -599,9 +646,9 @@ impl Helper {
                         },
                         &[],
                     );
-                    return;
+                    return opened;
                 }
-                Err(_) => return,
+                Err(_) => return opened,
             }
         }
     }
