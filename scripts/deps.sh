@@ -15,6 +15,8 @@ ferry_apt_packages=(
   dbus dbus-x11 dunst gnome-keyring libsecret-tools keyutils
   # tunnel and network tests
   iproute2 iputils-ping wireguard-go wireguard-tools iperf3 procps ethtool
+  # the helper's kill switch (nft) and its leak tests
+  nftables
   # app-mode proxy tests: real clients (plain http via http_proxy), setpriv for another UID
   wget python3 util-linux
   # desktop proxy (gsettings on dconf) for "send this desktop's apps through Ferry"

@@ -387,3 +387,14 @@ pub fn ferry_bin() -> PathBuf {
     );
     bin
 }
+
+/// The `ferry-helper` binary next to the test executable (target/<profile>/ferry-helper).
+pub fn helper_bin() -> PathBuf {
+    let bin = ferry_bin().with_file_name("ferry-helper");
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it with `cargo build -p ferry-helper`",
+        bin.display()
+    );
+    bin
+}

@@ -37,6 +37,10 @@ enum Command {
     History(cmd::history::Args),
     /// Set, show or clear spend caps (per session, day and month).
     Budget(cmd::budget::Args),
+    /// Show what system mode's helper is doing: state, service, region, whether traffic is blocked.
+    Status(cmd::helper::StatusArgs),
+    /// End whatever system-mode session runs and clear the block.
+    Disconnect(cmd::helper::DisconnectArgs),
     /// Print a redacted report for support (no tokens, keys, emails or ids).
     Diagnostics(cmd::diagnostics::Args),
 }
@@ -67,6 +71,8 @@ fn main() -> std::process::ExitCode {
             Command::Sessions(a) => cmd::workspaces::sessions(a).await,
             Command::History(a) => cmd::history::run(a).await,
             Command::Budget(a) => cmd::budget::run(a).await,
+            Command::Status(a) => cmd::helper::status(a).await,
+            Command::Disconnect(a) => cmd::helper::disconnect(a).await,
             Command::Diagnostics(a) => cmd::diagnostics::run(a).await,
         }
     });

@@ -2,6 +2,7 @@
 pub mod app;
 pub mod clock;
 pub mod diagnostics;
+pub mod helper;
 pub mod http;
 pub mod meter;
 pub mod paths;

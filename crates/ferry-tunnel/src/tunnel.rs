@@ -51,6 +51,22 @@ impl Default for SystemOptions {
     }
 }
 
+/// A TUN device and UDP socket set up by someone else (the privileged helper, which also
+/// applied addresses, routes, DNS and the kill switch): the tunnel only runs the data plane.
+#[derive(Debug)]
+pub struct HandedDevice {
+    /// The TUN descriptor.
+    pub tun: std::os::fd::OwnedFd,
+    /// It was opened with `IFF_VNET_HDR` and offloads.
+    pub vnet: bool,
+    /// The interface name.
+    pub ifname: String,
+    /// The UDP socket (bound, with the fwmark).
+    pub socket: std::net::UdpSocket,
+    /// The interface MTU.
+    pub mtu: u16,
+}
+
 /// How the tunnel reaches applications.
 #[derive(Debug)]
 pub enum Mode {
@@ -59,6 +75,8 @@ pub enum Mode {
     /// Decrypted packets go to, and encrypted ones come from, a packet pipe: for a userspace
     /// stack (app mode's proxy, tests). Needs no privileges.
     Pipe(PipeEnd),
+    /// System mode with descriptors handed over by the helper: no system setup here at all.
+    Handed(HandedDevice),
 }
 
 /// Why a tunnel ended.
@@ -129,7 +147,9 @@ async fn resolve(ep: &Endpoint) -> Result<SocketAddr, TunnelError> {
     }
 }
 
-fn udp_socket(
+/// The tunnel's UDP socket: non-blocking, large buffers (forced when allowed), bound to
+/// `listen_port` (any when `None`) in the endpoint's family, with `fwmark` when given.
+pub fn udp_socket(
     endpoint: Option<SocketAddr>,
     listen_port: Option<u16>,
     fwmark: Option<u32>,
@@ -300,6 +320,22 @@ impl Tunnel {
                     stats: stats_tx,
                 };
                 (DataPlane::System(sl), Some(guard), Some(name), local_addr)
+            }
+            Mode::Handed(dev) => {
+                let io = |what| move |source| TunnelError::Io { what, source };
+                dev.socket.set_nonblocking(true).map_err(io("UDP socket"))?;
+                let local_addr = local_addr_of(&dev.socket)?;
+                let tun = TunDevice::from_fd(dev.tun, dev.ifname.clone(), dev.vnet)
+                    .map_err(io("TUN device"))?;
+                let sl = SystemLoop {
+                    engine,
+                    socket: dev.socket,
+                    endpoint,
+                    tun,
+                    mtu: dev.mtu,
+                    stats: stats_tx,
+                };
+                (DataPlane::System(sl), None, Some(dev.ifname), local_addr)
             }
         };
         let task = tokio::spawn(async move {

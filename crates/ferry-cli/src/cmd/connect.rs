@@ -27,7 +27,7 @@ use ferry_core::meter::quota::format_cost;
 use ferry_core::services::orbnet::OrbnetClient;
 use ferry_core::services::ServiceKind;
 use ferry_core::session::event::SessionEvent;
-use ferry_core::session::machine::State;
+use ferry_core::session::machine::{State, TunnelMode};
 use ferry_core::session::wg_tunnels::WgTunnels;
 use ferry_core::store::Store;
 use ferry_tunnel::proxy::{Access, Credentials};
@@ -155,6 +155,7 @@ pub async fn run(args: Args) -> anyhow::Result<u8> {
             proxy,
             any_port_if_taken: args.proxy.is_none(),
             access: access.clone(),
+            helper: Default::default(),
         },
         heartbeat: args.heartbeat_secs.map(Duration::from_secs),
         status_poll: args.poll_secs.map(|s| Duration::from_secs(s.max(1))),
@@ -255,7 +256,11 @@ struct ChildSpec {
 /// Connects, shows events, and disconnects on a signal or when the command exits.
 async fn drive(launched: Launched, mut out: Output, spec: ChildSpec) -> anyhow::Result<u8> {
     let Launched {
-        handle, task, lock, ..
+        handle,
+        task,
+        lock,
+        helper,
+        ..
     } = launched;
     let mut events = handle.subscribe();
     let mut state = handle.state();
@@ -286,6 +291,8 @@ async fn drive(launched: Launched, mut out: Output, spec: ChildSpec) -> anyhow::
             },
             _ = sigint.recv() => handle.disconnect(),
             _ = sigterm.recv() => handle.disconnect(),
+            // `ferry disconnect` from another process: the user's disconnect.
+            _ = helper.disconnect_requested() => handle.disconnect(),
             status = wait_child(&mut child) => {
                 let (code, text) = match status {
                     Ok(s) => (exit_code_of(s), s.to_string()),
@@ -300,7 +307,12 @@ async fn drive(launched: Launched, mut out: Output, spec: ChildSpec) -> anyhow::
                 if changed.is_err() { break 1; }
                 let s = state.borrow_and_update().clone();
                 match s {
-                    State::Disconnected => break 0,
+                    State::Disconnected => {
+                        // The user's disconnect: the helper (system mode) clears its block
+                        // before this process exits.
+                        helper.apply(s.network_policy(TunnelMode::System { endpoint: None })).await;
+                        break 0;
+                    }
                     State::Error { cause } => {
                         // Drain what is already queued (the Failed event) before leaving.
                         while let Ok(ev) = events.try_recv() {
@@ -312,6 +324,10 @@ async fn drive(launched: Launched, mut out: Output, spec: ChildSpec) -> anyhow::
                         // The Failed event printed it already: say it once.
                         if ended_cause.is_none() {
                             out.error(&cause.to_string());
+                        }
+                        if helper.is_active().await {
+                            helper.keep_blocking();
+                            out.notice("system mode: traffic stays blocked until `ferry disconnect`");
                         }
                         break cause.exit_code();
                     }

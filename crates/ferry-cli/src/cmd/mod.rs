@@ -4,6 +4,7 @@ pub mod budget;
 pub mod connect;
 pub mod context;
 pub mod diagnostics;
+pub mod helper;
 pub mod history;
 pub mod lab;
 pub mod login;

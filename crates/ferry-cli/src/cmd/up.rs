@@ -93,6 +93,9 @@ pub async fn run(args: Args) -> anyhow::Result<u8> {
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let started = Instant::now();
+    if args.all && ferry_core::helper::use_helper() {
+        return run_via_helper(args, config, started, sigint, sigterm).await;
+    }
     let (mode, proxy) = if args.all {
         let mode = Mode::System(SystemOptions {
             ifname: args.interface.clone(),
@@ -167,6 +170,91 @@ pub async fn run(args: Args) -> anyhow::Result<u8> {
         TunnelEnd::Down => Ok(0),
         TunnelEnd::Failed(why) => {
             eprintln!("ferry up: tunnel failed: {why}");
+            Ok(1)
+        }
+    }
+}
+
+/// `ferry up --all` without CAP_NET_ADMIN: the helper sets up the system and the kill switch,
+/// this process runs the data plane. SIGINT/SIGTERM and `ferry disconnect` are the user's
+/// disconnect (the block is cleared); a failure keeps the block until then.
+async fn run_via_helper(
+    args: Args,
+    config: WgConfig,
+    started: Instant,
+    mut sigint: tokio::signal::unix::Signal,
+    mut sigterm: tokio::signal::unix::Signal,
+) -> anyhow::Result<u8> {
+    let helper = ferry_core::helper::connect().await?;
+    let label = ferry_helper::proto::Label {
+        service: "wireguard".into(),
+        region: args
+            .config
+            .file_stem()
+            .map(|s| s.to_string_lossy().chars().take(64).collect())
+            .unwrap_or_default(),
+    };
+    let info = ferry_core::helper::SessionInfo {
+        label,
+        ..Default::default()
+    };
+    let tunnel = ferry_core::helper::tunnel_via_helper(&helper, config, &args.interface, info)
+        .await
+        .context("bringing the tunnel up through the Ferry helper")?;
+    println!(
+        "up: system mode through ferry-helper on {}, UDP {}",
+        tunnel.interface().unwrap_or("?"),
+        tunnel.local_addr()
+    );
+    enum End {
+        User,
+        Tunnel(TunnelEnd),
+        HelperLost,
+    }
+    let mut handshake_reported = false;
+    let interval = Duration::from_secs(args.stats_interval.max(1));
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    let end = loop {
+        tokio::select! {
+            _ = sigint.recv() => break End::User,
+            _ = sigterm.recv() => break End::User,
+            _ = helper.event() => break End::User,
+            _ = helper.lost() => break End::HelperLost,
+            end = tunnel.closed() => break End::Tunnel(end),
+            r = tunnel.wait_first_handshake(Duration::from_secs(3600)), if !handshake_reported => {
+                handshake_reported = true;
+                if let Ok(s) = r {
+                    // Only the tunnel may carry traffic from here on.
+                    helper.handshake().await.context("reporting the handshake to the helper")?;
+                    println!("handshake: completed {} ms after start | {}", started.elapsed().as_millis(), stats_line(&s));
+                }
+            }
+            _ = ticker.tick(), if args.stats_interval > 0 => println!("{}", stats_line(&tunnel.stats())),
+        }
+    };
+    let last = tunnel.stats();
+    match end {
+        End::User => {
+            let _ = tunnel.down().await;
+            helper
+                .disconnect()
+                .await
+                .context("clearing the kill switch")?;
+            println!("down: {}", stats_line(&last));
+            Ok(0)
+        }
+        End::Tunnel(e) => {
+            println!("down: {}", stats_line(&last));
+            eprintln!(
+                "ferry up: tunnel ended ({e:?}); traffic stays blocked until `ferry disconnect`"
+            );
+            Ok(1)
+        }
+        End::HelperLost => {
+            let _ = tunnel.down().await;
+            eprintln!(
+                "ferry up: lost the Ferry helper; traffic stays blocked until `ferry disconnect`"
+            );
             Ok(1)
         }
     }

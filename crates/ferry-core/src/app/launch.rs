@@ -14,11 +14,12 @@ use crate::meter::credits::CreditsConfig;
 use crate::meter::quota::POLL_INTERVAL;
 use crate::services::ServiceKind;
 use crate::session::instance::{InstanceLock, InstanceLockError};
+use crate::session::machine::{State, TunnelMode};
 use crate::session::orbnet::{OrbnetProvider, OrbnetSettings};
 use crate::session::recover::{reconcile_orbnet, reconcile_tunnelbyte, Recovered};
 use crate::session::supervisor::{self, SupervisorHandle};
 use crate::session::tunnelbyte::{TunnelbyteProvider, TunnelbyteSettings};
-use crate::session::wg_tunnels::WgTunnels;
+use crate::session::wg_tunnels::{HelperLink, WgTunnels};
 use crate::store::Store;
 
 use super::error::AppError;
@@ -146,6 +147,9 @@ pub struct Launched {
     pub recovered: Recovered,
     /// Held until the session is over.
     pub lock: InstanceLock,
+    /// System mode's link to the privileged helper: the front end disconnects when
+    /// [`HelperLink::disconnect_requested`] fires (`ferry disconnect` from another process).
+    pub helper: HelperLink,
 }
 
 impl std::fmt::Debug for Launched {
@@ -183,6 +187,17 @@ pub async fn launch(
             service = %spec.service,
             "test timing knobs ignored: they apply only to a service on loopback"
         );
+    }
+    let helper = spec.tunnels.helper.clone();
+    helper.set_label(ferry_helper::proto::Label {
+        service: spec.service.as_str().to_string(),
+        region: spec.target.clone().unwrap_or_default(),
+    });
+    let system = spec.tunnels.system;
+    if system {
+        if let Ok(url) = services.base_url(spec.service) {
+            helper.set_api(crate::helper::api_servers(url).await);
+        }
     }
     let (handle, task, recovered) = match spec.service {
         ServiceKind::Orbnet => {
@@ -235,10 +250,33 @@ pub async fn launch(
             ))
         }
     };
+    if system {
+        spawn_policy_port(&handle, helper.clone());
+    }
     Ok(Launched {
         handle,
         task,
         recovered,
         lock,
+        helper,
     })
+}
+
+/// The supervisor's state, as network policy, to the helper: the tunnel's own life moves the
+/// helper's block between endpoint-only and tunnel-only; reaching `Disconnected` (the user's
+/// disconnect, policy `Open`) clears it. Ends with the supervisor.
+fn spawn_policy_port(handle: &SupervisorHandle, link: HelperLink) {
+    let mut state = handle.state();
+    tokio::spawn(async move {
+        loop {
+            let s = state.borrow_and_update().clone();
+            if matches!(s, State::Disconnected) {
+                link.apply(s.network_policy(TunnelMode::System { endpoint: None }))
+                    .await;
+            }
+            if state.changed().await.is_err() {
+                break;
+            }
+        }
+    });
 }

@@ -124,6 +124,8 @@ struct Running {
     /// The supervisor task; it ends by itself once its last handle is gone.
     _task: JoinHandle<()>,
     pump: JoinHandle<()>,
+    /// System mode through the helper: `ferry disconnect` from another process disconnects.
+    helper_watch: JoinHandle<()>,
     /// The per-user instance lock, released (synchronously) when the session is dropped.
     _lock: crate::session::instance::InstanceLock,
 }
@@ -131,6 +133,7 @@ struct Running {
 impl Drop for Running {
     fn drop(&mut self) {
         self.pump.abort();
+        self.helper_watch.abort();
     }
 }
 
@@ -816,6 +819,7 @@ impl App {
                 proxy: o.proxy,
                 any_port_if_taken: true,
                 access: Default::default(),
+                helper: Default::default(),
             },
             heartbeat: o.heartbeat,
             status_poll: Some(o.status_poll),
@@ -876,15 +880,25 @@ impl App {
         self.emit(AppEvent::Connection(view.clone()));
         self.emit(AppEvent::Live(None));
         let Launched {
-            handle, task, lock, ..
+            handle,
+            task,
+            lock,
+            helper,
+            ..
         } = launched;
         let rx = handle.subscribe();
         handle.connect();
         let pump = tokio::spawn(self.clone().pump(rx, generation));
+        let watched = handle.clone();
+        let helper_watch = tokio::spawn(async move {
+            helper.disconnect_requested().await;
+            watched.disconnect();
+        });
         *running = Some(Running {
             handle,
             _task: task,
             pump,
+            helper_watch,
             _lock: lock,
         });
         Ok(view)

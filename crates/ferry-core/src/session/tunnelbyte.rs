@@ -453,6 +453,7 @@ mod tests {
             proxy,
             any_port_if_taken: false,
             access: Default::default(),
+            helper: Default::default(),
         }
     }
 

@@ -1,5 +1,11 @@
 //! The real [`TunnelFactory`]: `ferry-tunnel` in app mode (userspace stack behind local SOCKS5 and
 //! HTTP CONNECT proxies) or system mode (TUN, routes, DNS). The CLI and the desktop app share it.
+//!
+//! System mode without CAP_NET_ADMIN goes through the privileged helper ([`HelperLink`]): one
+//! control connection per user-level session (kept across reconnects), the helper's kill
+//! switch following the tunnel's life (endpoint only until the first handshake is acked, only
+//! the tunnel after, endpoint only again while reconnecting or after an error), cleared only by
+//! [`HelperLink::apply`] with [`NetworkPolicy::Open`] (the user's disconnect).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -10,8 +16,10 @@ use ferry_tunnel::tunnel::{Mode, SystemOptions, Tunnel, TunnelEnd};
 use ferry_tunnel::wgconf::WgConfig;
 use tokio::sync::watch;
 
-use super::machine::ErrorCause;
+use super::machine::{ErrorCause, NetworkPolicy};
 use super::ports::{TunnelFactory, TunnelHandle};
+use ferry_helper::client::Helper;
+use ferry_helper::proto::{Event, Label};
 use ferry_tunnel::error::TunnelError;
 use ferry_tunnel::system::SystemError;
 
@@ -29,6 +37,118 @@ pub struct WgTunnels {
     /// App mode: who may use the proxies (the default: only this process's UID, on loopback;
     /// a non-loopback `proxy` needs credentials).
     pub access: Access,
+    /// System mode through the privileged helper (used when this process lacks CAP_NET_ADMIN).
+    pub helper: HelperLink,
+}
+
+/// The user-level session's control connection to the privileged helper, shared by the tunnel
+/// factory (which opens tunnels through it) and the front end (which passes on the user's
+/// disconnect and hears `ferry disconnect` from other processes).
+#[derive(Debug, Clone, Default)]
+pub struct HelperLink {
+    conn: Arc<tokio::sync::Mutex<Option<Arc<Helper>>>>,
+    label: Arc<Mutex<Label>>,
+    api: Arc<Mutex<Vec<SocketAddr>>>,
+    held: Arc<std::sync::atomic::AtomicBool>,
+    requested: Arc<tokio::sync::Notify>,
+}
+
+impl HelperLink {
+    /// A link whose sessions `ferry status` shows as `label`.
+    pub fn new(label: Label) -> Self {
+        let link = Self::default();
+        if let Ok(mut l) = link.label.lock() {
+            *l = label;
+        }
+        link
+    }
+
+    /// Sets what `ferry status` shows for the sessions opened from now on.
+    pub fn set_label(&self, label: Label) {
+        if let Ok(mut l) = self.label.lock() {
+            *l = label;
+        }
+    }
+
+    /// Sets the services' API servers, let through the block while reconnecting.
+    pub fn set_api(&self, api: Vec<SocketAddr>) {
+        if let Ok(mut a) = self.api.lock() {
+            *a = api;
+        }
+    }
+
+    fn info(&self) -> crate::helper::SessionInfo {
+        crate::helper::SessionInfo {
+            label: self.label(),
+            allow_lan: false,
+            api: self.api.lock().map(|a| a.clone()).unwrap_or_default(),
+        }
+    }
+
+    fn label(&self) -> Label {
+        self.label.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// The live connection, or a new one (after a first use or a lost helper).
+    async fn get(&self) -> Result<Arc<Helper>, crate::helper::ClientError> {
+        let mut slot = self.conn.lock().await;
+        if let Some(h) = slot.as_ref().filter(|h| !h.is_lost()) {
+            return Ok(h.clone());
+        }
+        let h = Arc::new(crate::helper::connect().await?);
+        let (h2, requested) = (h.clone(), self.requested.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                Event::DisconnectRequested = h2.event() => requested.notify_waiters(),
+                _ = h2.lost() => {}
+            }
+        });
+        *slot = Some(h.clone());
+        Ok(h)
+    }
+
+    /// The session ended in an error and this front end is leaving: from now on
+    /// [`HelperLink::apply`] keeps the block (the supervisor's shutdown passes through
+    /// `Disconnected`, which is not the user's disconnect). Only `ferry disconnect` clears it.
+    pub fn keep_blocking(&self) {
+        self.held.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// True while a control connection to the helper is open (a system-mode session through it
+    /// that the user has not disconnected).
+    pub async fn is_active(&self) -> bool {
+        self.conn
+            .lock()
+            .await
+            .as_ref()
+            .is_some_and(|h| !h.is_lost())
+    }
+
+    /// Resolves when another process (`ferry disconnect`) asked the helper to end the session:
+    /// the front end then disconnects as the user would.
+    pub async fn disconnect_requested(&self) {
+        self.requested.notified().await;
+    }
+
+    /// Passes the supervisor's network policy on. The tunnel's own life already moves the
+    /// helper between endpoint-only and tunnel-only; [`NetworkPolicy::Open`] (the user's
+    /// disconnect) is the one that clears the block, and only it: a front end that exits in an
+    /// error without it leaves the block in place until `ferry disconnect`.
+    pub async fn apply(&self, policy: NetworkPolicy) {
+        if policy != NetworkPolicy::Open {
+            return;
+        }
+        if self.held.load(std::sync::atomic::Ordering::SeqCst) {
+            tracing::info!("the session ended in an error: the helper keeps blocking");
+            return;
+        }
+        let taken = self.conn.lock().await.take();
+        if let Some(h) = taken {
+            if let Err(e) = h.disconnect().await {
+                tracing::warn!(error = %e, "clearing the helper's block");
+            }
+        }
+    }
 }
 
 /// A running tunnel and, in app mode, its proxies. The tunnel sits behind an `Arc` so waits on
@@ -38,6 +158,7 @@ pub struct WgTunnel {
     going_down: watch::Sender<bool>,
     proxy: Option<AppProxy>,
     last: Mutex<(u64, u64)>,
+    helper: Option<Arc<Helper>>,
 }
 
 async fn start_proxy(
@@ -114,6 +235,9 @@ impl TunnelFactory for WgTunnels {
     type Tunnel = WgTunnel;
 
     async fn up(&self, config: WgConfig) -> Result<WgTunnel, ErrorCause> {
+        if self.system && crate::helper::use_helper() {
+            return self.up_via_helper(config).await;
+        }
         let (mode, proxy) = if self.system {
             (Mode::System(SystemOptions::default()), None)
         } else {
@@ -137,7 +261,41 @@ impl TunnelFactory for WgTunnels {
             going_down: watch::channel(false).0,
             proxy,
             last: Mutex::new((0, 0)),
+            helper: None,
         })
+    }
+}
+
+impl WgTunnels {
+    async fn up_via_helper(&self, config: WgConfig) -> Result<WgTunnel, ErrorCause> {
+        use crate::helper::{ClientError, HelperTunnelError};
+        let no_helper = |e: &ClientError| {
+            matches!(
+                e,
+                ClientError::NotRunning { .. } | ClientError::NoPermission { .. }
+            )
+        };
+        let helper = match self.helper.get().await {
+            Ok(h) => h,
+            Err(e) if no_helper(&e) => return Err(ErrorCause::NoPrivileges(e.to_string())),
+            Err(e) => return Err(ErrorCause::Tunnel(e.to_string())),
+        };
+        let info = self.helper.info();
+        match crate::helper::tunnel_via_helper(&helper, config, "ferry0", info).await {
+            Ok(tunnel) => Ok(WgTunnel {
+                slot: Mutex::new(Some(Arc::new(tunnel))),
+                going_down: watch::channel(false).0,
+                proxy: None,
+                last: Mutex::new((0, 0)),
+                helper: Some(helper),
+            }),
+            Err(HelperTunnelError::Helper(ClientError::Refused(m))) if m.contains("group") => {
+                Err(ErrorCause::NoPrivileges(m))
+            }
+            Err(e) => Err(ErrorCause::Tunnel(format!(
+                "cannot bring the tunnel up through the helper: {e}"
+            ))),
+        }
     }
 }
 
@@ -177,9 +335,17 @@ impl TunnelHandle for WgTunnel {
             return Err("the tunnel is down".into());
         };
         tokio::select! {
-            r = t.wait_first_handshake(timeout) => r.map(|_| ()).map_err(|e| e.to_string()),
-            _ = self.until_down() => Err("the tunnel was taken down".into()),
+            r = t.wait_first_handshake(timeout) => r.map(|_| ()).map_err(|e| e.to_string())?,
+            _ = self.until_down() => return Err("the tunnel was taken down".into()),
         }
+        // Through the helper: only once it has switched the block to the tunnel may the
+        // session (and its meter) start.
+        if let Some(h) = &self.helper {
+            h.handshake()
+                .await
+                .map_err(|e| format!("the helper did not take the handshake: {e}"))?;
+        }
+        Ok(())
     }
 
     fn traffic(&self) -> (u64, u64) {
@@ -210,11 +376,18 @@ impl TunnelHandle for WgTunnel {
         let Some(t) = self.get() else {
             return "the tunnel went down".into();
         };
+        let helper_lost = async {
+            match &self.helper {
+                Some(h) => h.lost().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             end = t.closed() => match end {
                 TunnelEnd::Down => "the tunnel went down".into(),
                 TunnelEnd::Failed(why) => why,
             },
+            _ = helper_lost => "lost the connection to the Ferry helper".into(),
             _ = self.until_down() => "the tunnel was taken down".into(),
         }
     }
@@ -227,7 +400,19 @@ impl TunnelHandle for WgTunnel {
             p.shutdown();
         }
         let taken = self.slot.lock().ok().and_then(|mut s| s.take());
-        let Some(mut t) = taken else { return };
+        let Some(t) = taken else { return };
+        self.release(t).await;
+        // Through the helper: routes and DNS go, the block returns to the endpoint.
+        if let Some(h) = &self.helper {
+            if let Err(e) = h.close().await {
+                tracing::debug!(error = %e, "helper close (session already ended?)");
+            }
+        }
+    }
+}
+
+impl WgTunnel {
+    async fn release(&self, mut t: Arc<Tunnel>) {
         // Waits that hold a clone let go at once (they watch `going_down`).
         for _ in 0..500 {
             match Arc::try_unwrap(t) {
@@ -274,6 +459,7 @@ mod tests {
             proxy,
             any_port_if_taken,
             access: Access::default(),
+            helper: HelperLink::default(),
         }
     }
 

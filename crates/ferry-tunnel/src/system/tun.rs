@@ -130,6 +130,27 @@ impl TunDevice {
         Ok(dev)
     }
 
+    /// Wraps a TUN descriptor opened elsewhere (by the privileged helper, handed over with
+    /// `SCM_RIGHTS`): `name` and `vnet` must say how it was opened. The descriptor is made
+    /// non-blocking.
+    pub fn from_fd(fd: OwnedFd, name: String, vnet: bool) -> io::Result<Self> {
+        // SAFETY: F_GETFL/F_SETFL on a descriptor we own.
+        let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+        if flags < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: as above.
+        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Self { fd, name, vnet })
+    }
+
+    /// Gives up the descriptor (to hand it to another process).
+    pub fn into_fd(self) -> OwnedFd {
+        self.fd
+    }
+
     /// True if every packet read or written starts with a virtio-net header
     /// ([`crate::system::offload::VnetHdr`]) and TSO offloads are on.
     pub fn vnet(&self) -> bool {
