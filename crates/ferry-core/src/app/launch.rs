@@ -16,6 +16,7 @@ use crate::services::ServiceKind;
 use crate::session::instance::{InstanceLock, InstanceLockError};
 use crate::session::orbnet::{OrbnetProvider, OrbnetSettings};
 use crate::session::recover::{reconcile_orbnet, reconcile_tunnelbyte, Recovered};
+use crate::session::sleep;
 use crate::session::supervisor::{self, SupervisorHandle};
 use crate::session::tunnelbyte::{TunnelbyteProvider, TunnelbyteSettings};
 use crate::session::wg_tunnels::WgTunnels;
@@ -208,7 +209,8 @@ pub async fn launch(
             };
             let provider =
                 OrbnetProvider::new(client, spec.tunnels, store, clock.clone(), settings);
-            let (handle, task) = supervisor::spawn(provider, clock);
+            let sleep = sleep::system_signals(clock.clone()).await;
+            let (handle, task) = supervisor::spawn_with_sleep(provider, clock, Some(sleep));
             (handle, task, recovered)
         }
         ServiceKind::Tunnelbyte => {
@@ -226,7 +228,8 @@ pub async fn launch(
             };
             let provider =
                 TunnelbyteProvider::new(client, spec.tunnels, store, clock.clone(), settings);
-            let (handle, task) = supervisor::spawn(provider, clock);
+            let sleep = sleep::system_signals(clock.clone()).await;
+            let (handle, task) = supervisor::spawn_with_sleep(provider, clock, Some(sleep));
             (handle, task, recovered)
         }
         ServiceKind::Neosc => {

@@ -114,6 +114,7 @@ pub struct OrbnetLive<H> {
     session_id: String,
     row: i64,
     start: StartInfo,
+    /// Awake-clock instant of the start.
     started_at: BootInstant,
 }
 
@@ -156,7 +157,8 @@ impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> OrbnetProvider<A, T, L> {
                 .api
                 .start(&session_id, prep.server_id, "wireguard")
                 .await;
-            let now = self.clock.now();
+            // Billed durations run on the awake clock (a suspend is not connected time).
+            let now = self.clock.awake();
             match res {
                 Ok(info) => return Ok((session_id, row, info, now)),
                 Err(CreditsApiError::SessionAlreadyActive) if attempt == 0 => {
@@ -205,7 +207,7 @@ impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> OrbnetProvider<A, T, L> {
     ) {
         tunnel.down().await;
         let (rx_bytes, tx_bytes) = tunnel.traffic();
-        let secs = self.clock.now().saturating_since(started_at).as_secs();
+        let secs = self.clock.awake().saturating_since(started_at).as_secs();
         let secs = u32::try_from(secs.clamp(1, 300)).unwrap_or(1);
         let summary = match self
             .api
@@ -250,11 +252,15 @@ impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> OrbnetProvider<A, T, L> {
                 active.session_id
             )));
         };
-        let secs = stale_secs(ours.last_ack_at, self.clock.wall());
-        info!(session = %active.session_id, secs, "ending a stale session of ours");
+        let downtime = downtime_secs(ours.last_ack_at, self.clock.wall());
+        info!(
+            session = %active.session_id,
+            downtime_secs = downtime,
+            "ending a stale session of ours (its downtime is not billed)"
+        );
         match self
             .api
-            .end(&active.session_id, secs, DisconnectReason::Error)
+            .end(&active.session_id, LEFTOVER_SECS, DisconnectReason::Error)
             .await
         {
             Ok(_) | Err(CreditsApiError::SessionNotFound) => {}
@@ -267,15 +273,19 @@ impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> OrbnetProvider<A, T, L> {
     }
 }
 
-/// Seconds to report when ending a session left over from an earlier run: the wall time since
-/// its last acknowledged heartbeat, clamped to the API's 1..=300 (the boot clock does not
-/// survive a restart; anything beyond 300 s the server's watchdog would have cut anyway).
-pub fn stale_secs(
+/// `seconds_since_last` to report when ending a session left over from an earlier run (a crash,
+/// a kill): the API's minimum. The time since its last acknowledged heartbeat is mostly downtime
+/// (Ferry was not running, nothing was metered); the part that was not (at most one heartbeat
+/// interval before the crash) cannot be told apart from it, and billing downtime is worse than
+/// under-reporting those few seconds. The wall time is logged, never billed.
+pub const LEFTOVER_SECS: u32 = 1;
+
+/// Wall time since a leftover session's last acknowledged heartbeat (for logs), in seconds.
+pub fn downtime_secs(
     last_ack: Option<chrono::DateTime<chrono::Utc>>,
     now: chrono::DateTime<chrono::Utc>,
-) -> u32 {
-    let secs = last_ack.map_or(1, |t| (now - t).num_seconds());
-    u32::try_from(secs.clamp(1, 300)).unwrap_or(1)
+) -> i64 {
+    last_ack.map_or(0, |t| (now - t).num_seconds().max(0))
 }
 
 impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> Provider for OrbnetProvider<A, T, L> {
@@ -881,7 +891,9 @@ mod tests {
         let r = reconcile_orbnet(&*api, &*ledger, &clock).await;
         assert_eq!(r.closed, 2);
         assert_eq!(r.ended_on_server, 1);
-        assert!(lines(&api).contains(&"end crashed 42 error".to_string()));
+        // Ended at once, reporting none of the 42 s it was orphaned (1 s is the API's minimum).
+        assert!(lines(&api).contains(&"end crashed 1 error".to_string()));
+        assert!(!lines(&api).iter().any(|l| l.starts_with("heartbeat")));
         assert!(ledger
             .rows()
             .iter()

@@ -11,6 +11,7 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::event::SessionEvent;
 use super::machine::{step, Action, ErrorCause, Input, State};
+use super::sleep::{slept_through, SleepGuard, SleepSignal, SleepSignals};
 use crate::clock::SharedClock;
 use crate::meter::credits_driver::DisconnectReason;
 
@@ -142,8 +143,20 @@ impl SupervisorHandle {
     }
 }
 
-/// Starts a supervisor task for `provider`; it runs until every handle is dropped.
+/// Starts a supervisor task for `provider` that is told nothing about sleep (tests, front ends
+/// without a session); it runs until every handle is dropped.
 pub fn spawn<P: Provider>(provider: P, clock: SharedClock) -> (SupervisorHandle, JoinHandle<()>) {
+    spawn_with_sleep(provider, clock, None)
+}
+
+/// Starts a supervisor task for `provider` that ends the session for sleep and starts a new one
+/// on resume, as `sleep` reports (see [`crate::session::sleep`]); it runs until every handle is
+/// dropped.
+pub fn spawn_with_sleep<P: Provider>(
+    provider: P,
+    clock: SharedClock,
+    sleep: Option<SleepSignals>,
+) -> (SupervisorHandle, JoinHandle<()>) {
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (events, _) = broadcast::channel(1024);
     let (state_tx, state_rx) = watch::channel(State::Disconnected);
@@ -157,6 +170,9 @@ pub fn spawn<P: Provider>(provider: P, clock: SharedClock) -> (SupervisorHandle,
         meter: None,
         watcher: None,
         inputs: mpsc::unbounded_channel(),
+        sleep,
+        sleep_guard: None,
+        asleep_at_connect: Duration::ZERO,
     };
     let task = tokio::spawn(sup.run(cmd_rx).instrument(info_span!("supervisor")));
     (
@@ -204,6 +220,26 @@ struct Supervisor<P: Provider> {
         mpsc::UnboundedSender<Msg<P>>,
         mpsc::UnboundedReceiver<Msg<P>>,
     ),
+    /// Sleep and resume reports, when watched.
+    sleep: Option<SleepSignals>,
+    /// Held from `PrepareForSleep(true)` until nothing runs any more (then the machine sleeps).
+    sleep_guard: Option<SleepGuard>,
+    /// [`crate::clock::Clock::asleep`] when the state last became `Connected`.
+    asleep_at_connect: Duration,
+}
+
+async fn next_sleep_signal(sleep: &mut Option<SleepSignals>) -> Option<SleepSignal> {
+    match sleep {
+        Some(rx) => match rx.recv().await {
+            Some(s) => Some(s),
+            None => {
+                // The sources are gone: stop polling them.
+                *sleep = None;
+                None
+            }
+        },
+        None => std::future::pending().await,
+    }
 }
 
 enum Msg<P: Provider> {
@@ -227,8 +263,25 @@ impl<P: Provider> Supervisor<P> {
                         Input::Established
                     }
                 },
+                Some(signal) = next_sleep_signal(&mut self.sleep) => match signal {
+                    SleepSignal::Preparing(guard) => {
+                        self.sleep_guard = Some(guard);
+                        Input::Sleep
+                    }
+                    SleepSignal::Resumed => {
+                        // Resumed: whatever was held for the sleep is of no use any more.
+                        self.sleep_guard = None;
+                        let connected = matches!(*self.state_tx.borrow(), State::Connected { .. });
+                        if connected && slept_through(self.asleep_at_connect, self.clock.asleep()) {
+                            Input::Slept
+                        } else {
+                            Input::Wake
+                        }
+                    }
+                },
             };
             self.handle(input).await;
+            self.release_sleep_when_idle();
         }
         // Every handle is gone: leave nothing running.
         self.handle(Input::Disconnect).await;
@@ -240,6 +293,20 @@ impl<P: Provider> Supervisor<P> {
                 Some(Msg::Input(i)) => self.handle(i).await,
                 Some(Msg::Up(live)) => self.provider.abandon(live).await,
                 None => break,
+            }
+        }
+    }
+
+    /// Lets the machine sleep once nothing runs: no session, no tunnel, no attempt.
+    fn release_sleep_when_idle(&mut self) {
+        let idle = matches!(
+            *self.state_tx.borrow(),
+            State::Disconnected | State::Error { .. } | State::Asleep
+        );
+        if idle {
+            if let Some(guard) = self.sleep_guard.take() {
+                info!("ready for sleep");
+                guard.release();
             }
         }
     }
@@ -260,6 +327,9 @@ impl<P: Provider> Supervisor<P> {
                     message: cause.to_string(),
                     cause: cause.clone(),
                 });
+            }
+            if matches!(next, State::Connected { .. }) {
+                self.asleep_at_connect = self.clock.asleep();
             }
             self.state_tx.send_replace(next.clone());
         } else if matches!(input, Input::Established) {
