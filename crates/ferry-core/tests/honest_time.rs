@@ -1,7 +1,8 @@
 //! Honest time against the in-process lab, on an injected clock: a 1000 s suspend bills none of
 //! it and ends the old session with its awake seconds, then a new session starts — once found on
 //! resume by the clock's suspend gap, once announced by a fake logind on a private D-Bus bus
-//! (delay inhibitor, `PrepareForSleep`) — and crash recovery bills no downtime.
+//! (delay inhibitor, `PrepareForSleep`) — a tunnelbyte session is deleted before sleep, and crash
+//! recovery bills no downtime.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader};
@@ -15,6 +16,7 @@ use ferry_core::clock::{Clock, ManualClock};
 use ferry_core::http::HttpSettings;
 use ferry_core::meter::credits_driver::CreditsApi;
 use ferry_core::services::orbnet::{LoginOutcome, LoginRequest, OrbnetClient};
+use ferry_core::services::tunnelbyte::TunnelbyteClient;
 use ferry_core::session::event::SessionEvent;
 use ferry_core::session::logind;
 use ferry_core::session::machine::{ErrorCause, State};
@@ -23,6 +25,7 @@ use ferry_core::session::ports::{Ledger, MemoryLedger, NewRow, TunnelFactory, Tu
 use ferry_core::session::recover::reconcile_orbnet;
 use ferry_core::session::sleep::{self, SleepSender, GAP_POLL};
 use ferry_core::session::supervisor::{spawn_with_sleep, wait_for_state, SupervisorHandle};
+use ferry_core::session::tunnelbyte::{TunnelbyteProvider, TunnelbyteSettings};
 use ferry_lab::ctx::lock;
 use ferry_lab::orbnet::EndedSession;
 use ferry_tunnel::wgconf::WgConfig;
@@ -537,4 +540,78 @@ async fn crash_recovery_ends_the_orphan_at_once_and_bills_no_downtime() {
     assert_eq!(ended[0].disconnect_reason, "error");
     assert!(rig.active_ids().is_empty());
     assert_eq!(rig.ledger.rows()[0].closed.as_deref(), Some("recovered"));
+}
+
+#[tokio::test]
+async fn tunnelbyte_sleep_deletes_the_session_before_the_guard_is_released_and_resume_creates_one()
+{
+    let lab = ferry_lab::Lab::start_without_data_plane(ferry_lab::LabConfig::default())
+        .await
+        .unwrap();
+    let accounts = lock(&lab.ctx().tunnelbyte).accounts();
+    let token = accounts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["tier"] == "paid")
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let client = TunnelbyteClient::new(&lab.urls().tunnelbyte, HttpSettings::default())
+        .unwrap()
+        .with_token(Some(ferry_core::secrets::Secret::new(token)));
+    let clock = ManualClock::at_fixed_date();
+    let ledger = Arc::new(MemoryLedger::default());
+    let tunnels = Tunnels::default();
+    let provider = TunnelbyteProvider::new(
+        Arc::new(client),
+        tunnels.clone(),
+        ledger.clone(),
+        clock.shared(),
+        TunnelbyteSettings {
+            region: Some("fsn".into()),
+            ..TunnelbyteSettings::default()
+        },
+    );
+    let (tx, rx) = sleep::channel();
+    let (h, _task) = spawn_with_sleep(provider, clock.shared(), Some(rx));
+    h.connect();
+    settle(&h, State::meters).await;
+    clock.advance(Duration::from_secs(60));
+
+    // The port without D-Bus: a guard whose release the test can await.
+    let (held, released) = tokio::sync::oneshot::channel::<()>();
+    tx.send(sleep::SleepSignal::Preparing(sleep::SleepGuard::holding(
+        held,
+    )))
+    .unwrap();
+    let _ = tokio::time::timeout(WAIT, released)
+        .await
+        .expect("the guard was not released");
+    let calls = |lab: &ferry_lab::Lab| -> Vec<String> {
+        lab.ctx()
+            .requests
+            .all()
+            .into_iter()
+            .filter(|r| r.path.contains("/v1/sessions") && r.method != "GET")
+            .map(|r| r.method)
+            .collect()
+    };
+    // Deleted before the machine may sleep.
+    assert_eq!(calls(&lab), vec!["POST", "DELETE"]);
+    assert_eq!(*h.state().borrow(), State::Asleep);
+    assert_eq!(tunnels.downs.load(Ordering::SeqCst), 1);
+    assert_eq!(ledger.rows()[0].closed.as_deref(), Some("sleep"));
+
+    clock.suspend(Duration::from_secs(1000));
+    tx.send(sleep::SleepSignal::Resumed).unwrap();
+    settle(&h, State::meters).await;
+    assert_eq!(calls(&lab), vec!["POST", "DELETE", "POST"]);
+    let rows = ledger.rows();
+    assert_eq!(rows.len(), 2);
+    assert!(rows[1].connected && rows[1].closed.is_none());
+    assert_ne!(rows[0].server_session_id, rows[1].server_session_id);
+    h.disconnect();
+    settle(&h, |s| *s == State::Disconnected).await;
 }

@@ -618,6 +618,24 @@ mod tests {
                 only_ep,
                 P::TunnelEndpointOnly { endpoint: None },
             ),
+            // Asleep with a tunnel to come back to: nothing leaks on resume before it does.
+            (S::Asleep, only_ep, P::TunnelEndpointOnly { endpoint: None }),
+            (
+                S::Suspending {
+                    resume: true,
+                    woke: false,
+                },
+                only_ep,
+                P::TunnelEndpointOnly { endpoint: None },
+            ),
+            (
+                S::Suspending {
+                    resume: false,
+                    woke: false,
+                },
+                P::Open,
+                P::Open,
+            ),
         ];
         for (state, sys, sys_unknown) in cases {
             assert_eq!(state.network_policy(TunnelMode::App), P::Open, "{state:?}");
