@@ -636,9 +636,9 @@ mod tests {
 
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
-        /// The driver on the manual clock, with random waits (suspends included), failures that
-        /// never reached the server and lost answers: every value in 1..=300, what it counted
-        /// (never resent) sums to the connected time within 1 s.
+        /// The driver on the manual clock, with random waits, a suspend, failures that never
+        /// reached the server and lost answers: every value in 1..=300, what it counted (never
+        /// resent) sums to the connected (awake) time within 1 s, and the suspend is not in it.
         #[test]
         fn driver_counts_connected_time_whatever_fails(
             steps in proptest::collection::vec((0u64..90_000, 0u8..6), 1..40),
@@ -654,9 +654,15 @@ mod tests {
                         _ => Ok(()),
                     });
                 }
+                let mut awake_ms = 0u64;
                 for (i, (ms, _)) in steps.iter().enumerate() {
-                    let ms = if suspend_at == Some(i) { 1_000_000 } else { *ms };
-                    h.clock.advance(Duration::from_millis(ms));
+                    if suspend_at == Some(i) {
+                        // A suspend: not connected time.
+                        h.clock.suspend(Duration::from_millis(1_000_000));
+                    } else {
+                        h.clock.advance(Duration::from_millis(*ms));
+                        awake_ms += ms;
+                    }
                     for _ in 0..200 {
                         tokio::task::yield_now().await;
                     }
@@ -670,6 +676,7 @@ mod tests {
                     assert!((1..=300).contains(s), "{calls:?}");
                 }
                 let connected = exit.connected.as_secs_f64();
+                assert_eq!(exit.connected, Duration::from_millis(awake_ms), "sleep is not billed");
                 let counted = exit.counted_secs as f64;
                 assert!((counted - connected).abs() <= 1.0, "{counted} vs {connected}: {calls:?}");
             });
