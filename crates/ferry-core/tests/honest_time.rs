@@ -38,15 +38,17 @@ const WAIT: Duration = Duration::from_secs(20);
 struct Tunnels {
     ups: Arc<AtomicUsize>,
     downs: Arc<AtomicUsize>,
+    /// Kills the running tunnel (a network change that breaks it).
+    die: Arc<tokio::sync::Notify>,
 }
 
-struct Tunnel(Arc<AtomicUsize>);
+struct Tunnel(Arc<AtomicUsize>, Arc<tokio::sync::Notify>);
 
 impl TunnelFactory for Tunnels {
     type Tunnel = Tunnel;
     async fn up(&self, _: WgConfig) -> Result<Tunnel, ErrorCause> {
         self.ups.fetch_add(1, Ordering::SeqCst);
-        Ok(Tunnel(self.downs.clone()))
+        Ok(Tunnel(self.downs.clone(), self.die.clone()))
     }
 }
 
@@ -61,7 +63,8 @@ impl TunnelHandle for Tunnel {
         None
     }
     async fn closed(&self) -> String {
-        std::future::pending().await
+        self.1.notified().await;
+        "the default route changed".into()
     }
     async fn down(&self) {
         self.0.fetch_add(1, Ordering::SeqCst);
@@ -612,6 +615,51 @@ async fn tunnelbyte_sleep_deletes_the_session_before_the_guard_is_released_and_r
     assert_eq!(rows.len(), 2);
     assert!(rows[1].connected && rows[1].closed.is_none());
     assert_ne!(rows[0].server_session_id, rows[1].server_session_id);
+    h.disconnect();
+    settle(&h, |s| *s == State::Disconnected).await;
+}
+
+#[tokio::test]
+async fn a_network_change_that_breaks_the_tunnel_leaves_exactly_one_billing_session() {
+    let rig = Rig::new().await;
+    let (_tx, rx) = sleep::channel();
+    let (h, mut events) = rig.spawn(rx);
+    let old = connect_and_stay_awake_90s(&rig, &h, &mut events).await;
+    // The route changes under the tunnel and it dies: the old session is ended (its 90 s)
+    // before the new one starts, never both at once.
+    rig.tunnels.die.notify_one();
+    let ended = next_event(&mut events, |e| {
+        matches!(e, SessionEvent::SessionEnded { .. })
+    })
+    .await;
+    assert!(
+        matches!(
+            &ended,
+            SessionEvent::SessionEnded {
+                billed_secs: Some(90),
+                ..
+            }
+        ),
+        "{ended:?}"
+    );
+    assert!(rig.active_ids().is_empty(), "nothing bills between the two");
+    settle(&h, |s| matches!(s, State::Reconnecting { .. })).await;
+    rig.clock.advance(Duration::from_secs(2));
+    let new = connected_id(
+        &next_event(&mut events, |e| matches!(e, SessionEvent::Connected { .. })).await,
+    );
+    settle(&h, State::meters).await;
+    assert_ne!(old, new);
+    assert_eq!(
+        rig.active_ids(),
+        vec![new.clone()],
+        "exactly one session billing"
+    );
+    let ended = rig.ended();
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0].session.session_id, old);
+    assert_eq!(ended[0].session.reported_secs, 90);
+    assert_eq!(ended[0].disconnect_reason, "error");
     h.disconnect();
     settle(&h, |s| *s == State::Disconnected).await;
 }
