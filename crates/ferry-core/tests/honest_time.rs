@@ -24,7 +24,9 @@ use ferry_core::session::orbnet::{OrbnetApi, OrbnetProvider, OrbnetSettings};
 use ferry_core::session::ports::{Ledger, MemoryLedger, NewRow, TunnelFactory, TunnelHandle};
 use ferry_core::session::recover::reconcile_orbnet;
 use ferry_core::session::sleep::{self, SleepSender, GAP_POLL};
-use ferry_core::session::supervisor::{spawn_with_sleep, wait_for_state, SupervisorHandle};
+use ferry_core::session::supervisor::{
+    spawn_watching, spawn_with_sleep, wait_for_state, NetworkChange, SupervisorHandle,
+};
 use ferry_core::session::tunnelbyte::{TunnelbyteProvider, TunnelbyteSettings};
 use ferry_lab::ctx::lock;
 use ferry_lab::orbnet::EndedSession;
@@ -116,6 +118,14 @@ impl Rig {
         &self,
         sleep: sleep::SleepSignals,
     ) -> (SupervisorHandle, broadcast::Receiver<SessionEvent>) {
+        self.spawn_watching(sleep, None)
+    }
+
+    fn spawn_watching(
+        &self,
+        sleep: sleep::SleepSignals,
+        network: Option<tokio::sync::mpsc::UnboundedReceiver<NetworkChange>>,
+    ) -> (SupervisorHandle, broadcast::Receiver<SessionEvent>) {
         let provider = OrbnetProvider::new(
             self.client.clone(),
             self.tunnels.clone(),
@@ -123,7 +133,7 @@ impl Rig {
             self.clock.shared(),
             OrbnetSettings::default(),
         );
-        let (h, _task) = spawn_with_sleep(provider, self.clock.shared(), Some(sleep));
+        let (h, _task) = spawn_watching(provider, self.clock.shared(), Some(sleep), network);
         let events = h.subscribe();
         (h, events)
     }
@@ -170,6 +180,20 @@ async fn next_event(
     })
     .await
     .expect("event not seen")
+}
+
+/// Lets the reconnect's first back-off (2 s on the injected clock) pass, once its wait has
+/// started (it starts right after its notice, with no await in between).
+async fn after_reconnect_backoff(
+    events: &mut broadcast::Receiver<SessionEvent>,
+    clock: &ManualClock,
+) {
+    next_event(
+        events,
+        |e| matches!(e, SessionEvent::Notice { message } if message.contains("reconnecting")),
+    )
+    .await;
+    clock.advance(Duration::from_secs(2));
 }
 
 async fn settle(h: &SupervisorHandle, f: impl Fn(&State) -> bool) -> State {
@@ -268,8 +292,7 @@ async fn a_suspend_found_on_resume_bills_none_of_it_and_starts_a_new_session() {
     assert_eq!(billed_secs, Some(90));
     assert_eq!(connected_secs, 90.0);
     // The new session follows the reconnect's first back-off (2 s).
-    settle(&h, |s| matches!(s, State::Reconnecting { .. })).await;
-    rig.clock.advance(Duration::from_secs(2));
+    after_reconnect_backoff(&mut events, &rig.clock).await;
     let new = connected_id(
         &next_event(&mut events, |e| matches!(e, SessionEvent::Connected { .. })).await,
     );
@@ -643,8 +666,7 @@ async fn a_network_change_that_breaks_the_tunnel_leaves_exactly_one_billing_sess
         "{ended:?}"
     );
     assert!(rig.active_ids().is_empty(), "nothing bills between the two");
-    settle(&h, |s| matches!(s, State::Reconnecting { .. })).await;
-    rig.clock.advance(Duration::from_secs(2));
+    after_reconnect_backoff(&mut events, &rig.clock).await;
     let new = connected_id(
         &next_event(&mut events, |e| matches!(e, SessionEvent::Connected { .. })).await,
     );
@@ -660,6 +682,119 @@ async fn a_network_change_that_breaks_the_tunnel_leaves_exactly_one_billing_sess
     assert_eq!(ended[0].session.session_id, old);
     assert_eq!(ended[0].session.reported_secs, 90);
     assert_eq!(ended[0].disconnect_reason, "error");
+    h.disconnect();
+    settle(&h, |s| *s == State::Disconnected).await;
+}
+
+#[tokio::test]
+async fn a_network_change_moves_the_orbnet_session_to_a_new_tunnel_without_a_new_session() {
+    let rig = Rig::new().await;
+    let (_tx, rx) = sleep::channel();
+    let (net_tx, net_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (h, mut events) = rig.spawn_watching(rx, Some(net_rx));
+    let id = connect_and_stay_awake_90s(&rig, &h, &mut events).await;
+    net_tx.send(NetworkChange).unwrap();
+    next_event(
+        &mut events,
+        |e| matches!(e, SessionEvent::Notice { message } if message.contains("new tunnel")),
+    )
+    .await;
+    // The renewal is done once the new tunnel is up; nothing was ended or started on the server.
+    tokio::time::timeout(WAIT, async {
+        while rig.tunnels.ups.load(Ordering::SeqCst) < 2 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(rig.tunnels.downs.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        rig.active_ids(),
+        vec![id.clone()],
+        "the same session, billing once"
+    );
+    assert!(rig.ended().is_empty());
+    assert!(h.state().borrow().meters());
+    // The meter goes on: the next heartbeat carries the awake seconds since the last one.
+    rig.clock.advance(Duration::from_secs(30));
+    let beat = next_event(&mut events, |e| matches!(e, SessionEvent::Heartbeat { .. })).await;
+    assert_eq!(
+        beat,
+        SessionEvent::Heartbeat {
+            seconds: 60,
+            delivery: "acked"
+        }
+    );
+    // The new tunnel is watched: its death is a loss (the old one's, on purpose, was not).
+    h.disconnect();
+    settle(&h, |s| *s == State::Disconnected).await;
+    assert_eq!(rig.tunnels.downs.load(Ordering::SeqCst), 2);
+    let ended = rig.ended();
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0].session.session_id, id);
+    assert_eq!(rig.ledger.rows().len(), 1, "one session in the history");
+    // 120 awake seconds, each once (`end` reports at least 1 s, the API's minimum).
+    assert_eq!(
+        rig.reported(&id),
+        vec![
+            ("heartbeat".to_string(), 60),
+            ("heartbeat".to_string(), 60),
+            ("end".to_string(), 1)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_network_change_on_tunnelbyte_ends_the_session_before_a_new_one_starts() {
+    let lab = ferry_lab::Lab::start_without_data_plane(ferry_lab::LabConfig::default())
+        .await
+        .unwrap();
+    let accounts = lock(&lab.ctx().tunnelbyte).accounts();
+    let token = accounts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["tier"] == "paid")
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let client = TunnelbyteClient::new(&lab.urls().tunnelbyte, HttpSettings::default())
+        .unwrap()
+        .with_token(Some(ferry_core::secrets::Secret::new(token)));
+    let clock = ManualClock::at_fixed_date();
+    let ledger = Arc::new(MemoryLedger::default());
+    let provider = TunnelbyteProvider::new(
+        Arc::new(client),
+        Tunnels::default(),
+        ledger.clone(),
+        clock.shared(),
+        TunnelbyteSettings {
+            region: Some("fsn".into()),
+            ..TunnelbyteSettings::default()
+        },
+    );
+    let (net_tx, net_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (h, _task) = spawn_watching(provider, clock.shared(), None, Some(net_rx));
+    h.connect();
+    settle(&h, State::meters).await;
+    let mut events = h.subscribe();
+    net_tx.send(NetworkChange).unwrap();
+    after_reconnect_backoff(&mut events, &clock).await;
+    settle(&h, State::meters).await;
+    let calls: Vec<String> = lab
+        .ctx()
+        .requests
+        .all()
+        .into_iter()
+        .filter(|r| r.path.contains("/v1/sessions") && r.method != "GET")
+        .map(|r| r.method)
+        .collect();
+    // Deleted before the new one was created: never two billing at once.
+    assert_eq!(calls, vec!["POST", "DELETE", "POST"]);
+    let rows = ledger.rows();
+    assert_eq!(rows.len(), 2);
+    assert!(rows[0].closed.is_some() && rows[1].closed.is_none());
     h.disconnect();
     settle(&h, |s| *s == State::Disconnected).await;
 }

@@ -153,6 +153,8 @@ pub enum Input {
     /// The machine resumed and the running session slept through it unprepared (no logind, or
     /// the inhibitor was not honoured): end it with its awake time and start a new one.
     Slept,
+    /// The default route changed (new network): move the session to a new tunnel.
+    NetworkChanged,
 }
 
 /// What the supervisor must do.
@@ -172,6 +174,9 @@ pub enum Action {
         /// Attempt number, from 1.
         attempt: u32,
     },
+    /// Replace the tunnel, keeping the server session and its meter (after a network change);
+    /// a service that cannot answers `Lost`, and the session is ended before a new one starts.
+    RenewTunnel,
 }
 
 impl State {
@@ -357,6 +362,10 @@ pub fn step(state: &State, input: Input, now: BootInstant) -> (State, Vec<Action
         // Resume: a new session, as a new connection.
         (S::Asleep, I::Wake | I::Slept | I::Connect) => (S::Connecting, vec![A::BringUp]),
         (S::Asleep, I::Disconnect) => (S::Disconnected, vec![]),
+        // A new network: the same session on a new tunnel, where the service allows it.
+        (S::Connected { since }, I::NetworkChanged) => {
+            (S::Connected { since: *since }, vec![A::RenewTunnel])
+        }
         // Slept unprepared: end the session (its awake time only) and start a new one.
         (S::Connected { .. }, I::Slept) => (
             S::Reconnecting { attempt: 1 },
@@ -565,6 +574,13 @@ mod tests {
             // Nothing to do for a sleep while disconnected, or a wake that was not slept through.
             (S::Disconnected, I::Sleep, S::Disconnected, vec![]),
             (connected(), I::Wake, connected(), vec![]),
+            (
+                connected(),
+                I::NetworkChanged,
+                connected(),
+                vec![A::RenewTunnel],
+            ),
+            (S::Connecting, I::NetworkChanged, S::Connecting, vec![]),
             // Slept without logind: the gap is found on resume.
             (
                 connected(),
@@ -676,6 +692,7 @@ mod tests {
             Just(Input::Sleep),
             Just(Input::Wake),
             Just(Input::Slept),
+            Just(Input::NetworkChanged),
         ]
     }
 

@@ -110,12 +110,34 @@ impl<A, T, L> OrbnetProvider<A, T, L> {
 
 /// A live OrbNET connection.
 pub struct OrbnetLive<H> {
-    tunnel: H,
+    /// The tunnel running now (replaced by [`Provider::renew_tunnel`] after a network change).
+    tunnel: std::sync::Mutex<Arc<H>>,
+    /// Bytes (in, out) of the tunnels replaced so far.
+    replaced_traffic: std::sync::Mutex<(u64, u64)>,
+    /// The config the tunnel was brought up with (a renewal reuses it: same peer, same session).
+    config: WgConfig,
     session_id: String,
     row: i64,
     start: StartInfo,
     /// Awake-clock instant of the start.
     started_at: BootInstant,
+}
+
+impl<H: TunnelHandle> OrbnetLive<H> {
+    /// The tunnel running now.
+    fn tunnel(&self) -> Arc<H> {
+        match self.tunnel.lock() {
+            Ok(t) => t.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Bytes received and sent over every tunnel of this session.
+    fn traffic(&self) -> (u64, u64) {
+        let (rx, tx) = self.tunnel().traffic();
+        let (old_rx, old_tx) = self.replaced_traffic.lock().map(|t| *t).unwrap_or((0, 0));
+        (rx.saturating_add(old_rx), tx.saturating_add(old_tx))
+    }
 }
 
 impl<H> OrbnetLive<H> {
@@ -364,7 +386,9 @@ impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> Provider for OrbnetProvider<A, T
             http_proxy: tunnel.http_proxy(),
         });
         Ok(OrbnetLive {
-            tunnel,
+            tunnel: std::sync::Mutex::new(Arc::new(tunnel)),
+            replaced_traffic: std::sync::Mutex::new((0, 0)),
+            config: prep.config,
             session_id,
             row,
             start,
@@ -373,7 +397,7 @@ impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> Provider for OrbnetProvider<A, T
     }
 
     async fn abandon(&self, live: Arc<Self::Live>) {
-        self.end_unmetered(&live.session_id, live.row, live.started_at, &live.tunnel)
+        self.end_unmetered(&live.session_id, live.row, live.started_at, &*live.tunnel())
             .await;
     }
 
@@ -470,7 +494,7 @@ impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> Provider for OrbnetProvider<A, T
                         }
                     }
                     _ = ticker.tick() => {
-                        let (rx_bytes, tx_bytes) = live.tunnel.traffic();
+                        let (rx_bytes, tx_bytes) = live.traffic();
                         let _ = events.send(SessionEvent::Traffic { rx_bytes, tx_bytes });
                     }
                 }
@@ -483,7 +507,7 @@ impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> Provider for OrbnetProvider<A, T
         } else {
             exit.reason.as_str().to_string()
         };
-        let (rx_bytes, tx_bytes) = live.tunnel.traffic();
+        let (rx_bytes, tx_bytes) = live.traffic();
         let summary = exit.end.as_ref().ok();
         self.ledger
             .close(
@@ -517,14 +541,42 @@ impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> Provider for OrbnetProvider<A, T
     }
 
     async fn tunnel_closed(&self, live: Arc<Self::Live>) -> String {
-        live.tunnel.closed().await
+        live.tunnel().closed().await
     }
 
     async fn tear_down(&self, live: Arc<Self::Live>) {
-        live.tunnel.down().await;
+        live.tunnel().down().await;
         // The row was closed by the meter while the tunnel ran: now the final counts.
-        let (rx_bytes, tx_bytes) = live.tunnel.traffic();
+        let (rx_bytes, tx_bytes) = live.traffic();
         self.ledger.traffic(live.row, rx_bytes, tx_bytes).await;
+    }
+
+    /// OrbNET's session is the account's, not the tunnel's (heartbeats carry only its id): a new
+    /// tunnel to the same server with the same config continues it, and nothing new is billed.
+    async fn renew_tunnel(&self, live: Arc<Self::Live>) -> Result<(), String> {
+        let old = live.tunnel();
+        old.down().await;
+        let (rx, tx) = old.traffic();
+        if let Ok(mut t) = live.replaced_traffic.lock() {
+            *t = (t.0.saturating_add(rx), t.1.saturating_add(tx));
+        }
+        let new = self
+            .tunnels
+            .up(live.config.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Err(e) = new.first_handshake(self.settings.handshake_timeout).await {
+            new.down().await;
+            return Err(format!(
+                "no WireGuard handshake after the network change: {e}"
+            ));
+        }
+        info!(session = %live.session_id, "tunnel renewed after a network change; same session");
+        match live.tunnel.lock() {
+            Ok(mut t) => *t = Arc::new(new),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(new),
+        }
+        Ok(())
     }
 }
 
