@@ -16,10 +16,10 @@ use crate::services::ServiceKind;
 use crate::session::instance::{InstanceLock, InstanceLockError};
 use crate::session::orbnet::{OrbnetProvider, OrbnetSettings};
 use crate::session::recover::{reconcile_orbnet, reconcile_tunnelbyte, Recovered};
-use crate::session::sleep;
 use crate::session::supervisor::{self, SupervisorHandle};
 use crate::session::tunnelbyte::{TunnelbyteProvider, TunnelbyteSettings};
 use crate::session::wg_tunnels::WgTunnels;
+use crate::session::{network, sleep};
 use crate::store::Store;
 
 use super::error::AppError;
@@ -210,7 +210,8 @@ pub async fn launch(
             let provider =
                 OrbnetProvider::new(client, spec.tunnels, store, clock.clone(), settings);
             let sleep = sleep::system_signals(clock.clone()).await;
-            let (handle, task) = supervisor::spawn_with_sleep(provider, clock, Some(sleep));
+            let (handle, task) =
+                supervisor::spawn_watching(provider, clock, Some(sleep), network::system_changes());
             (handle, task, recovered)
         }
         ServiceKind::Tunnelbyte => {
@@ -229,7 +230,8 @@ pub async fn launch(
             let provider =
                 TunnelbyteProvider::new(client, spec.tunnels, store, clock.clone(), settings);
             let sleep = sleep::system_signals(clock.clone()).await;
-            let (handle, task) = supervisor::spawn_with_sleep(provider, clock, Some(sleep));
+            let (handle, task) =
+                supervisor::spawn_watching(provider, clock, Some(sleep), network::system_changes());
             (handle, task, recovered)
         }
         ServiceKind::Neosc => {

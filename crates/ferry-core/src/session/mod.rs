@@ -6,6 +6,7 @@ pub mod event;
 pub mod instance;
 pub mod logind;
 pub mod machine;
+pub mod network;
 pub mod orbnet;
 pub mod ports;
 pub mod recover;
