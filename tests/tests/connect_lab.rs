@@ -470,6 +470,8 @@ async fn orbnet_crash_is_recovered_on_the_next_run() {
         .find(|r| r["body"]["session_id"] == crashed_id.as_str())
         .expect("the crashed session was ended on the server");
     assert_eq!(crashed_end["body"]["disconnect_reason"], "error");
+    // Ended at once without billing the downtime: the API's minimum, whatever the gap was.
+    assert_eq!(secs(crashed_end), 1.0, "{crashed_end}");
     let out = std::process::Command::new(ferry_bin())
         .args(["history", "--json"])
         .env("FERRY_SECRETS", "memory")

@@ -1,8 +1,11 @@
-//! Injected clocks: a suspend-aware monotonic clock for billing, wall time for display.
+//! Injected clocks: a suspend-aware monotonic clock for timers, the time spent asleep, and wall
+//! time for display.
 //!
-//! Billing must count the time a laptop spends suspended (the session stays open on the server),
-//! so [`SystemClock`] reads `CLOCK_BOOTTIME` on Linux, which keeps running during suspend, unlike
-//! `std::time::Instant` (`CLOCK_MONOTONIC`). [`ManualClock`] is a clock tests step by hand.
+//! [`Clock::now`] reads `CLOCK_BOOTTIME` on Linux, which keeps running during suspend, so a timer
+//! that spans a suspend fires on time after it. Billing must *not* count the suspend (the tunnel
+//! carried nothing): [`Clock::asleep`] is the time spent suspended since boot (`CLOCK_BOOTTIME` −
+//! `CLOCK_MONOTONIC`), and [`Clock::awake`] the boot clock without it, which meters read. When
+//! `asleep` grows, the machine slept. [`ManualClock`] is a clock tests step (and suspend) by hand.
 
 use std::fmt;
 use std::future::Future;
@@ -54,6 +57,15 @@ pub trait Clock: Send + Sync + fmt::Debug {
     fn wall(&self) -> DateTime<Utc>;
     /// Resolves once [`Clock::now`] has reached `deadline`.
     fn sleep_until(&self, deadline: BootInstant) -> Sleep;
+    /// Total time the machine spent suspended since boot (zero where it cannot be told).
+    fn asleep(&self) -> Duration {
+        Duration::ZERO
+    }
+    /// Now on the awake clock: [`Clock::now`] minus [`Clock::asleep`] (what meters bill on).
+    fn awake(&self) -> BootInstant {
+        let asleep = u64::try_from(self.asleep().as_millis()).unwrap_or(u64::MAX);
+        BootInstant(self.now().0.saturating_sub(asleep))
+    }
 }
 
 /// A clock shared between tasks.
@@ -106,6 +118,19 @@ impl Clock for SystemClock {
         BootInstant(ms)
     }
 
+    #[cfg(target_os = "linux")]
+    fn asleep(&self) -> Duration {
+        // Read MONOTONIC first: a suspend between the two reads then shows up (late) in the next
+        // reading, never as a negative value.
+        let mono = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+        let boot = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+        let ns = |t: rustix::time::Timespec| {
+            i128::from(t.tv_sec) * 1_000_000_000 + i128::from(t.tv_nsec)
+        };
+        let diff = (ns(boot) - ns(mono)).max(0);
+        Duration::from_nanos(u64::try_from(diff).unwrap_or(u64::MAX))
+    }
+
     fn wall(&self) -> DateTime<Utc> {
         Utc::now()
     }
@@ -130,6 +155,7 @@ impl Clock for SystemClock {
 #[derive(Debug, Clone)]
 pub struct ManualClock {
     now: Arc<watch::Sender<u64>>,
+    asleep_ms: Arc<std::sync::atomic::AtomicU64>,
     wall_offset_ms: Arc<Mutex<i64>>,
     wall_origin: DateTime<Utc>,
 }
@@ -140,6 +166,7 @@ impl ManualClock {
         let (tx, _rx) = watch::channel(0);
         Self {
             now: Arc::new(tx),
+            asleep_ms: Arc::default(),
             wall_offset_ms: Arc::new(Mutex::new(0)),
             wall_origin,
         }
@@ -154,6 +181,16 @@ impl ManualClock {
     pub fn advance(&self, by: Duration) {
         let ms = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
         self.now.send_modify(|now| *now = now.saturating_add(ms));
+    }
+
+    /// Simulates a suspend of `by`: boot and wall time move on, the awake clock does not
+    /// ([`Clock::asleep`] grows by `by`), and sleepers whose deadline passed wake up (resume).
+    pub fn suspend(&self, by: Duration) {
+        let ms = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
+        // The sleep is recorded before time moves, so a woken sleeper sees both at once.
+        self.asleep_ms
+            .fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+        self.advance(by);
     }
 
     /// Moves the wall clock only (an NTP step or a user changing the time).
@@ -180,6 +217,10 @@ impl Clock for ManualClock {
             .unwrap_or(i64::MAX)
             .saturating_add(off);
         self.wall_origin + chrono::Duration::milliseconds(ms)
+    }
+
+    fn asleep(&self) -> Duration {
+        Duration::from_millis(self.asleep_ms.load(std::sync::atomic::Ordering::SeqCst))
     }
 
     fn sleep_until(&self, deadline: BootInstant) -> Sleep {
@@ -226,6 +267,28 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(c.now().as_millis(), 60_000);
+    }
+
+    #[test]
+    fn system_clock_asleep_is_steady_while_awake() {
+        let c = SystemClock::new();
+        let a = c.asleep();
+        std::thread::sleep(Duration::from_millis(20));
+        let b = c.asleep();
+        // No suspend happens during a test: the difference only jitters by a few microseconds.
+        assert!(b.abs_diff(a) < Duration::from_millis(5), "{a:?} {b:?}");
+        assert!(c.awake() <= c.now());
+    }
+
+    #[test]
+    fn manual_suspend_moves_boot_time_but_not_awake_time() {
+        let c = ManualClock::at_fixed_date();
+        c.advance(Duration::from_secs(10));
+        c.suspend(Duration::from_secs(1000));
+        c.advance(Duration::from_secs(5));
+        assert_eq!(c.now().as_millis(), 1_015_000);
+        assert_eq!(c.asleep(), Duration::from_secs(1000));
+        assert_eq!(c.awake().as_millis(), 15_000);
     }
 
     #[test]

@@ -20,6 +20,7 @@ use crate::session::recover::{reconcile_orbnet, reconcile_tunnelbyte, Recovered}
 use crate::session::supervisor::{self, SupervisorHandle};
 use crate::session::tunnelbyte::{TunnelbyteProvider, TunnelbyteSettings};
 use crate::session::wg_tunnels::{HelperLink, WgTunnels};
+use crate::session::{network, sleep};
 use crate::store::Store;
 
 use super::error::AppError;
@@ -223,7 +224,9 @@ pub async fn launch(
             };
             let provider =
                 OrbnetProvider::new(client, spec.tunnels, store, clock.clone(), settings);
-            let (handle, task) = supervisor::spawn(provider, clock);
+            let sleep = sleep::system_signals(clock.clone()).await;
+            let (handle, task) =
+                supervisor::spawn_watching(provider, clock, Some(sleep), network::system_changes());
             (handle, task, recovered)
         }
         ServiceKind::Tunnelbyte => {
@@ -241,7 +244,9 @@ pub async fn launch(
             };
             let provider =
                 TunnelbyteProvider::new(client, spec.tunnels, store, clock.clone(), settings);
-            let (handle, task) = supervisor::spawn(provider, clock);
+            let sleep = sleep::system_signals(clock.clone()).await;
+            let (handle, task) =
+                supervisor::spawn_watching(provider, clock, Some(sleep), network::system_changes());
             (handle, task, recovered)
         }
         ServiceKind::Neosc => {

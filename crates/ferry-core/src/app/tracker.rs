@@ -178,7 +178,9 @@ impl ConnectionTracker {
                     State::Connecting => Phase::Connecting,
                     State::Connected { .. } => Phase::Connected,
                     State::Reconnecting { .. } => Phase::Reconnecting,
-                    State::Disconnecting { .. } => Phase::Disconnecting,
+                    State::Disconnecting { .. } | State::Suspending { .. } => Phase::Disconnecting,
+                    // The session ended for sleep; a new one starts on resume.
+                    State::Asleep => Phase::Reconnecting,
                     State::Error { .. } => Phase::Error,
                 };
                 if let State::Error { cause } = state {

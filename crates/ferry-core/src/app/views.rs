@@ -136,6 +136,7 @@ pub fn end_label(reason: &EndReason) -> String {
         EndReason::ServerEnded => "Ended by the server".into(),
         EndReason::Recovered => "Closed after Ferry stopped unexpectedly".into(),
         EndReason::CapReached => "Stopped at your spend cap".into(),
+        EndReason::Sleep => "Ended for sleep".into(),
         EndReason::Other(code) => format!("Ended by the server ({})", code.replace('_', " ")),
     }
 }

@@ -1,16 +1,20 @@
 //! OrbNET credits accounting: which `seconds_since_last` to send, and when. Pure, no I/O.
 //!
 //! # Billing rules (decided here; the vendor docs are silent on most of them)
-//! - Connected time is measured on the suspend-aware boot clock from the moment `start`
-//!   succeeded. Every heartbeat sends `floor(connected) - already_counted`, so a fraction of a
+//! - Connected time is measured on the *awake* clock ([`crate::clock::Clock::awake`]: boot time
+//!   without the time spent suspended) from the moment `start` succeeded: a suspend is neither
+//!   billed (the tunnel carried nothing) nor hidden (the session is ended for it and a new one
+//!   starts on resume; see [`crate::session::sleep`]). Every instant given to the meter is on
+//!   that clock. Every heartbeat sends `floor(connected) - already_counted`, so a fraction of a
 //!   second is carried forward and never rounded away; `end` sends `round(connected) -
 //!   already_counted` (at least 1). The sum over heartbeats and `end` therefore equals the
 //!   connected time within one second, whatever the length.
-//! - A value is never above 300 (the API's limit). A gap longer than that (a suspend, or minutes of
-//!   failed heartbeats while the tunnel kept working) is **split** into several heartbeats sent back
-//!   to back instead of being clamped: the session stayed open on the server and the tunnel stayed
-//!   up, so that time is connected time, and dropping it would make the meter lie. If the server
-//!   meanwhile ended the session (its 300 s watchdog), it answers 404 and no more is sent.
+//! - A value is never above 300 (the API's limit). An awake gap longer than that (minutes of
+//!   failed heartbeats while the tunnel kept working) is **split** into several heartbeats sent
+//!   back to back instead of being clamped: the session stayed open on the server and the tunnel
+//!   stayed up, so that time is connected time, and dropping it would make the meter lie. If the
+//!   server meanwhile ended the session (its 300 s watchdog), it answers 404 and no more is sent.
+//!   A suspend is not such a gap: the awake clock stands still while the machine sleeps.
 //! - A heartbeat that certainly did not reach the server (connect error, 429, 503) is not counted:
 //!   its seconds stay due and go with the next attempt, which follows a backoff.
 //! - A heartbeat whose answer was lost (timeout after sending, reset, other 5xx, unreadable body)
@@ -486,9 +490,30 @@ mod tests {
     }
 
     #[test]
-    fn suspend_gap_is_split_into_chunks_of_at_most_300() {
+    fn a_suspend_is_not_connected_time() {
+        use crate::clock::{Clock, ManualClock};
+        // The meter reads the awake clock: 60 s awake, a 1000 s suspend, 30 s awake.
+        let clock = ManualClock::at_fixed_date();
+        let mut m = CreditsMeter::new(CreditsConfig::default(), &start(5000.0), clock.awake());
+        clock.advance(Duration::from_secs(60));
+        assert_eq!(m.take_heartbeat(clock.awake()), Some(60));
+        m.on_heartbeat(ack(4998.5), clock.awake(), 0.5);
+        clock.suspend(Duration::from_secs(1000));
+        // On resume nothing is due at once (no catch-up burst): the sleep is not connected time.
+        assert_eq!(m.due_secs(clock.awake()), 0);
+        assert!(m.next_attempt_at(clock.awake()) > clock.awake());
+        assert!(!m.needs_flush_before_end(clock.awake()));
+        clock.advance(Duration::from_secs(30));
+        assert_eq!(m.connected(clock.awake()), Duration::from_secs(90));
+        assert_eq!(m.plan_end(clock.awake()).end_secs, 30);
+        m.on_end_delivered(30);
+        assert_eq!(m.counted_secs(), 90);
+    }
+
+    #[test]
+    fn an_awake_gap_of_failed_heartbeats_is_split_into_chunks_of_at_most_300() {
         let mut m = CreditsMeter::new(CreditsConfig::default(), &start(5000.0), at(0));
-        let now = at(1_000_000); // woke up after 1000 s
+        let now = at(1_000_000); // 1000 s awake without a heartbeat getting through
         let mut sent = vec![];
         while m.next_attempt_at(now) <= now {
             let Some(s) = m.take_heartbeat(now) else {

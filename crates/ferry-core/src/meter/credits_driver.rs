@@ -129,7 +129,7 @@ pub struct CreditsExit {
     pub end: Result<EndSummary, CreditsApiError>,
     /// All seconds sent and counted (heartbeats and end).
     pub counted_secs: u64,
-    /// Connected time by the boot clock.
+    /// Connected time by the awake clock (a suspend is not connected time).
     pub connected: Duration,
 }
 
@@ -172,22 +172,27 @@ pub async fn run_credits<A: CreditsApi>(
         if let Some(r) = *stop.borrow_and_update() {
             break r;
         }
-        let now = clock.now();
+        // The meter counts on the awake clock; timers run on the boot clock. A wait that spans a
+        // suspend therefore ends early in awake time, and is simply taken again.
+        let now = clock.awake();
         let at = meter.next_attempt_at(now);
         if at > now {
             tokio::select! {
-                _ = clock.sleep_until(at) => {}
+                _ = clock.sleep_until(clock.now() + at.saturating_since(now)) => {}
                 changed = stop.changed() => {
                     if changed.is_err() { break DisconnectReason::Error; }
                     continue;
                 }
             }
+            if clock.awake() < at {
+                continue;
+            }
         }
-        let now = clock.now();
+        let now = clock.awake();
         let Some(secs) = meter.take_heartbeat(now) else {
             // Less than a second due: wait for the next regular tick.
             tokio::select! {
-                _ = clock.sleep_until(now + Duration::from_secs(1)) => {}
+                _ = clock.sleep_until(clock.now() + Duration::from_secs(1)) => {}
                 changed = stop.changed() => {
                     if changed.is_err() { break DisconnectReason::Error; }
                 }
@@ -216,7 +221,7 @@ pub async fn run_credits<A: CreditsApi>(
             delivery,
         });
         let jitter: f64 = rand::random();
-        for n in meter.on_heartbeat(outcome, clock.now(), jitter) {
+        for n in meter.on_heartbeat(outcome, clock.awake(), jitter) {
             emit(CreditsEvent::Note(n));
         }
         if let Some(r) = stopped_midway {
@@ -238,7 +243,7 @@ pub async fn run_credits<A: CreditsApi>(
         &emit,
     )
     .await;
-    let connected = meter.connected(clock.now());
+    let connected = meter.connected(clock.awake());
     info!(
         reason = reason.as_str(),
         counted = meter.counted_secs(),
@@ -267,8 +272,9 @@ async fn finish<A: CreditsApi>(
     timeouts: &DriverTimeouts,
     emit: &impl Fn(CreditsEvent),
 ) -> Result<EndSummary, CreditsApiError> {
-    let stop_at = clock.now();
-    let deadline = stop_at + timeouts.end_deadline;
+    // Connected (awake) time ends here; the deadline runs on the boot clock.
+    let stop_at = clock.awake();
+    let deadline = clock.now() + timeouts.end_deadline;
     if meter.stopped() != Some(StopCause::SessionGone) {
         // Connected time ends at stop_at: flush what is over 300 s, as heartbeats. One that
         // certainly did not reach the server is retried a few times (its seconds carried),
@@ -282,7 +288,7 @@ async fn finish<A: CreditsApi>(
                 tokio::time::timeout(timeouts.request, api.heartbeat(session_id, secs)).await,
             );
             let failed = matches!(outcome, HeartbeatOutcome::NotDelivered);
-            for n in meter.on_heartbeat(outcome, clock.now(), 0.5) {
+            for n in meter.on_heartbeat(outcome, clock.awake(), 0.5) {
                 emit(CreditsEvent::Note(n));
             }
             if meter.stopped().is_some() || clock.now() >= deadline {
@@ -446,7 +452,7 @@ mod tests {
             is_free_user: false,
             tracking_id: None,
         };
-        let meter = CreditsMeter::new(CreditsConfig::default(), &start, clock.now());
+        let meter = CreditsMeter::new(CreditsConfig::default(), &start, clock.awake());
         let (stop, stop_rx) = watch::channel(None);
         let (tx, events) = mpsc::unbounded_channel();
         let task = tokio::spawn(run_credits(
@@ -630,9 +636,9 @@ mod tests {
 
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
-        /// The driver on the manual clock, with random waits (suspends included), failures that
-        /// never reached the server and lost answers: every value in 1..=300, what it counted
-        /// (never resent) sums to the connected time within 1 s.
+        /// The driver on the manual clock, with random waits, a suspend, failures that never
+        /// reached the server and lost answers: every value in 1..=300, what it counted (never
+        /// resent) sums to the connected (awake) time within 1 s, and the suspend is not in it.
         #[test]
         fn driver_counts_connected_time_whatever_fails(
             steps in proptest::collection::vec((0u64..90_000, 0u8..6), 1..40),
@@ -648,9 +654,15 @@ mod tests {
                         _ => Ok(()),
                     });
                 }
+                let mut awake_ms = 0u64;
                 for (i, (ms, _)) in steps.iter().enumerate() {
-                    let ms = if suspend_at == Some(i) { 1_000_000 } else { *ms };
-                    h.clock.advance(Duration::from_millis(ms));
+                    if suspend_at == Some(i) {
+                        // A suspend: not connected time.
+                        h.clock.suspend(Duration::from_millis(1_000_000));
+                    } else {
+                        h.clock.advance(Duration::from_millis(*ms));
+                        awake_ms += ms;
+                    }
                     for _ in 0..200 {
                         tokio::task::yield_now().await;
                     }
@@ -664,6 +676,7 @@ mod tests {
                     assert!((1..=300).contains(s), "{calls:?}");
                 }
                 let connected = exit.connected.as_secs_f64();
+                assert_eq!(exit.connected, Duration::from_millis(awake_ms), "sleep is not billed");
                 let counted = exit.counted_secs as f64;
                 assert!((counted - connected).abs() <= 1.0, "{counted} vs {connected}: {calls:?}");
             });

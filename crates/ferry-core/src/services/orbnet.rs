@@ -262,16 +262,29 @@ pub enum DisconnectReason {
     Error,
     /// No heartbeats were received.
     Timeout,
+    /// Ferry's own reason, not OrbNET's: ended because the machine went (or is going) to sleep.
+    /// Sent as `user_initiated` (Ferry chose to end it; OrbNET has no closer value) and recorded
+    /// as `sleep` in the history.
+    Sleep,
 }
 
 impl DisconnectReason {
-    /// The wire name.
+    /// The name Ferry records (the wire name for OrbNET's own four values).
     pub fn as_str(self) -> &'static str {
         match self {
             DisconnectReason::UserInitiated => "user_initiated",
             DisconnectReason::CreditsDepleted => "credits_depleted",
             DisconnectReason::Error => "error",
             DisconnectReason::Timeout => "timeout",
+            DisconnectReason::Sleep => "sleep",
+        }
+    }
+
+    /// The value sent as `disconnect_reason` (one of OrbNET's four).
+    pub fn wire(self) -> &'static str {
+        match self {
+            DisconnectReason::Sleep => "user_initiated",
+            other => other.as_str(),
         }
     }
 }
@@ -802,7 +815,7 @@ impl OrbnetClient {
         let body = json!({
             "session_id": session_id,
             "seconds_since_last": seconds_since_last,
-            "disconnect_reason": reason.as_str(),
+            "disconnect_reason": reason.wire(),
         });
         let resp = self
             .authed(

@@ -116,6 +116,17 @@ pub enum State {
         /// The cause.
         cause: ErrorCause,
     },
+    /// The machine is about to sleep: the session is being ended and the tunnel taken down
+    /// (logind waits for this behind Ferry's delay inhibitor).
+    Suspending {
+        /// Connect again on resume (the user was connected or connecting, and has not
+        /// disconnected since).
+        resume: bool,
+        /// The resume already happened (the teardown was slower than the sleep).
+        woke: bool,
+    },
+    /// Asleep with nothing running; a new session starts on resume.
+    Asleep,
 }
 
 /// What happened: a user command or the result of an action.
@@ -135,6 +146,15 @@ pub enum Input {
     Disconnect,
     /// The teardown finished.
     TornDown,
+    /// The machine is about to sleep (logind's `PrepareForSleep(true)`).
+    Sleep,
+    /// The machine resumed, and the session (if any) did not sleep through it.
+    Wake,
+    /// The machine resumed and the running session slept through it unprepared (no logind, or
+    /// the inhibitor was not honoured): end it with its awake time and start a new one.
+    Slept,
+    /// The default route changed (new network): move the session to a new tunnel.
+    NetworkChanged,
 }
 
 /// What the supervisor must do.
@@ -154,6 +174,9 @@ pub enum Action {
         /// Attempt number, from 1.
         attempt: u32,
     },
+    /// Replace the tunnel, keeping the server session and its meter (after a network change);
+    /// a service that cannot answers `Lost`, and the session is ended before a new one starts.
+    RenewTunnel,
 }
 
 impl State {
@@ -171,6 +194,8 @@ impl State {
             State::Reconnecting { .. } => "reconnecting",
             State::Disconnecting { .. } => "disconnecting",
             State::Error { .. } => "error",
+            State::Suspending { .. } => "suspending",
+            State::Asleep => "asleep",
         }
     }
 }
@@ -211,7 +236,8 @@ pub enum NetworkPolicy {
 impl State {
     /// What the network must allow in this state. In app mode every state is
     /// [`NetworkPolicy::Open`]. In system mode: `Connected` is [`NetworkPolicy::TunnelOnly`];
-    /// `Connecting`, `Reconnecting`, `Error` and a `Disconnecting` that ends in an error are
+    /// `Connecting`, `Reconnecting`, `Error`, a `Disconnecting` that ends in an error, and a
+    /// sleep the tunnel comes back from (`Suspending` to resume, `Asleep`) are
     /// [`NetworkPolicy::TunnelEndpointOnly`] (fail closed until the user disconnects);
     /// `Disconnected` and a user's `Disconnecting` are [`NetworkPolicy::Open`].
     pub fn network_policy(&self, mode: TunnelMode) -> NetworkPolicy {
@@ -219,7 +245,13 @@ impl State {
             return NetworkPolicy::Open;
         };
         match self {
-            State::Disconnected | State::Disconnecting { then: None } => NetworkPolicy::Open,
+            State::Disconnected
+            | State::Disconnecting { then: None }
+            | State::Suspending { resume: false, .. } => NetworkPolicy::Open,
+            // The tunnel comes back on resume: nothing leaks before it does.
+            State::Suspending { resume: true, .. } | State::Asleep => {
+                NetworkPolicy::TunnelEndpointOnly { endpoint }
+            }
             State::Connected { .. } => NetworkPolicy::TunnelOnly,
             State::Connecting
             | State::Reconnecting { .. }
@@ -286,6 +318,62 @@ pub fn step(state: &State, input: Input, now: BootInstant) -> (State, Vec<Action
             None => (S::Disconnected, vec![]),
         },
         (S::Error { .. }, I::Disconnect) => (S::Disconnected, vec![]),
+        // Sleep: end the session and take the tunnel down before the machine sleeps.
+        (S::Connected { .. }, I::Sleep) => (
+            S::Suspending {
+                resume: true,
+                woke: false,
+            },
+            vec![A::StopMeter(DisconnectReason::Sleep), A::TearDown],
+        ),
+        (S::Connecting | S::Reconnecting { .. }, I::Sleep) => (
+            S::Suspending {
+                resume: true,
+                woke: false,
+            },
+            vec![A::TearDown],
+        ),
+        (S::Suspending { resume, .. }, I::Wake | I::Slept) => (
+            S::Suspending {
+                resume: *resume,
+                woke: true,
+            },
+            vec![],
+        ),
+        (S::Suspending { woke, .. }, I::Disconnect) => (
+            S::Suspending {
+                resume: false,
+                woke: *woke,
+            },
+            vec![],
+        ),
+        (S::Suspending { woke, .. }, I::Connect) => (
+            S::Suspending {
+                resume: true,
+                woke: *woke,
+            },
+            vec![],
+        ),
+        (S::Suspending { resume, woke }, I::TornDown) => match (resume, woke) {
+            (false, _) => (S::Disconnected, vec![]),
+            (true, false) => (S::Asleep, vec![]),
+            (true, true) => (S::Connecting, vec![A::BringUp]),
+        },
+        // Resume: a new session, as a new connection.
+        (S::Asleep, I::Wake | I::Slept | I::Connect) => (S::Connecting, vec![A::BringUp]),
+        (S::Asleep, I::Disconnect) => (S::Disconnected, vec![]),
+        // A new network: the same session on a new tunnel, where the service allows it.
+        (S::Connected { since }, I::NetworkChanged) => {
+            (S::Connected { since: *since }, vec![A::RenewTunnel])
+        }
+        // Slept unprepared: end the session (its awake time only) and start a new one.
+        (S::Connected { .. }, I::Slept) => (
+            S::Reconnecting { attempt: 1 },
+            vec![
+                A::StopMeter(DisconnectReason::Sleep),
+                A::Reconnect { attempt: 1 },
+            ],
+        ),
         _ => unchanged(),
     }
 }
@@ -411,6 +499,98 @@ mod tests {
             ),
             (S::Disconnected, I::Established, S::Disconnected, vec![]),
             (connected(), I::Connect, connected(), vec![]),
+            // Sleep with logind: end the session and go down, come back as a new session.
+            (
+                connected(),
+                I::Sleep,
+                S::Suspending {
+                    resume: true,
+                    woke: false,
+                },
+                vec![A::StopMeter(DisconnectReason::Sleep), A::TearDown],
+            ),
+            (
+                S::Reconnecting { attempt: 2 },
+                I::Sleep,
+                S::Suspending {
+                    resume: true,
+                    woke: false,
+                },
+                vec![A::TearDown],
+            ),
+            (
+                S::Suspending {
+                    resume: true,
+                    woke: false,
+                },
+                I::TornDown,
+                S::Asleep,
+                vec![],
+            ),
+            (S::Asleep, I::Wake, S::Connecting, vec![A::BringUp]),
+            (S::Asleep, I::Disconnect, S::Disconnected, vec![]),
+            (
+                S::Suspending {
+                    resume: true,
+                    woke: false,
+                },
+                I::Wake,
+                S::Suspending {
+                    resume: true,
+                    woke: true,
+                },
+                vec![],
+            ),
+            (
+                S::Suspending {
+                    resume: true,
+                    woke: true,
+                },
+                I::TornDown,
+                S::Connecting,
+                vec![A::BringUp],
+            ),
+            (
+                S::Suspending {
+                    resume: true,
+                    woke: false,
+                },
+                I::Disconnect,
+                S::Suspending {
+                    resume: false,
+                    woke: false,
+                },
+                vec![],
+            ),
+            (
+                S::Suspending {
+                    resume: false,
+                    woke: false,
+                },
+                I::TornDown,
+                S::Disconnected,
+                vec![],
+            ),
+            // Nothing to do for a sleep while disconnected, or a wake that was not slept through.
+            (S::Disconnected, I::Sleep, S::Disconnected, vec![]),
+            (connected(), I::Wake, connected(), vec![]),
+            (
+                connected(),
+                I::NetworkChanged,
+                connected(),
+                vec![A::RenewTunnel],
+            ),
+            (S::Connecting, I::NetworkChanged, S::Connecting, vec![]),
+            // Slept without logind: the gap is found on resume.
+            (
+                connected(),
+                I::Slept,
+                S::Reconnecting { attempt: 1 },
+                vec![
+                    A::StopMeter(DisconnectReason::Sleep),
+                    A::Reconnect { attempt: 1 },
+                ],
+            ),
         ];
         for (from, input, to, actions) in cases {
             let (s, a) = step(&from, input.clone(), T);
@@ -454,6 +634,24 @@ mod tests {
                 only_ep,
                 P::TunnelEndpointOnly { endpoint: None },
             ),
+            // Asleep with a tunnel to come back to: nothing leaks on resume before it does.
+            (S::Asleep, only_ep, P::TunnelEndpointOnly { endpoint: None }),
+            (
+                S::Suspending {
+                    resume: true,
+                    woke: false,
+                },
+                only_ep,
+                P::TunnelEndpointOnly { endpoint: None },
+            ),
+            (
+                S::Suspending {
+                    resume: false,
+                    woke: false,
+                },
+                P::Open,
+                P::Open,
+            ),
         ];
         for (state, sys, sys_unknown) in cases {
             assert_eq!(state.network_policy(TunnelMode::App), P::Open, "{state:?}");
@@ -491,6 +689,10 @@ mod tests {
             cause().prop_map(Input::Ended),
             Just(Input::Disconnect),
             Just(Input::TornDown),
+            Just(Input::Sleep),
+            Just(Input::Wake),
+            Just(Input::Slept),
+            Just(Input::NetworkChanged),
         ]
     }
 

@@ -4,10 +4,13 @@
 pub mod adapters;
 pub mod event;
 pub mod instance;
+pub mod logind;
 pub mod machine;
+pub mod network;
 pub mod orbnet;
 pub mod ports;
 pub mod recover;
+pub mod sleep;
 pub mod supervisor;
 pub mod tunnelbyte;
 pub mod wg_tunnels;

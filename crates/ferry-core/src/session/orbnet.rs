@@ -110,11 +110,34 @@ impl<A, T, L> OrbnetProvider<A, T, L> {
 
 /// A live OrbNET connection.
 pub struct OrbnetLive<H> {
-    tunnel: H,
+    /// The tunnel running now (replaced by [`Provider::renew_tunnel`] after a network change).
+    tunnel: std::sync::Mutex<Arc<H>>,
+    /// Bytes (in, out) of the tunnels replaced so far.
+    replaced_traffic: std::sync::Mutex<(u64, u64)>,
+    /// The config the tunnel was brought up with (a renewal reuses it: same peer, same session).
+    config: WgConfig,
     session_id: String,
     row: i64,
     start: StartInfo,
+    /// Awake-clock instant of the start.
     started_at: BootInstant,
+}
+
+impl<H: TunnelHandle> OrbnetLive<H> {
+    /// The tunnel running now.
+    fn tunnel(&self) -> Arc<H> {
+        match self.tunnel.lock() {
+            Ok(t) => t.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Bytes received and sent over every tunnel of this session.
+    fn traffic(&self) -> (u64, u64) {
+        let (rx, tx) = self.tunnel().traffic();
+        let (old_rx, old_tx) = self.replaced_traffic.lock().map(|t| *t).unwrap_or((0, 0));
+        (rx.saturating_add(old_rx), tx.saturating_add(old_tx))
+    }
 }
 
 impl<H> OrbnetLive<H> {
@@ -156,7 +179,8 @@ impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> OrbnetProvider<A, T, L> {
                 .api
                 .start(&session_id, prep.server_id, "wireguard")
                 .await;
-            let now = self.clock.now();
+            // Billed durations run on the awake clock (a suspend is not connected time).
+            let now = self.clock.awake();
             match res {
                 Ok(info) => return Ok((session_id, row, info, now)),
                 Err(CreditsApiError::SessionAlreadyActive) if attempt == 0 => {
@@ -205,7 +229,7 @@ impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> OrbnetProvider<A, T, L> {
     ) {
         tunnel.down().await;
         let (rx_bytes, tx_bytes) = tunnel.traffic();
-        let secs = self.clock.now().saturating_since(started_at).as_secs();
+        let secs = self.clock.awake().saturating_since(started_at).as_secs();
         let secs = u32::try_from(secs.clamp(1, 300)).unwrap_or(1);
         let summary = match self
             .api
@@ -250,11 +274,15 @@ impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> OrbnetProvider<A, T, L> {
                 active.session_id
             )));
         };
-        let secs = stale_secs(ours.last_ack_at, self.clock.wall());
-        info!(session = %active.session_id, secs, "ending a stale session of ours");
+        let downtime = downtime_secs(ours.last_ack_at, self.clock.wall());
+        info!(
+            session = %active.session_id,
+            downtime_secs = downtime,
+            "ending a stale session of ours (its downtime is not billed)"
+        );
         match self
             .api
-            .end(&active.session_id, secs, DisconnectReason::Error)
+            .end(&active.session_id, LEFTOVER_SECS, DisconnectReason::Error)
             .await
         {
             Ok(_) | Err(CreditsApiError::SessionNotFound) => {}
@@ -267,15 +295,19 @@ impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> OrbnetProvider<A, T, L> {
     }
 }
 
-/// Seconds to report when ending a session left over from an earlier run: the wall time since
-/// its last acknowledged heartbeat, clamped to the API's 1..=300 (the boot clock does not
-/// survive a restart; anything beyond 300 s the server's watchdog would have cut anyway).
-pub fn stale_secs(
+/// `seconds_since_last` to report when ending a session left over from an earlier run (a crash,
+/// a kill): the API's minimum. The time since its last acknowledged heartbeat is mostly downtime
+/// (Ferry was not running, nothing was metered); the part that was not (at most one heartbeat
+/// interval before the crash) cannot be told apart from it, and billing downtime is worse than
+/// under-reporting those few seconds. The wall time is logged, never billed.
+pub const LEFTOVER_SECS: u32 = 1;
+
+/// Wall time since a leftover session's last acknowledged heartbeat (for logs), in seconds.
+pub fn downtime_secs(
     last_ack: Option<chrono::DateTime<chrono::Utc>>,
     now: chrono::DateTime<chrono::Utc>,
-) -> u32 {
-    let secs = last_ack.map_or(1, |t| (now - t).num_seconds());
-    u32::try_from(secs.clamp(1, 300)).unwrap_or(1)
+) -> i64 {
+    last_ack.map_or(0, |t| (now - t).num_seconds().max(0))
 }
 
 impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> Provider for OrbnetProvider<A, T, L> {
@@ -354,7 +386,9 @@ impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> Provider for OrbnetProvider<A, T
             http_proxy: tunnel.http_proxy(),
         });
         Ok(OrbnetLive {
-            tunnel,
+            tunnel: std::sync::Mutex::new(Arc::new(tunnel)),
+            replaced_traffic: std::sync::Mutex::new((0, 0)),
+            config: prep.config,
             session_id,
             row,
             start,
@@ -363,7 +397,7 @@ impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> Provider for OrbnetProvider<A, T
     }
 
     async fn abandon(&self, live: Arc<Self::Live>) {
-        self.end_unmetered(&live.session_id, live.row, live.started_at, &live.tunnel)
+        self.end_unmetered(&live.session_id, live.row, live.started_at, &*live.tunnel())
             .await;
     }
 
@@ -460,7 +494,7 @@ impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> Provider for OrbnetProvider<A, T
                         }
                     }
                     _ = ticker.tick() => {
-                        let (rx_bytes, tx_bytes) = live.tunnel.traffic();
+                        let (rx_bytes, tx_bytes) = live.traffic();
                         let _ = events.send(SessionEvent::Traffic { rx_bytes, tx_bytes });
                     }
                 }
@@ -473,7 +507,7 @@ impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> Provider for OrbnetProvider<A, T
         } else {
             exit.reason.as_str().to_string()
         };
-        let (rx_bytes, tx_bytes) = live.tunnel.traffic();
+        let (rx_bytes, tx_bytes) = live.traffic();
         let summary = exit.end.as_ref().ok();
         self.ledger
             .close(
@@ -507,14 +541,42 @@ impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> Provider for OrbnetProvider<A, T
     }
 
     async fn tunnel_closed(&self, live: Arc<Self::Live>) -> String {
-        live.tunnel.closed().await
+        live.tunnel().closed().await
     }
 
     async fn tear_down(&self, live: Arc<Self::Live>) {
-        live.tunnel.down().await;
+        live.tunnel().down().await;
         // The row was closed by the meter while the tunnel ran: now the final counts.
-        let (rx_bytes, tx_bytes) = live.tunnel.traffic();
+        let (rx_bytes, tx_bytes) = live.traffic();
         self.ledger.traffic(live.row, rx_bytes, tx_bytes).await;
+    }
+
+    /// OrbNET's session is the account's, not the tunnel's (heartbeats carry only its id): a new
+    /// tunnel to the same server with the same config continues it, and nothing new is billed.
+    async fn renew_tunnel(&self, live: Arc<Self::Live>) -> Result<(), String> {
+        let old = live.tunnel();
+        old.down().await;
+        let (rx, tx) = old.traffic();
+        if let Ok(mut t) = live.replaced_traffic.lock() {
+            *t = (t.0.saturating_add(rx), t.1.saturating_add(tx));
+        }
+        let new = self
+            .tunnels
+            .up(live.config.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Err(e) = new.first_handshake(self.settings.handshake_timeout).await {
+            new.down().await;
+            return Err(format!(
+                "no WireGuard handshake after the network change: {e}"
+            ));
+        }
+        info!(session = %live.session_id, "tunnel renewed after a network change; same session");
+        match live.tunnel.lock() {
+            Ok(mut t) => *t = Arc::new(new),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(new),
+        }
+        Ok(())
     }
 }
 
@@ -881,7 +943,9 @@ mod tests {
         let r = reconcile_orbnet(&*api, &*ledger, &clock).await;
         assert_eq!(r.closed, 2);
         assert_eq!(r.ended_on_server, 1);
-        assert!(lines(&api).contains(&"end crashed 42 error".to_string()));
+        // Ended at once, reporting none of the 42 s it was orphaned (1 s is the API's minimum).
+        assert!(lines(&api).contains(&"end crashed 1 error".to_string()));
+        assert!(!lines(&api).iter().any(|l| l.starts_with("heartbeat")));
         assert!(ledger
             .rows()
             .iter()

@@ -1,10 +1,12 @@
 //! Crash reconciliation at startup: rows left open by a process that died are ended on the
 //! server when they are still ours and active, and closed locally with reason `recovered`.
+//! The downtime is never billed: OrbNET sessions are ended reporting the API's minimum of 1 s
+//! ([`super::orbnet::LEFTOVER_SECS`]); tunnelbyte sessions are deleted at once.
 //! Run it only when no other Ferry process owns a session (the CLI holds a lock file).
 
 use tracing::{info, warn};
 
-use super::orbnet::stale_secs;
+use super::orbnet::{downtime_secs, LEFTOVER_SECS};
 use super::ports::{Ledger, UsageRow};
 use crate::clock::Clock;
 use crate::meter::credits_driver::{CreditsApi, CreditsApiError, DisconnectReason};
@@ -42,9 +44,18 @@ pub async fn reconcile_orbnet<A: CreditsApi, L: Ledger>(
             .as_ref()
             .is_some_and(|a| a.session_id == row.client_session_id)
         {
-            let secs = stale_secs(row.last_ack_at, clock.wall());
+            // At once, and without the downtime: the API's minimum (see [`LEFTOVER_SECS`]).
+            info!(
+                session = %row.client_session_id,
+                downtime_secs = downtime_secs(row.last_ack_at, clock.wall()),
+                "ending a session a crash left running (its downtime is not billed)"
+            );
             match api
-                .end(&row.client_session_id, secs, DisconnectReason::Error)
+                .end(
+                    &row.client_session_id,
+                    LEFTOVER_SECS,
+                    DisconnectReason::Error,
+                )
                 .await
             {
                 Ok(_) | Err(CreditsApiError::SessionNotFound) => out.ended_on_server += 1,

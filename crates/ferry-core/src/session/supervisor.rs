@@ -11,6 +11,7 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::event::SessionEvent;
 use super::machine::{step, Action, ErrorCause, Input, State};
+use super::sleep::{slept_through, SleepGuard, SleepSignal, SleepSignals};
 use crate::clock::SharedClock;
 use crate::meter::credits_driver::DisconnectReason;
 
@@ -101,6 +102,16 @@ pub trait Provider: Send + Sync + 'static {
     fn tunnel_closed(&self, live: Arc<Self::Live>) -> impl Future<Output = String> + Send;
     /// Brings the tunnel down.
     fn tear_down(&self, live: Arc<Self::Live>) -> impl Future<Output = ()> + Send;
+    /// After a network change: replaces the tunnel while the server session (and its meter)
+    /// goes on. An error means it cannot (the default: not supported by the service); the
+    /// connection is then treated as lost (its session ended, then a new one started).
+    fn renew_tunnel(
+        &self,
+        live: Arc<Self::Live>,
+    ) -> impl Future<Output = Result<(), String>> + Send {
+        let _ = live;
+        async { Err("this service's session cannot move to a new tunnel".to_string()) }
+    }
 }
 
 /// Commands to the supervisor.
@@ -142,8 +153,32 @@ impl SupervisorHandle {
     }
 }
 
-/// Starts a supervisor task for `provider`; it runs until every handle is dropped.
+/// Starts a supervisor task for `provider` that is told nothing about sleep (tests, front ends
+/// without a session); it runs until every handle is dropped.
 pub fn spawn<P: Provider>(provider: P, clock: SharedClock) -> (SupervisorHandle, JoinHandle<()>) {
+    spawn_with_sleep(provider, clock, None)
+}
+
+/// Starts a supervisor task for `provider` that ends the session for sleep and starts a new one
+/// on resume, as `sleep` reports (see [`crate::session::sleep`]); it runs until every handle is
+/// dropped.
+pub fn spawn_with_sleep<P: Provider>(
+    provider: P,
+    clock: SharedClock,
+    sleep: Option<SleepSignals>,
+) -> (SupervisorHandle, JoinHandle<()>) {
+    spawn_watching(provider, clock, sleep, None)
+}
+
+/// Starts a supervisor task for `provider` told about sleep (see [`crate::session::sleep`]) and
+/// about network changes (each message on `network` is a new default route: the session moves
+/// to a new tunnel, see [`Provider::renew_tunnel`]); it runs until every handle is dropped.
+pub fn spawn_watching<P: Provider>(
+    provider: P,
+    clock: SharedClock,
+    sleep: Option<SleepSignals>,
+    network: Option<mpsc::UnboundedReceiver<NetworkChange>>,
+) -> (SupervisorHandle, JoinHandle<()>) {
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (events, _) = broadcast::channel(1024);
     let (state_tx, state_rx) = watch::channel(State::Disconnected);
@@ -157,6 +192,11 @@ pub fn spawn<P: Provider>(provider: P, clock: SharedClock) -> (SupervisorHandle,
         meter: None,
         watcher: None,
         inputs: mpsc::unbounded_channel(),
+        sleep,
+        sleep_guard: None,
+        asleep_at_connect: Duration::ZERO,
+        network,
+        renewal: None,
     };
     let task = tokio::spawn(sup.run(cmd_rx).instrument(info_span!("supervisor")));
     (
@@ -204,11 +244,64 @@ struct Supervisor<P: Provider> {
         mpsc::UnboundedSender<Msg<P>>,
         mpsc::UnboundedReceiver<Msg<P>>,
     ),
+    /// Sleep and resume reports, when watched.
+    sleep: Option<SleepSignals>,
+    /// Held from `PrepareForSleep(true)` until nothing runs any more (then the machine sleeps).
+    sleep_guard: Option<SleepGuard>,
+    /// [`crate::clock::Clock::asleep`] when the state last became `Connected`.
+    asleep_at_connect: Duration,
+    /// Network changes, when watched.
+    network: Option<mpsc::UnboundedReceiver<NetworkChange>>,
+    /// The tunnel renewal in progress, if any.
+    renewal: Option<JoinHandle<()>>,
+}
+
+/// A new default route (a Wi-Fi switch, a cable plugged in): what a route watcher reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetworkChange;
+
+async fn next_network_change(
+    network: &mut Option<mpsc::UnboundedReceiver<NetworkChange>>,
+) -> Option<NetworkChange> {
+    match network {
+        Some(rx) => match rx.recv().await {
+            Some(c) => Some(c),
+            None => {
+                *network = None;
+                None
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// Waits for a tunnel renewal to finish before a teardown, so it cannot bring a tunnel up
+/// behind the teardown's back.
+async fn finish_renewal(renewal: Option<JoinHandle<()>>) {
+    if let Some(r) = renewal {
+        let _ = r.await;
+    }
+}
+
+async fn next_sleep_signal(sleep: &mut Option<SleepSignals>) -> Option<SleepSignal> {
+    match sleep {
+        Some(rx) => match rx.recv().await {
+            Some(s) => Some(s),
+            None => {
+                // The sources are gone: stop polling them.
+                *sleep = None;
+                None
+            }
+        },
+        None => std::future::pending().await,
+    }
 }
 
 enum Msg<P: Provider> {
     Input(Input),
     Up(Arc<P::Live>),
+    /// The tunnel was renewed; the session goes on.
+    Renewed,
 }
 
 impl<P: Provider> Supervisor<P> {
@@ -226,9 +319,34 @@ impl<P: Provider> Supervisor<P> {
                         self.live = Some(live);
                         Input::Established
                     }
+                    Msg::Renewed => {
+                        self.renewal = None;
+                        self.watch_tunnel();
+                        continue;
+                    }
+                },
+                Some(NetworkChange) = next_network_change(&mut self.network) => {
+                    Input::NetworkChanged
+                }
+                Some(signal) = next_sleep_signal(&mut self.sleep) => match signal {
+                    SleepSignal::Preparing(guard) => {
+                        self.sleep_guard = Some(guard);
+                        Input::Sleep
+                    }
+                    SleepSignal::Resumed => {
+                        // Resumed: whatever was held for the sleep is of no use any more.
+                        self.sleep_guard = None;
+                        let connected = matches!(*self.state_tx.borrow(), State::Connected { .. });
+                        if connected && slept_through(self.asleep_at_connect, self.clock.asleep()) {
+                            Input::Slept
+                        } else {
+                            Input::Wake
+                        }
+                    }
                 },
             };
             self.handle(input).await;
+            self.release_sleep_when_idle();
         }
         // Every handle is gone: leave nothing running.
         self.handle(Input::Disconnect).await;
@@ -239,7 +357,40 @@ impl<P: Provider> Supervisor<P> {
             match self.inputs.1.recv().await {
                 Some(Msg::Input(i)) => self.handle(i).await,
                 Some(Msg::Up(live)) => self.provider.abandon(live).await,
+                Some(Msg::Renewed) => self.renewal = None,
                 None => break,
+            }
+        }
+    }
+
+    /// Watches the live tunnel (again, after a renewal): its death is a loss.
+    fn watch_tunnel(&mut self) {
+        if !matches!(*self.state_tx.borrow(), State::Connected { .. }) {
+            return;
+        }
+        let Some(live) = self.live.clone() else {
+            return;
+        };
+        if let Some(w) = self.watcher.take() {
+            w.abort();
+        }
+        let (p, tx) = (self.provider.clone(), self.inputs.0.clone());
+        self.watcher = Some(tokio::spawn(async move {
+            let why = p.tunnel_closed(live).await;
+            let _ = tx.send(Msg::Input(Input::Lost(why)));
+        }));
+    }
+
+    /// Lets the machine sleep once nothing runs: no session, no tunnel, no attempt.
+    fn release_sleep_when_idle(&mut self) {
+        let idle = matches!(
+            *self.state_tx.borrow(),
+            State::Disconnected | State::Error { .. } | State::Asleep
+        );
+        if idle {
+            if let Some(guard) = self.sleep_guard.take() {
+                info!("ready for sleep");
+                guard.release();
             }
         }
     }
@@ -260,6 +411,9 @@ impl<P: Provider> Supervisor<P> {
                     message: cause.to_string(),
                     cause: cause.clone(),
                 });
+            }
+            if matches!(next, State::Connected { .. }) {
+                self.asleep_at_connect = self.clock.asleep();
             }
             self.state_tx.send_replace(next.clone());
         } else if matches!(input, Input::Established) {
@@ -298,7 +452,6 @@ impl<P: Provider> Supervisor<P> {
                     return;
                 };
                 let (stop, stop_rx) = watch::channel(None);
-                let (p2, live2, tx2) = (p.clone(), live.clone(), tx.clone());
                 let task = tokio::spawn(async move {
                     match p.meter(live, stop_rx, events).await {
                         MeterEnd::Stopped => {}
@@ -310,11 +463,8 @@ impl<P: Provider> Supervisor<P> {
                         }
                     }
                 });
-                self.watcher = Some(tokio::spawn(async move {
-                    let why = p2.tunnel_closed(live2).await;
-                    let _ = tx2.send(Msg::Input(Input::Lost(why)));
-                }));
                 self.meter = Some(RunningMeter { stop, task });
+                self.watch_tunnel();
             }
             Action::StopMeter(reason) => {
                 if let Some(w) = self.watcher.take() {
@@ -327,10 +477,15 @@ impl<P: Provider> Supervisor<P> {
             Action::TearDown => {
                 let (bring_up, meter, live) =
                     (self.bring_up.take(), self.meter.take(), self.live.take());
+                let renewal = self.renewal.take();
+                if let Some(w) = self.watcher.take() {
+                    w.abort();
+                }
                 tokio::spawn(async move {
                     if let Some(b) = bring_up {
                         b.cancel_and_wait().await;
                     }
+                    finish_renewal(renewal).await;
                     if let Some(m) = meter {
                         let _ = m.task.await;
                     }
@@ -340,11 +495,40 @@ impl<P: Provider> Supervisor<P> {
                     let _ = tx.send(Msg::Input(Input::TornDown));
                 });
             }
+            Action::RenewTunnel => {
+                let Some(live) = self.live.clone() else {
+                    return;
+                };
+                if self.renewal.is_some() {
+                    debug!("a tunnel renewal is already running");
+                    return;
+                }
+                // The old tunnel goes down on purpose: that is not a loss.
+                if let Some(w) = self.watcher.take() {
+                    w.abort();
+                }
+                let _ = events.send(SessionEvent::Notice {
+                    message: "the network changed; moving the session to a new tunnel".into(),
+                });
+                self.renewal = Some(tokio::spawn(async move {
+                    match p.renew_tunnel(live).await {
+                        Ok(()) => {
+                            let _ = tx.send(Msg::Renewed);
+                        }
+                        Err(why) => {
+                            warn!(%why, "the session cannot move to a new tunnel");
+                            let _ = tx.send(Msg::Input(Input::Lost(why)));
+                        }
+                    }
+                }));
+            }
             Action::Reconnect { attempt } => {
                 let (meter, live) = (self.meter.take(), self.live.take());
+                let renewal = self.renewal.take();
                 let clock = self.clock.clone();
                 let (cancel_tx, mut cancel) = Cancel::pair();
                 let task = tokio::spawn(async move {
+                    finish_renewal(renewal).await;
                     if let Some(m) = meter {
                         let _ = m.task.await;
                     }

@@ -75,6 +75,8 @@ pub enum EndReason {
     Recovered,
     /// Ferry ended it because a spend cap would have been passed.
     CapReached,
+    /// Ferry ended it because the machine went to sleep (a new session starts on resume).
+    Sleep,
     /// Anything else (kept verbatim).
     Other(String),
 }
@@ -91,6 +93,7 @@ impl EndReason {
             EndReason::ServerEnded => "server_ended",
             EndReason::Recovered => "recovered",
             EndReason::CapReached => "cap_reached",
+            EndReason::Sleep => "sleep",
             EndReason::Other(s) => s,
         }
     }
@@ -106,6 +109,7 @@ impl EndReason {
             "server_ended" => EndReason::ServerEnded,
             "recovered" => EndReason::Recovered,
             "cap_reached" => EndReason::CapReached,
+            "sleep" => EndReason::Sleep,
             other => EndReason::Other(other.to_string()),
         }
     }

@@ -20,7 +20,7 @@ mod vpn;
 pub use accounts::Account;
 pub use ratelimit::{AUTH_PER_MIN, GLOBAL_PER_MIN, USER_PER_MIN};
 pub use routes::router;
-pub use sessions::{DISCONNECT_REASONS, PROTOCOLS, WATCHDOG_SECS};
+pub use sessions::{EndedSession, Session, DISCONNECT_REASONS, PROTOCOLS, WATCHDOG_SECS};
 pub use tokens::{ACCESS_TTL_SECS, REFRESH_TTL_SECS};
 
 use crate::exit::ExitPeers;
@@ -77,6 +77,16 @@ impl OrbState {
             .values()
             .map(|a| a.control_json(now))
             .collect()
+    }
+
+    /// Sessions ended so far (client, watchdog, depletion, control API), oldest first.
+    pub fn ended_sessions(&self) -> Vec<sessions::EndedSession> {
+        self.history.iter().cloned().collect()
+    }
+
+    /// Sessions running now.
+    pub fn active_sessions(&self) -> Vec<sessions::Session> {
+        self.active.values().cloned().collect()
     }
 
     /// Applies timing rules (heartbeat watchdog, token and window sweeps) at `now`.
