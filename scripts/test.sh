@@ -34,6 +34,12 @@ check "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
 check "boringtun timers on a mocked clock" \
   cargo test -p ferry-tunnel --features mock-clock --lib peer::clock_tests
 
+# The .deb users install (a debug build here: the release build would not fit beside the rest
+# in CI's time; the release package is `npm run tauri -- build --bundles deb`). Its install test
+# (tests/tests/deb_package.rs) runs as root with the rest and skips without FERRY_DEB.
+check "package (.deb, debug build)" npm run tauri -- build --debug --bundles deb --ci
+FERRY_DEB="$(ls -t "${CARGO_TARGET_DIR:-$PWD/target}"/debug/bundle/deb/*.deb 2>/dev/null | head -1 || true)"
+if [ -n "$FERRY_DEB" ]; then export FERRY_DEB; else unset FERRY_DEB; fi
 check "cargo test (under Xvfb + D-Bus + keyrings + dunst)" \
   bash scripts/desktop-env.sh cargo test --workspace --no-fail-fast
 if [ "${#failed[@]}" -gt 0 ]; then

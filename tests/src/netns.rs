@@ -398,3 +398,40 @@ pub fn helper_bin() -> PathBuf {
     );
     bin
 }
+
+/// A TCP forwarder listening on `listen_ns`'s loopback whose upstream connections are made
+/// from `dial_ns` (to `to`). Runs until the process ends; returns its address.
+pub fn forward_from(
+    listen_ns: &Netns,
+    dial_ns: &Netns,
+    to: std::net::SocketAddr,
+) -> std::net::SocketAddr {
+    let listener = listen_ns
+        .run(|| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .join()
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    dial_ns.run(move || {
+        for client in listener.incoming().flatten() {
+            // Threads spawned here stay in `dial_ns`.
+            std::thread::spawn(move || {
+                let Ok(server) = std::net::TcpStream::connect(to) else {
+                    return;
+                };
+                let (mut c2, mut s2) = match (client.try_clone(), server.try_clone()) {
+                    (Ok(c), Ok(s)) => (c, s),
+                    _ => return,
+                };
+                let up = std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c2, &mut s2);
+                    let _ = s2.shutdown(std::net::Shutdown::Write);
+                });
+                let (mut c, mut s) = (client, server);
+                let _ = std::io::copy(&mut s, &mut c);
+                let _ = c.shutdown(std::net::Shutdown::Write);
+                let _ = up.join();
+            });
+        }
+    });
+    addr
+}

@@ -131,39 +131,6 @@ fn probe_lab(b: &Netns) {
     .unwrap();
 }
 
-/// A TCP forwarder listening on `listen_ns`'s loopback whose upstream connections are made
-/// from `dial_ns` (to `to`). Runs until the process ends; returns its address.
-fn forward_from(listen_ns: &Netns, dial_ns: &Netns, to: SocketAddr) -> SocketAddr {
-    let listener = listen_ns
-        .run(|| TcpListener::bind("127.0.0.1:0").unwrap())
-        .join()
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    dial_ns.run(move || {
-        for client in listener.incoming().flatten() {
-            // Threads spawned here stay in `dial_ns`.
-            std::thread::spawn(move || {
-                let Ok(server) = TcpStream::connect(to) else {
-                    return;
-                };
-                let (mut c2, mut s2) = match (client.try_clone(), server.try_clone()) {
-                    (Ok(c), Ok(s)) => (c, s),
-                    _ => return,
-                };
-                let up = std::thread::spawn(move || {
-                    let _ = std::io::copy(&mut c2, &mut s2);
-                    let _ = s2.shutdown(std::net::Shutdown::Write);
-                });
-                let (mut c, mut s) = (client, server);
-                let _ = std::io::copy(&mut s, &mut c);
-                let _ = c.shutdown(std::net::Shutdown::Write);
-                let _ = up.join();
-            });
-        }
-    });
-    addr
-}
-
 #[test]
 fn connect_all_through_the_helper_meters_blocks_while_reconnecting_and_ends_on_the_users_disconnect(
 ) {
@@ -200,7 +167,7 @@ fn connect_all_through_the_helper_meters_blocks_while_reconnecting_and_ends_on_t
     // The lab's API, as B's loopback sees it: the forwarder listens in B but dials from A, as
     // a service on the internet is reached without crossing B's own firewall (only the
     // WireGuard traffic and the probes do).
-    let local = forward_from(&b, &a, lab_addr);
+    let local = ferry_tests::netns::forward_from(&b, &a, lab_addr);
     let orbnet_url = lab
         .urls
         .orbnet
