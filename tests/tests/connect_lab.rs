@@ -1054,6 +1054,51 @@ async fn orbnet_session_cap_warns_once_stops_within_the_cap_and_exits_4() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn orbnet_month_cap_counts_two_sessions_across_a_restart_and_refuses_once_reached() {
+    let lab = lab().await;
+    let dir = Dir::new("capmonth");
+    let token = orbnet_token(&lab, "demo@orbnet.lab", "orbnet-demo-pass").await;
+    let env = [("FERRY_ORBNET_TOKEN", token.as_str())];
+    let c0 = orbnet_credits(&lab, "demo@orbnet.lab").await;
+    // A first session, ended by a one-off session cap: its spend is in the history.
+    let (code, events, stderr) = connect(
+        &lab,
+        &dir,
+        &env,
+        &["--service", "orbnet", "--cap-credits", "0.11"],
+    )
+    .exit()
+    .await;
+    assert_cap_end(code, &events, &stderr, "session");
+    let used1 = c0 - orbnet_credits(&lab, "demo@orbnet.lab").await;
+    // A month cap 0.09 above it: a new process (a restart) counts the first session, and the
+    // second stops at the month cap, not at a day or session one.
+    let month = used1 + 0.09;
+    let (code, _, err) = budget(&dir, &["set", "--month-credits", &format!("{month:.6}")]);
+    assert_eq!(code, 0, "{err}");
+    let (code, events, stderr) = connect(&lab, &dir, &env, &["--service", "orbnet"])
+        .exit()
+        .await;
+    assert_cap_end(code, &events, &stderr, "month");
+    let used = c0 - orbnet_credits(&lab, "demo@orbnet.lab").await;
+    assert!(used <= month + 1e-6, "{used} > the month cap {month}");
+    // Reached: the next connect is refused before any start, naming the cap and its reset.
+    let (code, _, err) = budget(
+        &dir,
+        &["set", "--month-credits", &format!("{:.6}", used - 0.001)],
+    );
+    assert_eq!(code, 0, "{err}");
+    let starts = session_calls(&lab.requests().await, "start").len();
+    let (code, events, stderr) = connect(&lab, &dir, &env, &["--service", "orbnet"])
+        .exit()
+        .await;
+    assert_eq!(code, 2, "{stderr} {events:?}");
+    assert!(stderr.contains("month cap of"), "{stderr}");
+    assert!(stderr.contains("resets at"), "{stderr}");
+    assert_eq!(session_calls(&lab.requests().await, "start").len(), starts);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn orbnet_day_cap_counts_the_history_across_restarts_and_refuses_once_reached() {
     let lab = lab().await;
     let dir = Dir::new("capday");
