@@ -190,6 +190,24 @@ pub async fn save_settings(backend: State<'_, BackendState>, settings: Settings)
     wire(backend.save_settings(settings).await)
 }
 
+/// Ends any session, then quits (the close dialog's "Disconnect and quit").
+#[tauri::command]
+pub async fn quit_app<R: tauri::Runtime>(app: tauri::AppHandle<R>) -> Res<()> {
+    crate::shell::quit(&app);
+    Ok(())
+}
+
+/// Minimizes the main window (the close dialog's "Minimize": still in the task bar).
+#[tauri::command]
+pub async fn minimize_window<R: tauri::Runtime>(app: tauri::AppHandle<R>) -> Res<()> {
+    use tauri::Manager;
+    if let Some(w) = app.get_webview_window(crate::shell::MAIN_WINDOW) {
+        w.minimize()
+            .map_err(|e| CommandError::new("window", format!("cannot minimize: {e}")))?;
+    }
+    Ok(())
+}
+
 /// Registers exactly the contract's commands on a builder.
 pub fn register<R: tauri::Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
     builder.invoke_handler(tauri::generate_handler![
@@ -212,5 +230,7 @@ pub fn register<R: tauri::Runtime>(builder: tauri::Builder<R>) -> tauri::Builder
         save_budget,
         export_history_csv,
         save_settings,
+        quit_app,
+        minimize_window,
     ])
 }

@@ -47,7 +47,12 @@ pub const COMMANDS: &[CommandSig] = &[
     ("save_budget", &[("budget", "Budget")], "Budget"),
     ("export_history_csv", &[], "string"),
     ("save_settings", &[("settings", "Settings")], "Settings"),
+    ("quit_app", &[], "null"),
+    ("minimize_window", &[], "null"),
 ];
+
+/// Events of the shell itself (not the core's stream): name and TypeScript payload type.
+pub const SHELL_EVENTS: &[(&str, &str)] = &[(crate::shell::CLOSE_ASKED, "null")];
 
 /// The TypeScript module `ui/src/contract.gen.ts`, generated from the types and tables above.
 pub fn typescript() -> String {
@@ -112,7 +117,7 @@ pub fn typescript() -> String {
         out.push_str(&format!("  {name}: {{ args: {args}; result: {ret} }};\n"));
     }
     out.push_str("}\n\n/** Every event: its payload. */\nexport interface Events {\n");
-    for (name, payload) in EVENTS {
+    for (name, payload) in EVENTS.iter().chain(SHELL_EVENTS) {
         out.push_str(&format!("  \"{name}\": {payload};\n"));
     }
     out.push_str(
@@ -124,7 +129,7 @@ pub fn typescript() -> String {
     out.push_str(
         "] as const;\n\n/** Event names, as emitted by Rust. */\nexport const EVENT_NAMES = [\n",
     );
-    for (name, _) in EVENTS {
+    for (name, _) in EVENTS.iter().chain(SHELL_EVENTS) {
         out.push_str(&format!("  \"{name}\",\n"));
     }
     out.push_str("] as const;\n");

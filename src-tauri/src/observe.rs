@@ -109,6 +109,7 @@ mod tests {
             code: code.into(),
             message: String::new(),
             action: String::new(),
+            alternatives: Vec::new(),
         });
         AppEvent::Connection(c)
     }

@@ -9,8 +9,8 @@ use tauri::{AppHandle, Emitter, Manager, Runtime, WindowEvent};
 
 use crate::commands::BackendState;
 use crate::contract::{
-    AccountView, AppEvent, ConnectRequest, ConnectionView, LiveView, NotifySettings, RegionGroup,
-    RegionRef, Settings,
+    AccountView, AppEvent, ConnectRequest, ConnectionView, LiveView, NotifySettings, Phase,
+    RegionGroup, RegionRef, Settings,
 };
 use crate::notify_policy::{self, Notice, NoticeAction, PolicyState};
 use crate::observe::{observe, Seen};
@@ -28,6 +28,9 @@ pub struct LaunchOptions {
 
 /// Label of the one main window, as declared in tauri.conf.json.
 pub const MAIN_WINDOW: &str = "main";
+
+/// Sent to the window when closing it would leave a metered session unseen: the UI asks.
+pub const CLOSE_ASKED: &str = "ferry:close-asked";
 
 /// What the shell keeps to redraw the tray and judge notifications.
 pub struct ShellState {
@@ -66,6 +69,16 @@ impl Shell {
             .iter()
             .map(|n| n.summary.clone())
             .collect()
+    }
+
+    /// True while a session is being set up or meters (closing must not hide it unseen).
+    pub fn metering(&self) -> bool {
+        self.lock().connection.as_ref().is_some_and(|c| {
+            matches!(
+                c.phase,
+                Phase::Connecting | Phase::Connected | Phase::Reconnecting
+            )
+        })
     }
 
     /// Records that this app asked to end a workspace session (no "ended elsewhere" notice).
@@ -363,14 +376,22 @@ pub fn setup_app<R: Runtime>(
                 let tray_exists = app.try_state::<Arc<Shell>>().is_some_and(|s| {
                     s.tray.lock().unwrap_or_else(|p| p.into_inner()).is_some()
                 });
+                let metering = app.try_state::<Arc<Shell>>().is_some_and(|s| s.metering());
                 let (window, app) = (window.clone(), app.clone());
                 tauri::async_runtime::spawn(async move {
                     let host = to_tray && tray_exists && crate::tray_host::host_present().await;
-                    match crate::tray_host::close_action(to_tray, tray_exists, host) {
+                    match crate::tray_host::close_action(to_tray, tray_exists, host, metering) {
                         crate::tray_host::CloseAction::Hide => {
                             let _ = window.hide();
                         }
                         crate::tray_host::CloseAction::Quit => quit(&app),
+                        crate::tray_host::CloseAction::Ask => {
+                            let _ = window.set_focus();
+                            if let Err(err) = window.emit(CLOSE_ASKED, ()) {
+                                tracing::warn!(%err, "could not ask before closing; quitting");
+                                quit(&app);
+                            }
+                        }
                     }
                 });
             }
@@ -401,6 +422,9 @@ fn wait_for_predecessor() {
 pub fn run(options: LaunchOptions) -> anyhow::Result<()> {
     wait_for_predecessor();
     let data_dir = ferry_core::paths::data_dir(None)?;
+    // The window's size and position, kept beside the rest of this data dir (an absolute file
+    // name: the plugin joins it onto its config dir, which keeps it as is).
+    let window_state_file = data_dir.join("window-state.json").display().to_string();
     let mut opts = AppOptions::from_env(data_dir);
     let mut autostart_args = vec!["--minimized".to_string()];
     if options.demo {
@@ -427,10 +451,21 @@ pub fn run(options: LaunchOptions) -> anyhow::Result<()> {
         .settings
         .start_minimized;
     let builder = tauri::Builder::default()
-        .plugin(tauri_plugin_opener::init())
         .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
+            tracing::info!("a second launch: showing this window instead");
             show_main_window(app)
-        }));
+        }))
+        .plugin(tauri_plugin_opener::init())
+        .plugin(
+            tauri_plugin_window_state::Builder::new()
+                .with_filename(window_state_file)
+                .with_state_flags(
+                    tauri_plugin_window_state::StateFlags::SIZE
+                        | tauri_plugin_window_state::StateFlags::POSITION
+                        | tauri_plugin_window_state::StateFlags::MAXIMIZED,
+                )
+                .build(),
+        );
     tracing::info!(demo = options.demo, "ferry desktop starting");
     setup_app(
         builder,

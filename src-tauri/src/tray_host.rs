@@ -10,14 +10,25 @@ pub const WATCHER: &str = "org.kde.StatusNotifierWatcher";
 pub enum CloseAction {
     /// Hide to the tray (the icon is visible and brings the window back).
     Hide,
-    /// End the session and quit (nothing would show that Ferry still runs).
+    /// Quit at once: nothing runs that closing could end unseen.
     Quit,
+    /// A session is metering and no icon would show it: ask whether to disconnect and quit,
+    /// minimize, or keep the window.
+    Ask,
 }
 
-/// Decides what closing does (pure): hide only when asked to and an icon is really shown.
-pub fn close_action(close_to_tray: bool, tray_exists: bool, host_present: bool) -> CloseAction {
+/// Decides what closing does (pure): hide only when asked to and an icon is really shown;
+/// otherwise ask while a session meters, and quit when nothing runs.
+pub fn close_action(
+    close_to_tray: bool,
+    tray_exists: bool,
+    host_present: bool,
+    metering: bool,
+) -> CloseAction {
     if close_to_tray && tray_exists && host_present {
         CloseAction::Hide
+    } else if metering {
+        CloseAction::Ask
     } else {
         CloseAction::Quit
     }
@@ -44,22 +55,31 @@ mod tests {
 
     #[test]
     fn hide_only_when_an_icon_is_shown() {
-        assert_eq!(close_action(true, true, true), CloseAction::Hide);
+        for metering in [false, true] {
+            assert_eq!(close_action(true, true, true, metering), CloseAction::Hide);
+        }
         assert_eq!(
-            close_action(true, true, false),
+            close_action(true, true, false, false),
             CloseAction::Quit,
-            "no host"
+            "no host, nothing running"
         );
         assert_eq!(
-            close_action(true, false, true),
+            close_action(true, false, true, false),
             CloseAction::Quit,
             "no tray"
         );
         assert_eq!(
-            close_action(false, true, true),
+            close_action(false, true, true, false),
             CloseAction::Quit,
             "setting off"
         );
+    }
+
+    #[test]
+    fn a_metered_session_is_never_hidden_without_an_icon() {
+        assert_eq!(close_action(true, true, false, true), CloseAction::Ask);
+        assert_eq!(close_action(true, false, true, true), CloseAction::Ask);
+        assert_eq!(close_action(false, true, true, true), CloseAction::Ask);
     }
 
     #[tokio::test]

@@ -358,6 +358,7 @@ mod tests {
                 code: "credits_depleted".into(),
                 message: "Your OrbNET credits ran out".into(),
                 action: "Top up".into(),
+                alternatives: Vec::new(),
             }),
             since_ms: 0,
         }

@@ -351,6 +351,38 @@ async fn demo_walkthrough_in_the_real_window() {
     );
     click_connect_until(&app, "Connect").await;
 
+    // A region without a node: tunnelbyte's 503 names regions with capacity, and the window
+    // offers each as a button that connects there.
+    lab_post(
+        &control,
+        "faults",
+        serde_json::json!({"method": "POST", "path": "/tunnelbyte/v1/sessions", "status": 503,
+            "body": r#"{"error":"no active node in region fsn","available":["sin"]}"#}),
+    )
+    .await;
+    app.click_css("#connect-btn").await;
+    app.wait_text("#error", "region unavailable", |t| {
+        t.contains("no active node in region fsn")
+    })
+    .await;
+    let alt = app
+        .wait_text("#error button.alternative", "an alternative", |t| {
+            t.starts_with("Connect to ")
+        })
+        .await;
+    assert_eq!(alt, "Connect to Singapore");
+    app.screenshot("screen-region-unavailable").await;
+    app.click_css("#error button.alternative").await;
+    app.wait_text("#connect-btn", "connected to the alternative", |t| {
+        t == "Disconnect"
+    })
+    .await;
+    assert_eq!(
+        app.attr_css("#region option:checked", "value").await,
+        "tunnelbyte/sin"
+    );
+    click_connect_until(&app, "Connect").await;
+
     // Run the credits out in the lab: the window shows the Error state with the cause, and the
     // "credits depleted" notification goes out over D-Bus.
     lab_post(
@@ -562,28 +594,18 @@ async fn demo_walkthrough_in_the_real_window() {
     })
     .await;
     click_connect_until(&app, "Disconnect").await;
-    let pid = app.app_pid().expect("the app's process");
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let state = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let alive = state
-            .lines()
-            .find_map(|l| l.strip_prefix("State:"))
-            .is_some_and(|s| !s.trim_start().starts_with('Z'));
-        if !alive {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the app outlived SIGTERM by 15 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // Closing the window while metered, with no tray host on this bus: the window asks
+    // rather than hiding the session; "Keep open" leaves it connected.
+    assert!(app.request_close() > 0, "no window of the app to close");
+    app.wait_text("#close-dialog", "the close question", |t| {
+        t.contains("Disconnect and quit") && t.contains("metered")
+    })
+    .await;
+    app.screenshot("screen-close-asked").await;
+    app.click_css("#close-cancel").await;
+    app.wait_text("#connect-btn", "still connected", |t| t == "Disconnect")
+        .await;
+    app.terminate_app().await;
     let store = ferry_core::store::Store::open_in(&app.data_dir.join("demo"))
         .await
         .unwrap();

@@ -14,48 +14,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::watcher::Watcher;
 use ferry_desktop::tray::{self, OnAction};
 use ferry_desktop::tray_model::{TrayAction, TrayIcon, TrayItem, TrayModel};
 use zbus::zvariant::OwnedValue;
-
-#[derive(Default, Clone)]
-struct Watcher {
-    items: Arc<Mutex<Vec<String>>>,
-}
-
-#[zbus::interface(name = "org.kde.StatusNotifierWatcher")]
-impl Watcher {
-    async fn register_status_notifier_item(
-        &self,
-        service: &str,
-        #[zbus(header)] hdr: zbus::message::Header<'_>,
-    ) {
-        // An item may register by bus name or by object path (then its sender is the name).
-        let name = if service.starts_with('/') {
-            hdr.sender().map(|s| s.to_string()).unwrap_or_default()
-        } else {
-            service.to_string()
-        };
-        self.items.lock().unwrap().push(name);
-    }
-
-    async fn register_status_notifier_host(&self, _service: &str) {}
-
-    #[zbus(property)]
-    async fn is_status_notifier_host_registered(&self) -> bool {
-        true
-    }
-
-    #[zbus(property)]
-    async fn protocol_version(&self) -> i32 {
-        0
-    }
-
-    #[zbus(property)]
-    async fn registered_status_notifier_items(&self) -> Vec<String> {
-        self.items.lock().unwrap().clone()
-    }
-}
 
 fn model(status: &str) -> TrayModel {
     TrayModel {
@@ -114,16 +78,7 @@ async fn the_tray_registers_with_a_watcher_and_its_click_and_menu_act() {
         eprintln!("skipping the tray test: no D-Bus session (run it under scripts/desktop-env.sh)");
         return;
     }
-    let watcher = Watcher::default();
-    let _watcher_conn = zbus::connection::Builder::session()
-        .unwrap()
-        .name("org.kde.StatusNotifierWatcher")
-        .unwrap()
-        .serve_at("/StatusNotifierWatcher", watcher.clone())
-        .unwrap()
-        .build()
-        .await
-        .unwrap();
+    let (watcher, _watcher_conn) = Watcher::serve().await;
     let seen: Arc<Mutex<Vec<TrayAction>>> = Arc::default();
     let sink = seen.clone();
     let on_action: OnAction = Arc::new(move |a| sink.lock().unwrap().push(a));

@@ -69,7 +69,11 @@ message: string,
 /**
  * What the user can do about it.
  */
-action: string, };
+action: string, 
+/**
+ * Regions the service suggests instead (a 503 with `available`), to offer as buttons.
+ */
+alternatives: Array<RegionRef>, };
 
 export type ConnectionView = { 
 /**
@@ -753,6 +757,8 @@ export interface Commands {
   save_budget: { args: { budget: Budget }; result: Budget };
   export_history_csv: { args: Record<string, never>; result: string };
   save_settings: { args: { settings: Settings }; result: Settings };
+  quit_app: { args: Record<string, never>; result: null };
+  minimize_window: { args: Record<string, never>; result: null };
 }
 
 /** Every event: its payload. */
@@ -765,6 +771,7 @@ export interface Events {
   "ferry:settings": Settings;
   "ferry:regions": Array<RegionGroup>;
   "ferry:warning": WarningView;
+  "ferry:close-asked": null;
 }
 
 /** Command names, as registered in Rust. */
@@ -788,6 +795,8 @@ export const COMMAND_NAMES = [
   "save_budget",
   "export_history_csv",
   "save_settings",
+  "quit_app",
+  "minimize_window",
 ] as const;
 
 /** Event names, as emitted by Rust. */
@@ -800,4 +809,5 @@ export const EVENT_NAMES = [
   "ferry:settings",
   "ferry:regions",
   "ferry:warning",
+  "ferry:close-asked",
 ] as const;

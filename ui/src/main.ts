@@ -199,7 +199,22 @@ function connectScreen(snap: Snapshot): HTMLElement {
   );
 
   const error = c.phase === "error" && c.error
-    ? h("div", { id: "error", class: "error", role: "alert" }, h("strong", {}, c.error.message), h("p", {}, c.error.action))
+    ? h("div", { id: "error", class: "error", role: "alert" }, h("strong", {}, c.error.message), h("p", {}, c.error.action),
+      c.error.alternatives.length
+        ? h("div", { class: "alternatives", role: "group", "aria-label": "Regions with capacity" },
+          c.error.alternatives.map((alt) => {
+            const found = view.findRegion(state.regions, view.regionKey(alt));
+            return h("button", {
+              type: "button", class: "alternative", "data-region": view.regionKey(alt),
+              disabled: busy || !signedIn(alt.service),
+              onclick: () => guard(async () => {
+                state.selectedRegion = view.regionKey(alt);
+                render();
+                await call("connect", { request: { region: alt, mode: state.mode } });
+              }),
+            }, `Connect to ${found ? found.label : alt.id}`);
+          }))
+        : null)
     : null;
 
   return h(
@@ -622,6 +637,37 @@ function patch(update: (s: Snapshot) => void): void {
   if (state.screen === "connect") render();
 }
 
+/**
+ * Closing the window while a session meters and no tray icon would show it: ask, in a modal
+ * dialog, whether to disconnect and quit, minimize, or keep the window.
+ */
+function askBeforeClose(): void {
+  if (document.getElementById("close-dialog")) return;
+  const c = state.snapshot?.connection;
+  const where = c?.region_label ? ` to ${c.region_label}` : "";
+  const choice = (id: string, label: string, cls: string, act: () => Promise<unknown>) =>
+    h("button", { id, type: "button", class: cls, onclick: () => {
+      dialog.close();
+      dialog.remove();
+      void guard(async () => { await act(); });
+    } }, label);
+  const dialog = h(
+    "dialog",
+    { id: "close-dialog", "aria-labelledby": "close-title" },
+    h("h2", { id: "close-title" }, "Ferry is still connected"),
+    h("p", {}, `You are connected${where} and the session is metered. No tray icon is shown on this desktop, so a hidden Ferry would keep billing unseen.`),
+    h("div", { class: "actions" },
+      choice("close-quit", "Disconnect and quit", "danger", () => call("quit_app")),
+      choice("close-minimize", "Minimize", "", () => call("minimize_window")),
+      choice("close-cancel", "Keep open", "quiet", async () => undefined)),
+  );
+  // The safe choice has the focus: Enter keeps the window.
+  dialog.addEventListener("cancel", () => dialog.remove());
+  document.body.append(dialog);
+  dialog.showModal();
+  document.getElementById("close-cancel")?.focus();
+}
+
 async function start(): Promise<void> {
   document.addEventListener("keydown", (e) => {
     if (e.altKey && e.key >= "1" && e.key <= String(SCREENS.length)) {
@@ -662,6 +708,7 @@ async function start(): Promise<void> {
     if (state.screen === "connect") render();
   });
   await on("ferry:warning", (w) => flash(w.message));
+  await on("ferry:close-asked", () => askBeforeClose());
   await guard(reload);
   // Regions change (busy, offline, new ones): refreshed every minute while they are on screen.
   window.setInterval(() => {

@@ -8,7 +8,7 @@ function conn(phase: Phase): ConnectionView {
     region: { service: "orbnet", id: "srv-1" },
     region_label: "Paris",
     mode: "app",
-    error: phase === "error" ? { code: "credits_depleted", message: "Credits ran out", action: "Top up" } : null,
+    error: phase === "error" ? { code: "credits_depleted", message: "Credits ran out", action: "Top up", alternatives: [] } : null,
     since_ms: 0,
   };
 }
@@ -26,8 +26,8 @@ describe("connect control", () => {
     const c = connectControl(conn(phase), can);
     expect([c.label, c.action, c.enabled]).toEqual([label, action, enabled]);
   });
-  it("error caption carries the cause", () => {
-    expect(connectControl(conn("error"), true).caption).toBe("Credits ran out");
+  it("error caption does not repeat the cause the error box shows", () => {
+    expect(connectControl(conn("error"), true).caption).toBe("Not connected");
   });
 });
 

@@ -41,7 +41,8 @@ export function connectControl(c: ConnectionView, canConnect: boolean): ConnectC
       action: "connect",
       enabled: canConnect,
       busy: false,
-      caption: c.error?.message ?? "The connection stopped on an error",
+      // The error box under the button says what happened; the caption does not repeat it.
+      caption: c.error ? "Not connected" : "The connection stopped on an error",
     },
   };
   return table[c.phase];

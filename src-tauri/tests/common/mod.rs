@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 
+pub mod watcher;
+
 /// Why a GUI test cannot run here, if it cannot.
 pub fn skip_reason() -> Option<String> {
     if std::env::var_os("DISPLAY").is_none() {
@@ -49,15 +51,22 @@ pub struct AppSession {
     pub client: Option<Client>,
     /// Private data directory given to the app.
     pub data_dir: PathBuf,
+    /// Keep the data dir when the session ends (for a later session on it).
+    pub keep_data_dir: bool,
 }
 
 impl AppSession {
     /// Starts tauri-driver and the app binary with `args`; waits for the session (bounded).
     pub async fn start(args: &[&str], envs: &[(&str, &str)]) -> AppSession {
+        let data_dir =
+            std::env::temp_dir().join(format!("ferry-gui-{}-{}", std::process::id(), free_port()));
+        Self::start_in(data_dir, args, envs).await
+    }
+
+    /// Like [`AppSession::start`], on a given data dir (e.g. one an earlier session used).
+    pub async fn start_in(data_dir: PathBuf, args: &[&str], envs: &[(&str, &str)]) -> AppSession {
         let port = free_port();
         let native_port = free_port();
-        let data_dir =
-            std::env::temp_dir().join(format!("ferry-gui-{}-{}", std::process::id(), port));
         std::fs::create_dir_all(&data_dir).expect("data dir");
         let mut cmd = Command::new("tauri-driver");
         cmd.args([
@@ -78,6 +87,7 @@ impl AppSession {
             driver,
             client: None,
             data_dir,
+            keep_data_dir: false,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -261,6 +271,154 @@ impl AppSession {
         None
     }
 
+    /// The app's top-level X windows (Xvfb runs no window manager, so they are the root's
+    /// children), each with whether it is mapped and viewable.
+    fn x_windows(&self) -> (x11rb::rust_connection::RustConnection, Vec<(u32, bool)>) {
+        use x11rb::connection::Connection;
+        use x11rb::protocol::xproto::{AtomEnum, ConnectionExt, MapState};
+        let pid = self.app_pid().expect("the app's process");
+        let (conn, screen) = x11rb::connect(None).expect("the X display");
+        let root = conn.setup().roots[screen].root;
+        let pid_atom = conn
+            .intern_atom(false, b"_NET_WM_PID")
+            .unwrap()
+            .reply()
+            .unwrap()
+            .atom;
+        let mut found = Vec::new();
+        for w in conn.query_tree(root).unwrap().reply().unwrap().children {
+            let Ok(Ok(p)) = conn
+                .get_property(false, w, pid_atom, AtomEnum::CARDINAL, 0, 1)
+                .map(|c| c.reply())
+            else {
+                continue;
+            };
+            if p.value32().and_then(|mut v| v.next()) != Some(pid) {
+                continue;
+            }
+            let attrs = conn
+                .get_window_attributes(w)
+                .ok()
+                .and_then(|c| c.reply().ok());
+            // GTK's own helper windows are override-redirect; a top-level window is not.
+            if attrs.as_ref().is_some_and(|a| a.override_redirect) {
+                continue;
+            }
+            found.push((w, attrs.is_some_and(|a| a.map_state == MapState::VIEWABLE)));
+        }
+        (conn, found)
+    }
+
+    /// Sends SIGTERM to the app (it ends any session and quits cleanly) and waits until it
+    /// has exited (bounded).
+    pub async fn terminate_app(&self) {
+        let pid = self.app_pid().expect("the app's process");
+        let status = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let state = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            let alive = state
+                .lines()
+                .find_map(|l| l.strip_prefix("State:"))
+                .is_some_and(|s| !s.trim_start().starts_with('Z'));
+            if !alive {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the app outlived SIGTERM by 15 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// True while one of the app's top-level windows is shown.
+    pub fn window_shown(&self) -> bool {
+        self.x_windows().1.iter().any(|(_, v)| *v)
+    }
+
+    /// Waits (bounded) until the app's window is shown (`true`) or hidden (`false`).
+    pub async fn wait_window_shown(&self, shown: bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.window_shown() != shown {
+            assert!(
+                Instant::now() < deadline,
+                "the window was not {} within 20 s",
+                if shown { "shown" } else { "hidden" }
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Asks the app's shown windows to close as a window manager does (a WM_DELETE_WINDOW
+    /// client message). Returns how many windows were asked.
+    pub fn request_close(&self) -> usize {
+        use x11rb::connection::Connection;
+        use x11rb::protocol::xproto::{ClientMessageEvent, ConnectionExt, EventMask};
+        let (conn, windows) = self.x_windows();
+        let atom = |name: &str| {
+            conn.intern_atom(false, name.as_bytes())
+                .unwrap()
+                .reply()
+                .unwrap()
+                .atom
+        };
+        let (protocols, delete) = (atom("WM_PROTOCOLS"), atom("WM_DELETE_WINDOW"));
+        let mut asked = 0;
+        for (w, _) in windows.into_iter().filter(|(_, v)| *v) {
+            let event = ClientMessageEvent::new(32, w, protocols, [delete, 0, 0, 0, 0]);
+            conn.send_event(false, w, EventMask::NO_EVENT, event)
+                .unwrap();
+            asked += 1;
+        }
+        conn.flush().unwrap();
+        asked
+    }
+
+    /// Moves and resizes the app's shown window (what a user dragging it does, here without a
+    /// window manager).
+    pub fn place_window(&self, x: i32, y: i32, width: u32, height: u32) {
+        use x11rb::connection::Connection;
+        use x11rb::protocol::xproto::{ConfigureWindowAux, ConnectionExt};
+        let (conn, windows) = self.x_windows();
+        let (w, _) = windows
+            .into_iter()
+            .find(|(_, v)| *v)
+            .expect("a shown window");
+        let aux = ConfigureWindowAux::new()
+            .x(x)
+            .y(y)
+            .width(width)
+            .height(height);
+        conn.configure_window(w, &aux).unwrap();
+        conn.flush().unwrap();
+    }
+
+    /// Position and size of the app's shown window on the screen: (x, y, width, height).
+    pub fn window_geometry(&self) -> Option<(i32, i32, u32, u32)> {
+        use x11rb::connection::Connection;
+        use x11rb::protocol::xproto::ConnectionExt;
+        let (conn, windows) = self.x_windows();
+        let (w, _) = windows.into_iter().find(|(_, v)| *v)?;
+        let g = conn.get_geometry(w).ok()?.reply().ok()?;
+        let root = conn.setup().roots[0].root;
+        let t = conn
+            .translate_coordinates(w, root, 0, 0)
+            .ok()?
+            .reply()
+            .ok()?;
+        Some((
+            i32::from(t.dst_x),
+            i32::from(t.dst_y),
+            u32::from(g.width),
+            u32::from(g.height),
+        ))
+    }
+
     /// Resident memory of the app and every process it started (WebKit's web and network
     /// processes), in KiB: the processes whose environment carries this session's data dir,
     /// minus the driver's own. `FERRY_RSS_DETAIL=1` prints each process.
@@ -308,14 +466,17 @@ impl AppSession {
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.driver.try_wait() {
-                let _ = std::fs::remove_dir_all(&self.data_dir);
-                return;
+                break;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-        let _ = std::fs::remove_dir_all(&self.data_dir);
+        if !matches!(self.driver.try_wait(), Ok(Some(_))) {
+            let _ = self.driver.kill();
+            let _ = self.driver.wait();
+        }
+        if !self.keep_data_dir {
+            let _ = std::fs::remove_dir_all(&self.data_dir);
+        }
     }
 }
 

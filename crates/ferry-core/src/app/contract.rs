@@ -86,6 +86,8 @@ pub struct ErrorView {
     pub message: String,
     /// What the user can do about it.
     pub action: String,
+    /// Regions the service suggests instead (a 503 with `available`), to offer as buttons.
+    pub alternatives: Vec<RegionRef>,
 }
 
 /// The connection as the UI and tray show it.

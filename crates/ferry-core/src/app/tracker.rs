@@ -28,8 +28,20 @@ pub struct ConnectionTracker {
     pub cap: Option<super::contract::CapView>,
 }
 
-/// What the window says for an error cause: a code, the cause in words, what to do.
-pub fn error_view(cause: &ErrorCause) -> ErrorView {
+/// What the window says for an error cause of `service`: a code, the cause in words, what to
+/// do, and the regions to try instead.
+pub fn error_view(service: Service, cause: &ErrorCause) -> ErrorView {
+    let alternatives = match cause {
+        ErrorCause::RegionUnavailable { alternatives, .. } => alternatives
+            .iter()
+            .filter(|id| !id.is_empty())
+            .map(|id| RegionRef {
+                service,
+                id: id.clone(),
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
     let (code, message, action) = match cause {
         ErrorCause::CreditsExhausted(m) => (
             "insufficient_credits".to_string(),
@@ -41,10 +53,14 @@ pub fn error_view(cause: &ErrorCause) -> ErrorView {
             format!("Your tunnelbyte quota is used up: {m}."),
             "Wait until the window resets, or upgrade your tunnelbyte plan.",
         ),
-        ErrorCause::RegionUnavailable(m) => (
+        ErrorCause::RegionUnavailable { message, .. } => (
             "region_unavailable".to_string(),
-            format!("That region is unavailable: {m}."),
-            "Pick another region.",
+            format!("That region is unavailable: {message}."),
+            if alternatives.is_empty() {
+                "Pick another region."
+            } else {
+                "Pick one of the regions the service suggests."
+            },
         ),
         ErrorCause::SessionConflict(m) => (
             "session_conflict".to_string(),
@@ -96,6 +112,7 @@ pub fn error_view(cause: &ErrorCause) -> ErrorView {
         code,
         message,
         action: action.to_string(),
+        alternatives,
     }
 }
 
@@ -184,7 +201,7 @@ impl ConnectionTracker {
                     State::Error { .. } => Phase::Error,
                 };
                 if let State::Error { cause } = state {
-                    self.connection.error = Some(error_view(cause));
+                    self.connection.error = Some(error_view(self.service, cause));
                 } else if phase != Phase::Disconnecting {
                     self.connection.error = None;
                 }
@@ -284,7 +301,7 @@ impl ConnectionTracker {
                 vec![AppEvent::Live(Some(live.clone()))]
             }
             SessionEvent::Failed { cause, .. } => {
-                self.connection.error = Some(error_view(cause));
+                self.connection.error = Some(error_view(self.service, cause));
                 vec![]
             }
             SessionEvent::LowCredits {
@@ -408,7 +425,10 @@ mod tests {
             out.as_slice(),
             [AppEvent::Connection(_), AppEvent::Live(None)]
         ));
-        let e = error_view(&ErrorCause::TerminatedByServer("idle".into()));
+        let e = error_view(
+            Service::Orbnet,
+            &ErrorCause::TerminatedByServer("idle".into()),
+        );
         assert_eq!(e.code, "server_ended:idle");
     }
 

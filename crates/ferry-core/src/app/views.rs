@@ -37,7 +37,22 @@ pub fn orbnet_regions(servers: Vec<Server>) -> Vec<RegionView> {
         .collect()
 }
 
-/// tunnelbyte regions; one without nodes is listed but unavailable, with the reason.
+/// The place behind a tunnelbyte region code: its codes are the hosting provider's location
+/// codes (Hetzner's), which the API does not spell out. Unknown codes have none.
+pub fn tunnelbyte_place(code: &str) -> Option<(&'static str, &'static str)> {
+    Some(match code {
+        "fsn" => ("Falkenstein", "Germany"),
+        "nbg" => ("Nuremberg", "Germany"),
+        "hel" => ("Helsinki", "Finland"),
+        "ash" => ("Ashburn", "United States"),
+        "hil" => ("Hillsboro", "United States"),
+        "sin" => ("Singapore", "Singapore"),
+        _ => return None,
+    })
+}
+
+/// tunnelbyte regions; one without nodes is listed but unavailable, with the reason. Known
+/// codes are named by their city; others by their code.
 pub fn tunnelbyte_regions(regions: Vec<TbRegion>) -> Vec<RegionView> {
     regions
         .into_iter()
@@ -46,8 +61,8 @@ pub fn tunnelbyte_regions(regions: Vec<TbRegion>) -> Vec<RegionView> {
                 service: Service::Tunnelbyte,
                 id: r.code.clone(),
             },
-            label: r.code.clone(),
-            country: None,
+            label: tunnelbyte_place(&r.code).map_or_else(|| r.code.clone(), |p| p.0.to_string()),
+            country: tunnelbyte_place(&r.code).map(|p| p.1.to_string()),
             nodes: Some(u32::try_from(r.node_count).unwrap_or(u32::MAX)),
             available: r.node_count > 0,
             note: (r.node_count == 0).then(|| format!("no active node in region {}", r.code)),
@@ -209,5 +224,25 @@ mod tests {
         assert_eq!(d[0].cost_millicents, 700);
         assert_eq!(d[0].bytes, 30);
         assert_eq!(d[1].credits_used, 1.5);
+    }
+
+    #[test]
+    fn tunnelbyte_regions_are_named_by_city_and_unknown_codes_stay_codes() {
+        let r = tunnelbyte_regions(vec![
+            TbRegion {
+                code: "fsn".into(),
+                node_count: 2,
+            },
+            TbRegion {
+                code: "xyz".into(),
+                node_count: 0,
+            },
+        ]);
+        assert_eq!(r[0].label, "Falkenstein");
+        assert_eq!(r[0].country.as_deref(), Some("Germany"));
+        assert_eq!(r[0].reference.id, "fsn");
+        assert_eq!(r[1].label, "xyz");
+        assert_eq!(r[1].country, None);
+        assert!(!r[1].available);
     }
 }

@@ -261,8 +261,11 @@ impl TunnelbyteApi for TunnelbyteClient {
             .await
             .map_err(|e| match e {
                 ApiError::QuotaExceeded(q) => ErrorCause::QuotaExhausted(q.to_string()),
-                e @ ApiError::RegionUnavailable { .. } => {
-                    ErrorCause::RegionUnavailable(e.to_string())
+                ApiError::RegionUnavailable { message, available } => {
+                    ErrorCause::RegionUnavailable {
+                        message,
+                        alternatives: available,
+                    }
                 }
                 e => ErrorCause::Service(e.to_string()),
             })?;
@@ -292,7 +295,10 @@ impl TunnelbyteClient {
             .into_iter()
             .find(|r| r.node_count > 0)
             .map(|r| r.code)
-            .ok_or_else(|| ErrorCause::RegionUnavailable("tunnelbyte has no region up".into()))
+            .ok_or_else(|| ErrorCause::RegionUnavailable {
+                message: "tunnelbyte has no region up".into(),
+                alternatives: Vec::new(),
+            })
     }
 }
 

@@ -11,6 +11,15 @@ use crate::meter::credits_driver::DisconnectReason;
 /// How many times a lost connection is re-established before giving up.
 pub const MAX_RECONNECTS: u32 = 3;
 
+/// The list of other regions the server offered, for the message (empty when none).
+fn alternatives_hint(a: &[String]) -> String {
+    if a.is_empty() {
+        String::new()
+    } else {
+        format!("; regions with capacity: {}", a.join(", "))
+    }
+}
+
 /// Why a session failed or was ended, typed so the CLI can map it to an exit code and the UI to
 /// a message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
@@ -22,9 +31,14 @@ pub enum ErrorCause {
     /// A tunnelbyte quota window is used up.
     #[error("quota exhausted: {0}")]
     QuotaExhausted(String),
-    /// The region has no node; the message lists the alternatives.
-    #[error("region unavailable: {0}")]
-    RegionUnavailable(String),
+    /// The region has no node; `alternatives` are the region ids the service suggests instead.
+    #[error("region unavailable: {message}{}", alternatives_hint(.alternatives))]
+    RegionUnavailable {
+        /// The service's words.
+        message: String,
+        /// Other region ids of the same service that the server offered (may be empty).
+        alternatives: Vec<String>,
+    },
     /// Another session is active on the account and is not ours to end.
     #[error("{0}")]
     SessionConflict(String),

@@ -1,0 +1,101 @@
+//! The window's life as a desktop user sees it, in the real app under Xvfb with a tray host
+//! (a StatusNotifierWatcher) on the private session bus: closing the window hides it to the
+//! tray; a second launch brings it back and exits; the size and position the user gave it
+//! come back at the next start.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_hides_to_the_tray_a_second_launch_shows_it_and_the_place_is_remembered() {
+    if let Some(reason) = common::skip_reason() {
+        eprintln!("skipping GUI test: {reason}");
+        return;
+    }
+    // A tray host shows icons on this desktop.
+    let (watcher, _host) = common::watcher::Watcher::serve().await;
+    let mut app = common::AppSession::start(&[], &[]).await;
+    app.keep_data_dir = true;
+    app.wait_css("html[data-ready='1']").await;
+    app.wait_window_shown(true).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while watcher.items.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the tray item never registered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The user puts the window somewhere of their own.
+    app.place_window(60, 40, 900, 680);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.window_geometry() != Some((60, 40, 900, 680)) {
+        assert!(
+            Instant::now() < deadline,
+            "the window did not move: {:?}",
+            app.window_geometry()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Closing hides to the tray (an icon shows Ferry still runs); the process stays.
+    assert!(app.request_close() > 0, "no window to close");
+    app.wait_window_shown(false).await;
+    assert!(
+        app.app_pid().is_some(),
+        "closing to the tray keeps Ferry running"
+    );
+
+    // A second launch shows the first window and exits itself.
+    let second = Command::new(env!("CARGO_BIN_EXE_ferry-desktop"))
+        .env("FERRY_DATA_DIR", &app.data_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let second_pid = second.id();
+    let status = tokio::task::spawn_blocking(move || {
+        let mut second = second;
+        second.wait()
+    });
+    let status = tokio::time::timeout(Duration::from_secs(30), status)
+        .await
+        .unwrap_or_else(|_| {
+            let _ = Command::new("kill")
+                .args(["-TERM", &second_pid.to_string()])
+                .status();
+            panic!("the second launch did not exit within 30 s")
+        })
+        .unwrap()
+        .unwrap();
+    assert!(
+        status.success(),
+        "the second launch exits cleanly: {status}"
+    );
+    app.wait_window_shown(true).await;
+    assert_eq!(
+        app.window_geometry(),
+        Some((60, 40, 900, 680)),
+        "shown where it was"
+    );
+
+    // Quit; the next start opens the window where the user left it.
+    app.terminate_app().await;
+    let data_dir = app.data_dir.clone();
+    app.close().await;
+    assert!(
+        data_dir.join("window-state.json").exists(),
+        "the window's place is kept in the data dir"
+    );
+    let app = common::AppSession::start_in(data_dir, &[], &[]).await;
+    app.wait_css("html[data-ready='1']").await;
+    app.wait_window_shown(true).await;
+    assert_eq!(
+        app.window_geometry(),
+        Some((60, 40, 900, 680)),
+        "the place and size come back"
+    );
+    app.close().await;
+}
