@@ -21,6 +21,8 @@ ferry_apt_packages=(
   wget python3 util-linux
   # desktop proxy (gsettings on dconf) for "send this desktop's apps through Ferry"
   libglib2.0-bin dconf-service dconf-gsettings-backend gsettings-desktop-schemas
+  # ... and KDE's (kioslaverc through kreadconfig5/kwriteconfig5)
+  libkf5config-bin
 )
 
 ferry_sudo() {

@@ -120,6 +120,7 @@ mod tests {
             at_ms: 0,
             exit_ip: None,
             proxy: None,
+            http_proxy: None,
             bytes_in: 0,
             bytes_out: 0,
             rate_in: 0.0,

@@ -307,6 +307,9 @@ pub fn setup_app<R: Runtime>(
     let state: BackendState = backend;
     crate::commands::register(builder.manage(state.clone()).manage(shell.clone()))
         .setup(move |app| {
+            if let Some(window) = app.get_webview_window(MAIN_WINDOW) {
+                lighten_webview(&window);
+            }
             if options.minimized {
                 if let Some(window) = app.get_webview_window(MAIN_WINDOW) {
                     window.hide()?;
@@ -396,6 +399,30 @@ pub fn setup_app<R: Runtime>(
                 });
             }
         })
+}
+
+/// A lighter WebKit for one small, static page: the web context's cache model for a document
+/// viewer (no page cache, small memory caches) and no accelerated compositing, which costs the
+/// web process about 75 MB and buys nothing here. `FERRY_WEBKIT_COMPOSITING=1` keeps WebKit's
+/// default compositing (for comparison, or a driver that needs it).
+fn lighten_webview<R: Runtime>(window: &tauri::WebviewWindow<R>) {
+    let compositing = std::env::var("FERRY_WEBKIT_COMPOSITING").is_ok_and(|v| v == "1");
+    #[cfg(target_os = "linux")]
+    if let Err(err) = window.with_webview(move |pw| {
+        use webkit2gtk::{CacheModel, SettingsExt, WebContextExt, WebViewExt};
+        if let Some(ctx) = pw.inner().context() {
+            ctx.set_cache_model(CacheModel::DocumentViewer);
+        }
+        if !compositing {
+            if let Some(settings) = WebViewExt::settings(&pw.inner()) {
+                settings.set_hardware_acceleration_policy(
+                    webkit2gtk::HardwareAccelerationPolicy::Never,
+                );
+            }
+        }
+    }) {
+        tracing::warn!(%err, "could not set WebKit's cache model");
+    }
 }
 
 /// Set by "Try the demo": the instance that started this one, which this one waits out so the

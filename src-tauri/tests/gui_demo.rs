@@ -142,10 +142,7 @@ async fn demo_walkthrough_in_the_real_window() {
     .await;
     // Figures for the issue note (not asserted: speed and size are benchmarks, not tests).
     app.wait_css("html[data-ready='1']").await;
-    eprintln!(
-        "measure: app RSS idle {} MiB (app + WebKit processes)",
-        app.app_rss_kib() / 1024
-    );
+    eprintln!("measure: app tree idle: {}", app.footprint_line());
     let lab: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&urls_file).unwrap()).unwrap();
     let _ = std::fs::remove_file(&urls_file);
@@ -305,7 +302,10 @@ async fn demo_walkthrough_in_the_real_window() {
             t.starts_with("SOCKS5 ")
         })
         .await;
-    let proxy = proxy.trim_start_matches("SOCKS5 ").trim().to_string();
+    // "SOCKS5 127.0.0.1:P · HTTP 127.0.0.1:P+1"
+    let (socks_part, http_part) = proxy.split_once(" · ").expect("both proxies named");
+    assert!(http_part.starts_with("HTTP 127.0.0.1:"), "{proxy}");
+    let proxy = socks_part.trim_start_matches("SOCKS5 ").trim().to_string();
     let body: Vec<u8> = (0..256 * 1024u32).map(|i| (i % 251) as u8).collect();
     let port = common::http_server(body.clone());
     let got = common::curl_via(&proxy, &format!("http://localhost:{port}/")).await;
@@ -345,10 +345,7 @@ async fn demo_walkthrough_in_the_real_window() {
     app.wait_text("#quota-0", "quota bar", |t| t.contains("resets in"))
         .await;
     app.screenshot("screen-quota").await;
-    eprintln!(
-        "measure: app RSS connected {} MiB (app + WebKit processes)",
-        app.app_rss_kib() / 1024
-    );
+    eprintln!("measure: app tree connected: {}", app.footprint_line());
     click_connect_until(&app, "Connect").await;
 
     // A region without a node: tunnelbyte's 503 names regions with capacity, and the window

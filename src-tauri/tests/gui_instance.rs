@@ -48,7 +48,7 @@ async fn close_hides_to_the_tray_a_second_launch_shows_it_and_the_place_is_remem
     );
 
     // A second launch shows the first window and exits itself.
-    let second = Command::new(env!("CARGO_BIN_EXE_ferry-desktop"))
+    let second = Command::new(common::app_binary())
         .env("FERRY_DATA_DIR", &app.data_dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

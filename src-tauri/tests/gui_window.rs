@@ -16,6 +16,8 @@ async fn window_opens_with_title_and_screenshot() {
     let usable_after = started.elapsed();
     app.wait_text("#brand", "the brand", |t| t == "Ferry").await;
     assert_eq!(app.c().title().await.unwrap(), "Ferry");
+    // Figures for the notes (a measure, not asserted): the whole app tree, idle.
+    eprintln!("measure: app tree idle (no demo): {}", app.footprint_line());
     let shot = app.screenshot("gui_window").await;
     let png = std::fs::read(&shot).unwrap();
     assert!(png.starts_with(b"\x89PNG"), "screenshot is a PNG");

@@ -206,6 +206,10 @@ exit_ip: string | null,
  */
 proxy: string | null, 
 /**
+ * App mode: the local HTTP proxy (CONNECT and plain `http://`), when it runs.
+ */
+http_proxy: string | null, 
+/**
  * Bytes received.
  */
 bytes_in: number, 

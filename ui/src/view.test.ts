@@ -37,6 +37,7 @@ describe("live panel", () => {
     at_ms: 0,
     exit_ip: "198.51.100.7",
     proxy: "127.0.0.1:1080",
+    http_proxy: "127.0.0.1:1081",
     bytes_in: 2048,
     bytes_out: 0,
     rate_in: 1024,

@@ -118,7 +118,7 @@ export function liveFigures(live: LiveView, nowMs: number): Figure[] {
     {
       id: "proxy",
       label: "Proxy for apps",
-      value: live.proxy === null ? "All traffic" : `SOCKS5 ${live.proxy}`,
+      value: live.proxy === null ? "All traffic" : `SOCKS5 ${live.proxy}` + (live.http_proxy === null ? "" : ` · HTTP ${live.http_proxy}`),
       title: live.proxy === null ? undefined : `Point apps at socks5h://${live.proxy}`,
     },
     { id: "bytes-in", label: "Received", value: `${fmt.bytes(live.bytes_in)} · ${fmt.rate(live.rate_in)}` },

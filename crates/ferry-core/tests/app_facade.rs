@@ -411,6 +411,24 @@ async fn demo_credits(rig: &Rig) -> f64 {
         .unwrap()
 }
 
+/// A `kioslaverc` value through KDE's own tool ("<absent>" when the key is not there).
+fn kde(key: &str) -> String {
+    let out = std::process::Command::new("kreadconfig5")
+        .args([
+            "--file",
+            "kioslaverc",
+            "--group",
+            "Proxy Settings",
+            "--key",
+            key,
+            "--default",
+            "<absent>",
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 fn gsettings(schema: &str, key: &str) -> String {
     let out = std::process::Command::new("gsettings")
         .args(["get", schema, key])
@@ -433,6 +451,28 @@ async fn the_desktop_proxy_points_at_ferry_while_connected_and_comes_back_after(
     }
     let before_mode = gsettings("org.gnome.system.proxy", "mode");
     let before_port = gsettings("org.gnome.system.proxy.socks", "port");
+    // KDE where its tools are (scripts/deps.sh installs them): the user's own proxy type.
+    let with_kde = ferry_core::app::desktop_proxy::Kconfig::find().is_some();
+    if with_kde {
+        let status = std::process::Command::new("kwriteconfig5")
+            .args([
+                "--file",
+                "kioslaverc",
+                "--group",
+                "Proxy Settings",
+                "--key",
+                "ProxyType",
+                "4",
+            ])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert_eq!(kde("socksProxy"), "<absent>");
+    } else {
+        eprintln!(
+            "KDE part skipped: no kreadconfig5/kwriteconfig5 (scripts/deps.sh installs them)"
+        );
+    }
     let rig = Rig::new().await;
     rig.sign_in_tunnelbyte("free").await;
     let mut settings = rig.app.snapshot().await.settings;
@@ -453,7 +493,10 @@ async fn the_desktop_proxy_points_at_ferry_while_connected_and_comes_back_after(
     let socks: std::net::SocketAddr = live.proxy.unwrap().parse().unwrap();
     // Applied right after the Connected event: await it rather than guess a delay.
     let deadline = std::time::Instant::now() + WAIT;
-    while gsettings("org.gnome.system.proxy.socks", "port") != socks.port().to_string() {
+    // The mode is switched last, once the addresses are in.
+    while gsettings("org.gnome.system.proxy.socks", "port") != socks.port().to_string()
+        || gsettings("org.gnome.system.proxy", "mode") != "'manual'"
+    {
         assert!(
             std::time::Instant::now() < deadline,
             "the desktop proxy was never set"
@@ -469,6 +512,22 @@ async fn the_desktop_proxy_points_at_ferry_while_connected_and_comes_back_after(
         .parse()
         .unwrap();
     assert_ne!(http_port, 0, "the HTTP proxy is set too");
+    if with_kde {
+        // Set right after GNOME's, the proxy type last.
+        let deadline = std::time::Instant::now() + WAIT;
+        while kde("ProxyType") != "1" {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "KDE's proxy never set"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            kde("socksProxy"),
+            format!("socks://127.0.0.1 {}", socks.port())
+        );
+        assert_eq!(kde("httpProxy"), format!("http://127.0.0.1 {http_port}"));
+    }
     rig.app.disconnect().await.unwrap();
     rig.app.wait_settled(WAIT).await;
     let deadline = std::time::Instant::now() + WAIT;
@@ -483,4 +542,16 @@ async fn the_desktop_proxy_points_at_ferry_while_connected_and_comes_back_after(
         gsettings("org.gnome.system.proxy.socks", "port"),
         before_port
     );
+    if with_kde {
+        let deadline = std::time::Instant::now() + WAIT;
+        while kde("ProxyType") != "4" {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "KDE: the user's proxy type never came back"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(kde("socksProxy"), "<absent>", "and Ferry's keys are gone");
+        assert_eq!(kde("httpProxy"), "<absent>");
+    }
 }

@@ -10,6 +10,15 @@ use fantoccini::{Client, ClientBuilder, Locator};
 
 pub mod watcher;
 
+/// The app under test: this build's, or `FERRY_DESKTOP_BIN` (e.g. the release build, for
+/// `scripts/footprint.sh`'s figures).
+pub fn app_binary() -> PathBuf {
+    std::env::var_os("FERRY_DESKTOP_BIN")
+        .map(PathBuf::from)
+        .and_then(|p| p.canonicalize().ok())
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_ferry-desktop")))
+}
+
 /// Why a GUI test cannot run here, if it cannot.
 pub fn skip_reason() -> Option<String> {
     if std::env::var_os("DISPLAY").is_none() {
@@ -100,7 +109,7 @@ impl AppSession {
         let caps = serde_json::json!({
             "browserName": "wry",
             "tauri:options": {
-                "application": env!("CARGO_BIN_EXE_ferry-desktop"),
+                "application": app_binary().display().to_string(),
                 "args": args,
             }
         });
@@ -213,10 +222,32 @@ impl AppSession {
     }
 
     /// Saves a WebDriver screenshot as artifacts/NAME.png.
+    /// The window as the X server shows it (what the user sees), after two animation frames
+    /// have painted. Taken with ImageMagick's `import` rather than WebDriver's screenshot,
+    /// which stalls for a minute when WebKit composites nothing (as the app ships).
     pub async fn screenshot(&self, name: &str) -> PathBuf {
-        let png = self.c().screenshot().await.expect("screenshot");
+        let painted = self
+            .c()
+            .execute_async(
+                "const done = arguments[arguments.length - 1];\n\
+                 requestAnimationFrame(() => requestAnimationFrame(() => done(1)));",
+                vec![],
+            )
+            .await;
+        assert!(painted.is_ok(), "the page did not paint: {painted:?}");
         let path = artifacts_dir().join(format!("{name}.png"));
-        std::fs::write(&path, png).expect("write screenshot");
+        let (_, windows) = self.x_windows();
+        let (w, _) = windows
+            .into_iter()
+            .find(|(_, v)| *v)
+            .expect("a shown window to photograph");
+        let status = Command::new("import")
+            .args(["-window", &format!("{w:#x}"), "png:"])
+            .arg(&path)
+            .stdin(Stdio::null())
+            .status()
+            .expect("ImageMagick's import (scripts/deps.sh installs it)");
+        assert!(status.success(), "import failed: {status}");
         path
     }
 
@@ -231,7 +262,7 @@ impl AppSession {
     /// Ends app processes started for this session that outlived it (e.g. after a failed test),
     /// so the next test's single-instance check does not find them.
     fn kill_leftover_apps(&self) {
-        let binary = Path::new(env!("CARGO_BIN_EXE_ferry-desktop"));
+        let binary = app_binary();
         let marker = format!("FERRY_DATA_DIR={}", self.data_dir.display());
         let Ok(entries) = std::fs::read_dir("/proc") else {
             return;
@@ -242,7 +273,7 @@ impl AppSession {
                 continue;
             }
             let exe = std::fs::read_link(entry.path().join("exe")).ok();
-            if exe.as_deref() != Some(binary) {
+            if exe.as_deref() != Some(binary.as_path()) {
                 continue;
             }
             let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
@@ -254,13 +285,13 @@ impl AppSession {
 
     /// PID of the app binary started for this session (found by its data dir), if running.
     pub fn app_pid(&self) -> Option<u32> {
-        let binary = Path::new(env!("CARGO_BIN_EXE_ferry-desktop"));
+        let binary = app_binary();
         let marker = format!("FERRY_DATA_DIR={}", self.data_dir.display());
         for entry in std::fs::read_dir("/proc").ok()?.flatten() {
             let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
                 continue;
             };
-            if std::fs::read_link(entry.path().join("exe")).ok().as_deref() != Some(binary) {
+            if std::fs::read_link(entry.path().join("exe")).ok().as_deref() != Some(binary.as_path()) {
                 continue;
             }
             let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
@@ -419,17 +450,22 @@ impl AppSession {
         ))
     }
 
-    /// Resident memory of the app and every process it started (WebKit's web and network
-    /// processes), in KiB: the processes whose environment carries this session's data dir,
-    /// minus the driver's own. `FERRY_RSS_DETAIL=1` prints each process.
-    #[allow(clippy::print_stderr)]
-    pub fn app_rss_kib(&self) -> u64 {
+    /// Memory of the app and every process it started (WebKit's web and network processes):
+    /// the processes whose environment carries this session's data dir, minus the driver's
+    /// own. Each as (name, RSS KiB, PSS KiB from `smaps_rollup`).
+    pub fn app_memory(&self) -> Vec<(String, u64, u64)> {
         let marker = format!("FERRY_DATA_DIR={}", self.data_dir.display());
         let skip = ["tauri-driver", "WebKitWebDriver"];
         let Ok(entries) = std::fs::read_dir("/proc") else {
-            return 0;
+            return Vec::new();
         };
-        let mut total = 0;
+        let kib = |text: &str, key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let mut out = Vec::new();
         for entry in entries.flatten() {
             let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
             if !environ.split(|b| *b == 0).any(|v| v == marker.as_bytes()) {
@@ -440,21 +476,32 @@ impl AppSession {
                 .lines()
                 .find_map(|l| l.strip_prefix("Name:"))
                 .unwrap_or("")
-                .trim();
+                .trim()
+                .to_string();
             if skip.iter().any(|s| name.starts_with(&s[..s.len().min(15)])) {
                 continue;
             }
-            let rss = status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-                .unwrap_or(0);
-            if std::env::var_os("FERRY_RSS_DETAIL").is_some() {
-                eprintln!("rss: {name} {rss} KiB");
-            }
-            total += rss;
+            let rollup =
+                std::fs::read_to_string(entry.path().join("smaps_rollup")).unwrap_or_default();
+            out.push((name, kib(&status, "VmRSS:"), kib(&rollup, "Pss:")));
         }
-        total
+        out
+    }
+
+    /// One line for the notes: the app tree's PSS and RSS in MiB, and each process's PSS.
+    pub fn footprint_line(&self) -> String {
+        let m = self.app_memory();
+        let (rss, pss) = m.iter().fold((0, 0), |(r, p), x| (r + x.1, p + x.2));
+        let each: Vec<String> = m
+            .iter()
+            .map(|(n, _, p)| format!("{n} {} MiB", p / 1024))
+            .collect();
+        format!(
+            "PSS {} MiB, RSS {} MiB ({})",
+            pss / 1024,
+            rss / 1024,
+            each.join(", ")
+        )
     }
 
     fn stop_driver(&mut self) {

@@ -193,6 +193,8 @@ pub struct LiveView {
     /// App mode: the local SOCKS5 proxy (`host:port`) that apps point at; `None` when all
     /// traffic is routed.
     pub proxy: Option<String>,
+    /// App mode: the local HTTP proxy (CONNECT and plain `http://`), when it runs.
+    pub http_proxy: Option<String>,
     /// Bytes received.
     pub bytes_in: u64,
     /// Bytes sent.

@@ -976,9 +976,19 @@ impl App {
             ) else {
                 return;
             };
-            match desktop_proxy::apply(&desktop_proxy::Gsettings, &dir, socks, http).await {
-                Ok(()) => tracing::info!(%socks, "desktop proxy points at Ferry"),
-                Err(e) => tracing::warn!(error = %e, "desktop proxy not set"),
+            use desktop_proxy::Desktop;
+            match desktop_proxy::apply(Desktop::Gnome, &desktop_proxy::Gsettings, &dir, socks, http)
+                .await
+            {
+                Ok(()) => tracing::info!(%socks, "GNOME's desktop proxy points at Ferry"),
+                Err(e) => tracing::warn!(error = %e, "GNOME's desktop proxy not set"),
+            }
+            if let Some(kde) = desktop_proxy::Kconfig::find() {
+                match desktop_proxy::apply(Desktop::Kde, &kde, &dir, socks, http).await {
+                    Ok(()) => tracing::info!(%socks, "KDE's proxy points at Ferry"),
+                    Err(e) => tracing::warn!(error = %e, "KDE's proxy not set"),
+                }
+                desktop_proxy::kde_reload().await;
             }
         } else if settled {
             self.restore_desktop_proxy().await;
@@ -986,10 +996,23 @@ impl App {
     }
 
     async fn restore_desktop_proxy(&self) {
-        match desktop_proxy::restore(&desktop_proxy::Gsettings, &self.inner.opts.data_dir).await {
-            Ok(true) => tracing::info!("desktop proxy restored"),
+        use desktop_proxy::Desktop;
+        let dir = &self.inner.opts.data_dir;
+        match desktop_proxy::restore(Desktop::Gnome, &desktop_proxy::Gsettings, dir).await {
+            Ok(true) => tracing::info!("GNOME's desktop proxy restored"),
             Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e, "desktop proxy not restored"),
+            Err(e) => tracing::warn!(error = %e, "GNOME's desktop proxy not restored"),
+        }
+        // A KDE journal without the tools now (uninstalled since) cannot be undone; it stays.
+        if let Some(kde) = desktop_proxy::Kconfig::find() {
+            match desktop_proxy::restore(Desktop::Kde, &kde, dir).await {
+                Ok(true) => {
+                    tracing::info!("KDE's proxy restored");
+                    desktop_proxy::kde_reload().await;
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "KDE's proxy not restored"),
+            }
         }
     }
 

@@ -214,7 +214,12 @@ impl ConnectionTracker {
                 out.insert(0, AppEvent::Connection(self.connection.clone()));
                 out
             }
-            SessionEvent::Connected { exit_ip, proxy, .. } => {
+            SessionEvent::Connected {
+                exit_ip,
+                proxy,
+                http_proxy,
+                ..
+            } => {
                 let meter = match self.service {
                     Service::Orbnet => MeterView::Credits {
                         left: self.credits_at_start.unwrap_or(0.0),
@@ -233,6 +238,7 @@ impl ConnectionTracker {
                     at_ms: now_ms,
                     exit_ip: exit_ip.clone(),
                     proxy: proxy.clone(),
+                    http_proxy: http_proxy.clone(),
                     bytes_in: 0,
                     bytes_out: 0,
                     rate_in: 0.0,

@@ -186,9 +186,13 @@ async fn start_proxy(
 /// Port pairs tried after the one asked for is taken (SOCKS5 on P + 2k, HTTP on P + 2k + 1).
 const NEXT_PAIRS: u16 = 16;
 
-/// The HTTP proxy's address for a SOCKS5 address: the next port (none for port 0).
+/// The HTTP proxy's address for a SOCKS5 address: the next port (any free one for port 0).
 fn http_next_to(socks: SocketAddr) -> Option<SocketAddr> {
-    (socks.port() != 0).then(|| SocketAddr::new(socks.ip(), socks.port().saturating_add(1)))
+    let port = match socks.port() {
+        0 => 0,
+        p => p.checked_add(1)?,
+    };
+    Some(SocketAddr::new(socks.ip(), port))
 }
 
 fn is_taken(e: &ProxyError) -> bool {

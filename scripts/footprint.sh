@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The desktop app's memory footprint (a measure, not a test): the release build, driven through
+# the same walkthrough as the GUI test (src-tauri/tests/gui_demo.rs) in a virtual desktop; the
+# whole app tree (ferry-desktop, WebKitWebProcess, WebKitNetworkProcess) as PSS from
+# /proc/PID/smaps_rollup, idle (first window, demo signed in) and connected (app mode,
+# tunnelbyte, traffic through the proxy).
+# Usage: bash scripts/footprint.sh        env: FERRY_WEBKIT_COMPOSITING=1 (WebKit's default
+# accelerated compositing, for the "before" figure)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
+npm run build >/dev/null
+cargo build --release -p ferry-desktop
+FERRY_DESKTOP_BIN=target/release/ferry-desktop bash scripts/desktop-env.sh \
+  cargo test -p ferry-desktop --test gui_demo -- --nocapture 2>&1 | grep -E '^measure:|test result'
