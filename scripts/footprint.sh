@@ -11,5 +11,5 @@ cd "$(dirname "$0")/.."
 export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 npm run build >/dev/null
 cargo build --release -p ferry-desktop
-FERRY_DESKTOP_BIN=target/release/ferry-desktop bash scripts/desktop-env.sh \
-  cargo test -p ferry-desktop --test gui_demo -- --nocapture 2>&1 | grep -E '^measure:|test result'
+FERRY_DESKTOP_BIN="$(pwd)/target/release/ferry-desktop" bash scripts/desktop-env.sh \
+  cargo test -p ferry-desktop --test gui_demo -- --nocapture 2>&1 | grep -E "^measure:|test result|panicked"

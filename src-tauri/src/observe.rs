@@ -121,6 +121,7 @@ mod tests {
             exit_ip: None,
             proxy: None,
             http_proxy: None,
+            latency_ms: None,
             bytes_in: 0,
             bytes_out: 0,
             rate_in: 0.0,

@@ -210,6 +210,10 @@ proxy: string | null,
  */
 http_proxy: string | null, 
 /**
+ * Latency to the exit in ms (the last WireGuard handshake's round trip), once measured.
+ */
+latency_ms: number | null, 
+/**
  * Bytes received.
  */
 bytes_in: number, 

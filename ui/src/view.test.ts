@@ -38,6 +38,7 @@ describe("live panel", () => {
     exit_ip: "198.51.100.7",
     proxy: "127.0.0.1:1080",
     http_proxy: "127.0.0.1:1081",
+    latency_ms: 12,
     bytes_in: 2048,
     bytes_out: 0,
     rate_in: 1024,

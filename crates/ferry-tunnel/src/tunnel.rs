@@ -103,6 +103,8 @@ pub struct TunnelStats {
     pub endpoint: Option<SocketAddr>,
     /// Datagrams and packets dropped.
     pub dropped: u64,
+    /// Round trip of the last handshake Ferry initiated: the latency to the peer.
+    pub handshake_rtt: Option<Duration>,
 }
 
 impl From<&PeerStats> for TunnelStats {
@@ -114,6 +116,7 @@ impl From<&PeerStats> for TunnelStats {
             handshakes: s.handshakes,
             endpoint: s.endpoint,
             dropped: s.dropped,
+            handshake_rtt: s.handshake_rtt,
         }
     }
 }
@@ -500,6 +503,14 @@ mod tests {
             .unwrap();
         assert_eq!(hs.handshakes, 1);
         assert!(hs.last_handshake_age.unwrap() < Duration::from_secs(5));
+        // The initiator measured the handshake's round trip (its latency to the peer); the
+        // responder initiated nothing, so it has none.
+        let rtt = hs.handshake_rtt.expect("a measured round trip");
+        assert!(
+            rtt < Duration::from_secs(5),
+            "within the handshake timeout: {rtt:?}"
+        );
+        assert_eq!(server.stats().handshake_rtt, None);
 
         let up = ipv4([10, 9, 0, 2], [10, 9, 0, 1], b"ping from client");
         client_app.tx.send(up.clone()).await.unwrap();

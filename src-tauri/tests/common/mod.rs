@@ -291,7 +291,9 @@ impl AppSession {
             let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
                 continue;
             };
-            if std::fs::read_link(entry.path().join("exe")).ok().as_deref() != Some(binary.as_path()) {
+            if std::fs::read_link(entry.path().join("exe")).ok().as_deref()
+                != Some(binary.as_path())
+            {
                 continue;
             }
             let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();

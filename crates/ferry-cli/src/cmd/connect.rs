@@ -565,7 +565,9 @@ impl Output {
                     }
                 ));
             }
-            SessionEvent::Traffic { rx_bytes, tx_bytes } => {
+            SessionEvent::Traffic {
+                rx_bytes, tx_bytes, ..
+            } => {
                 st.rx = *rx_bytes;
                 st.tx = *tx_bytes;
             }

@@ -195,6 +195,8 @@ pub struct LiveView {
     pub proxy: Option<String>,
     /// App mode: the local HTTP proxy (CONNECT and plain `http://`), when it runs.
     pub http_proxy: Option<String>,
+    /// Latency to the exit in ms (the last WireGuard handshake's round trip), once measured.
+    pub latency_ms: Option<u32>,
     /// Bytes received.
     pub bytes_in: u64,
     /// Bytes sent.

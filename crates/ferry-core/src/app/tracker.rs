@@ -239,6 +239,7 @@ impl ConnectionTracker {
                     exit_ip: exit_ip.clone(),
                     proxy: proxy.clone(),
                     http_proxy: http_proxy.clone(),
+                    latency_ms: None,
                     bytes_in: 0,
                     bytes_out: 0,
                     rate_in: 0.0,
@@ -287,10 +288,17 @@ impl ConnectionTracker {
                 Self::push_sample(live, now_ms, value);
                 vec![AppEvent::Live(Some(live.clone()))]
             }
-            SessionEvent::Traffic { rx_bytes, tx_bytes } => {
+            SessionEvent::Traffic {
+                rx_bytes,
+                tx_bytes,
+                latency_ms,
+            } => {
                 let Some(live) = self.live.as_mut() else {
                     return vec![];
                 };
+                if latency_ms.is_some() {
+                    live.latency_ms = *latency_ms;
+                }
                 if let Some((t, rx, tx)) = self.last_traffic {
                     let dt = (now_ms - t) as f64 / 1000.0;
                     if dt > 0.0 {
@@ -482,11 +490,13 @@ mod tests {
             &SessionEvent::Traffic {
                 rx_bytes: 2_000,
                 tx_bytes: 1_000,
+                latency_ms: Some(12),
             },
             2_000,
         );
         let l = t.live.clone().unwrap();
         assert_eq!((l.rate_in, l.rate_out), (1_000.0, 500.0));
+        assert_eq!(l.latency_ms, Some(12), "the measured latency is shown");
         let resets = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
         t.apply(
             &SessionEvent::Quota(QuotaSample {
@@ -525,6 +535,7 @@ mod tests {
             &SessionEvent::Traffic {
                 rx_bytes: 0,
                 tx_bytes: 0,
+                latency_ms: None,
             },
             4_000,
         );

@@ -71,6 +71,8 @@ pub enum SessionEvent {
         rx_bytes: u64,
         /// Bytes sent.
         tx_bytes: u64,
+        /// Latency to the exit (the last handshake's round trip), in ms, when measured.
+        latency_ms: Option<u32>,
     },
     /// The server session ended.
     SessionEnded {
@@ -144,4 +146,9 @@ pub fn cap_event(note: &CapNote, currency: Option<&str>) -> Option<SessionEvent>
         }),
         CapNote::Stop { .. } => None,
     }
+}
+
+/// A latency in whole milliseconds (at least 1 when measured), for [`SessionEvent::Traffic`].
+pub fn latency_ms(d: Option<std::time::Duration>) -> Option<u32> {
+    d.map(|d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX).max(1))
 }

@@ -495,7 +495,8 @@ impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> Provider for OrbnetProvider<A, T
                     }
                     _ = ticker.tick() => {
                         let (rx_bytes, tx_bytes) = live.traffic();
-                        let _ = events.send(SessionEvent::Traffic { rx_bytes, tx_bytes });
+                        let latency_ms = crate::session::event::latency_ms(live.tunnel().latency());
+                        let _ = events.send(SessionEvent::Traffic { rx_bytes, tx_bytes, latency_ms });
                     }
                 }
             }

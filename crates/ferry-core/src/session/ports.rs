@@ -32,6 +32,10 @@ pub trait TunnelHandle: Send + Sync + 'static {
     fn http_proxy(&self) -> Option<String> {
         None
     }
+    /// Latency to the WireGuard peer: the round trip of the last handshake, when known.
+    fn latency(&self) -> Option<Duration> {
+        None
+    }
     /// Resolves when the tunnel dies on its own, with a reason.
     fn closed(&self) -> impl Future<Output = String> + Send;
     /// Brings the tunnel down (idempotent).

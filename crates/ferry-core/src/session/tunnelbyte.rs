@@ -254,7 +254,8 @@ impl<A: TunnelbyteApi, T: TunnelFactory, L: Ledger> Provider for TunnelbyteProvi
                     },
                     _ = ticker.tick() => {
                         let (rx_bytes, tx_bytes) = live.tunnel.traffic();
-                        let _ = events.send(SessionEvent::Traffic { rx_bytes, tx_bytes });
+                        let latency_ms = crate::session::event::latency_ms(live.tunnel.latency());
+                        let _ = events.send(SessionEvent::Traffic { rx_bytes, tx_bytes, latency_ms });
                         continue;
                     }
                 };

@@ -369,6 +369,10 @@ impl TunnelHandle for WgTunnel {
         self.proxy.as_ref().map(|p| p.socks_addr().to_string())
     }
 
+    fn latency(&self) -> Option<Duration> {
+        self.get().and_then(|t| t.stats().handshake_rtt)
+    }
+
     fn http_proxy(&self) -> Option<String> {
         self.proxy
             .as_ref()

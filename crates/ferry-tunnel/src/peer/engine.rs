@@ -6,7 +6,7 @@ use boringtun::noise::errors::WireGuardError;
 use boringtun::noise::{Tunn, TunnResult};
 use ipnet::IpNet;
 use std::net::IpAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Largest UDP payload we ever receive; datagram buffers are this large.
 pub const MAX_DATAGRAM: usize = 65_536;
@@ -68,6 +68,9 @@ pub struct Counters {
     pub tx_bytes: u64,
     /// Datagrams or packets dropped.
     pub dropped: u64,
+    /// Round trip of the last handshake we initiated (initiation sent to response in): the
+    /// latency to the peer, measured without sending anything extra.
+    pub handshake_rtt: Option<Duration>,
 }
 
 /// One peer's WireGuard state machine.
@@ -75,6 +78,8 @@ pub struct Engine {
     tunn: Tunn,
     allowed: Vec<IpNet>,
     counters: Counters,
+    /// When the newest handshake initiation left (cleared when its response arrives).
+    initiated_at: Option<Instant>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -126,6 +131,7 @@ impl Engine {
             tunn,
             allowed: cfg.allowed_ips.clone(),
             counters: Counters::default(),
+            initiated_at: None,
         }
     }
 
@@ -141,7 +147,7 @@ impl Engine {
                 if d.first() == Some(&4) {
                     self.counters.tx_bytes += packet.len() as u64;
                 } else {
-                    log_handshake_out(d);
+                    self.handshake_out(d);
                 }
                 Output::Network(d)
             }
@@ -176,8 +182,11 @@ impl Engine {
                     // The initiator's side of a handshake is complete: the session exists and
                     // queued packets leave next (see `next_queued`).
                     tracing::info!(unix_us = unix_micros(), "handshake completed");
+                    if let Some(sent) = self.initiated_at.take() {
+                        self.counters.handshake_rtt = Some(sent.elapsed());
+                    }
                 } else {
-                    log_handshake_out(d);
+                    self.handshake_out(d);
                 }
                 Output::Network(d)
             }
@@ -213,7 +222,7 @@ impl Engine {
     pub fn tick<'a>(&mut self, buf: &'a mut [u8]) -> Output<'a> {
         match self.tunn.update_timers(buf) {
             TunnResult::WriteToNetwork(d) => {
-                log_handshake_out(d);
+                self.handshake_out(d);
                 Output::Network(d)
             }
             TunnResult::Err(WireGuardError::ConnectionExpired) => Output::Expired,
@@ -225,11 +234,19 @@ impl Engine {
     pub fn initiate<'a>(&mut self, buf: &'a mut [u8]) -> Output<'a> {
         match self.tunn.format_handshake_initiation(buf, false) {
             TunnResult::WriteToNetwork(d) => {
-                log_handshake_out(d);
+                self.handshake_out(d);
                 Output::Network(d)
             }
             _ => Output::Nothing,
         }
+    }
+
+    /// Notes a handshake message we send: an initiation starts the round-trip clock.
+    fn handshake_out(&mut self, d: &[u8]) {
+        if d.first() == Some(&1) {
+            self.initiated_at = Some(Instant::now());
+        }
+        log_handshake_out(d);
     }
 
     /// Time since the current session's handshake, if there is a session.

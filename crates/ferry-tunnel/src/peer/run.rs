@@ -46,6 +46,8 @@ pub struct PeerStats {
     pub endpoint: Option<SocketAddr>,
     /// Datagrams or packets dropped (invalid, replayed, not allowed, pipe full).
     pub dropped: u64,
+    /// Round trip of the last handshake we initiated (the latency to the peer).
+    pub handshake_rtt: Option<Duration>,
 }
 
 impl PeerStats {
@@ -239,6 +241,7 @@ impl StatsPublisher {
         self.cur.rx_bytes = c.rx_bytes;
         self.cur.tx_bytes = c.tx_bytes;
         self.cur.dropped = c.dropped + extra_drops;
+        self.cur.handshake_rtt = c.handshake_rtt;
         self.cur.endpoint = endpoint;
         tx.send_if_modified(|s| {
             if *s != self.cur {
