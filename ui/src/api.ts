@@ -3,6 +3,7 @@
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import type { CommandError, Commands, Events } from "./contract.gen";
+import { S } from "./strings";
 
 /** Calls a Rust command with its typed arguments. Rejects with a CommandError. */
 export async function call<K extends keyof Commands>(
@@ -27,5 +28,5 @@ export function toCommandError(err: unknown): CommandError {
     const e = err as { code: unknown; message: unknown };
     return { code: String(e.code), message: String(e.message) };
   }
-  return { code: "internal", message: typeof err === "string" ? err : "Something went wrong." };
+  return { code: "internal", message: typeof err === "string" ? err : S.app.somethingWentWrong };
 }

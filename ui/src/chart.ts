@@ -3,6 +3,7 @@
 // pure function so it is unit-tested; rendering only turns it into elements.
 
 import { svg } from "./dom";
+import { S } from "./strings";
 
 /** One bar. */
 export interface Bar {
@@ -102,7 +103,7 @@ function text(x: number, y: number, s: string, attrs: Record<string, string | nu
 /** Short enough to sit under a bar. */
 function short(label: string, slot: number): string {
   const max = Math.max(3, Math.floor(slot / 7));
-  return label.length > max ? `${label.slice(0, max - 1)}…` : label;
+  return label.length > max ? S.units.truncated(label.slice(0, max - 1)) : label;
 }
 
 /** The chart as a <figure> with an SVG inside. */

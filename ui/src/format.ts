@@ -1,5 +1,6 @@
 // Formatting helpers: the same rules as src-tauri/src/format.rs (money, credits, bytes, durations),
-// plus the UI-only ones (rates, reset times, clock times).
+// plus the UI-only ones (rates, reset times, clock times). Unit words come from the catalogue.
+import { S } from "./strings";
 
 /** Money from millicents of a euro: 3 decimals below one euro, else 2 ("€0.042", "€12.35"). */
 export function euros(millicents: number): string {
@@ -32,23 +33,22 @@ export function credits(value: number): string {
   return Number.isInteger(r) ? r.toFixed(0) : r.toFixed(2);
 }
 
-const UNITS = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-
 /** Bytes in binary units with one decimal above 1 KiB ("512 B", "1.5 MiB"). */
 export function bytes(n: number): string {
-  if (n < 1024) return `${Math.max(0, Math.round(n))} B`;
+  const units = S.units.bytes;
+  if (n < 1024) return S.units.amount(String(Math.max(0, Math.round(n))), units[0]);
   let v = n / 1024;
-  let u = 0;
-  while (v >= 1024 && u < UNITS.length - 1) {
+  let u = 1;
+  while (v >= 1024 && u < units.length - 1) {
     v /= 1024;
     u += 1;
   }
-  return `${v.toFixed(1)} ${UNITS[u]}`;
+  return S.units.amount(v.toFixed(1), units[u]!);
 }
 
 /** A transfer rate ("1.5 MiB/s"). */
 export function rate(bytesPerSecond: number): string {
-  return `${bytes(bytesPerSecond)}/s`;
+  return S.units.perSecond(bytes(bytesPerSecond));
 }
 
 /** A duration as its two largest units ("3 h 12 min", "12 min", "45 s", "2 d 5 h"). */
@@ -58,10 +58,12 @@ export function duration(totalSeconds: number): string {
   const h = Math.floor((s % 86_400) / 3600);
   const m = Math.floor((s % 3600) / 60);
   const sec = s % 60;
-  if (d === 0 && h === 0 && m === 0) return `${sec} s`;
-  if (d === 0 && h === 0) return `${m} min`;
-  if (d === 0) return m === 0 ? `${h} h` : `${h} h ${m} min`;
-  return h === 0 ? `${d} d` : `${d} d ${h} h`;
+  const u = S.units;
+  const of = (n: number, unit: string) => u.amount(String(n), unit);
+  if (d === 0 && h === 0 && m === 0) return of(sec, u.seconds);
+  if (d === 0 && h === 0) return of(m, u.minutes);
+  if (d === 0) return m === 0 ? of(h, u.hours) : u.pair(of(h, u.hours), of(m, u.minutes));
+  return h === 0 ? of(d, u.days) : u.pair(of(d, u.days), of(h, u.hours));
 }
 
 /** A running clock for the live panel ("0:05:09", "27:00:00"). */
@@ -75,9 +77,9 @@ export function clock(totalSeconds: number): string {
 /** "resets in 3 h 12 min" (or "resets now" once the time has passed). */
 export function resetsIn(resetsAtMs: number, nowMs: number): string {
   const left = Math.floor((resetsAtMs - nowMs) / 1000);
-  if (left <= 0) return "resets now";
+  if (left <= 0) return S.units.resetsNow;
   // Round up to the minute above a minute, so "in 0 min" never shows.
-  return `resets in ${duration(left >= 60 ? Math.ceil(left / 60) * 60 : left)}`;
+  return S.units.resetsIn(duration(left >= 60 ? Math.ceil(left / 60) * 60 : left));
 }
 
 /** An exact local date and time ("2026-11-29 14:05"), for tooltips and the history. */

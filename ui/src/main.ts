@@ -19,17 +19,18 @@ import { barChart } from "./chart";
 import { h, replace, svg } from "./dom";
 import * as fmt from "./format";
 import * as spend from "./spend";
+import { S } from "./strings";
 import * as view from "./view";
 
 type Screen = "connect" | "workspaces" | "history" | "accounts" | "settings";
 const SCREENS: [Screen, string][] = [
-  ["connect", "Connect"],
-  ["workspaces", "Workspaces"],
-  ["history", "History"],
-  ["accounts", "Accounts"],
-  ["settings", "Settings"],
+  ["connect", S.screens.connect],
+  ["workspaces", S.screens.workspaces],
+  ["history", S.screens.history],
+  ["accounts", S.screens.accounts],
+  ["settings", S.screens.settings],
 ];
-const SERVICE_NAMES: Record<Service, string> = { orbnet: "OrbNET", tunnelbyte: "tunnelbyte", neosc: "NeoSC" };
+const SERVICE_NAMES: Record<Service, string> = S.services;
 
 const state = {
   screen: "connect" as Screen,
@@ -68,8 +69,8 @@ async function guard(work: () => Promise<void>): Promise<void> {
 function nav(): HTMLElement {
   return h(
     "nav",
-    { "aria-label": "Screens" },
-    h("span", { id: "brand", class: "brand" }, "Ferry"),
+    { "aria-label": S.app.navLabel },
+    h("span", { id: "brand", class: "brand" }, S.app.name),
     SCREENS.map(([id, label], i) =>
       h(
         "button",
@@ -77,7 +78,7 @@ function nav(): HTMLElement {
           id: `nav-${id}`,
           class: "tab",
           "aria-current": state.screen === id ? "page" : null,
-          title: `${label} (Alt+${i + 1})`,
+          title: S.app.navTitle(label, i + 1),
           onclick: () => show(id),
         },
         label,
@@ -133,17 +134,17 @@ function connectScreen(snap: Snapshot): HTMLElement {
 
   const select = h(
     "select",
-    { id: "region", "aria-label": "Region", disabled: busy, onchange: (e) => {
+    { id: "region", "aria-label": S.connect.region, disabled: busy, onchange: (e) => {
       state.selectedRegion = (e.target as HTMLSelectElement).value;
       render();
     } },
-    h("option", { value: "" }, "Choose a region…"),
+    h("option", { value: "" }, S.connect.chooseRegion),
     view.favouritesFirst(state.regions, favourites())
       .filter((g) => g.service !== "neosc")
       .map((g) =>
         h(
           "optgroup",
-          { label: SERVICE_NAMES[g.service] + (signedIn(g.service) ? "" : " (sign in first)") },
+          { label: signedIn(g.service) ? SERVICE_NAMES[g.service] : S.connect.signInFirst(SERVICE_NAMES[g.service]) },
           g.regions.map((r) =>
             h(
               "option",
@@ -152,22 +153,22 @@ function connectScreen(snap: Snapshot): HTMLElement {
                 disabled: !r.available || !signedIn(g.service),
                 selected: view.regionKey(r.ref) === state.selectedRegion,
               },
-              (favourites().has(view.regionKey(r.ref)) ? "★ " : "") + view.regionOption(r) + (spend.isCheapest(state.insight, r.ref) ? " · cheapest so far" : ""),
+              S.connect.regionChoice(view.regionOption(r), favourites().has(view.regionKey(r.ref)), spend.isCheapest(state.insight, r.ref)),
             ),
           ),
         ),
       ),
   );
   const notes = state.regions.flatMap((g) => [
-    ...(g.error ? [h("li", {}, `${SERVICE_NAMES[g.service]}: ${g.error}`)] : []),
-    ...g.regions.filter((r) => !r.available && r.note).map((r) => h("li", {}, `${r.label}: ${r.note}`)),
+    ...(g.error ? [h("li", {}, S.connect.note(SERVICE_NAMES[g.service], g.error))] : []),
+    ...g.regions.filter((r) => !r.available && r.note).map((r) => h("li", {}, S.connect.note(r.label, r.note ?? ""))),
   ]);
 
   const modes = h(
     "fieldset",
     { class: "modes", disabled: busy },
-    h("legend", {}, "Mode"),
-    ([["app", "App mode (local proxy)"], ["all_traffic", "Route all traffic"]] as [TunnelMode, string][]).map(([m, label]) =>
+    h("legend", {}, S.connect.mode),
+    ([["app", S.connect.appModeLong], ["all_traffic", S.connect.allTraffic]] as [TunnelMode, string][]).map(([m, label]) =>
       h(
         "label",
         {},
@@ -201,7 +202,7 @@ function connectScreen(snap: Snapshot): HTMLElement {
   const error = c.phase === "error" && c.error
     ? h("div", { id: "error", class: "error", role: "alert" }, h("strong", {}, c.error.message), h("p", {}, c.error.action),
       c.error.alternatives.length
-        ? h("div", { class: "alternatives", role: "group", "aria-label": "Regions with capacity" },
+        ? h("div", { class: "alternatives", role: "group", "aria-label": S.connect.alternatives },
           c.error.alternatives.map((alt) => {
             const found = view.findRegion(state.regions, view.regionKey(alt));
             return h("button", {
@@ -212,7 +213,7 @@ function connectScreen(snap: Snapshot): HTMLElement {
                 render();
                 await call("connect", { request: { region: alt, mode: state.mode } });
               }),
-            }, `Connect to ${found ? found.label : alt.id}`);
+            }, S.connect.connectTo(found ? found.label : alt.id));
           }))
         : null)
     : null;
@@ -220,14 +221,14 @@ function connectScreen(snap: Snapshot): HTMLElement {
   return h(
     "section",
     { class: "connect-screen", "aria-labelledby": "connect-title" },
-    h("h1", { id: "connect-title", class: "visually-hidden" }, "Connect"),
+    h("h1", { id: "connect-title", class: "visually-hidden" }, S.screens.connect),
     welcome(snap),
     h("div", { class: "control" }, button, h("p", { id: "status", class: "caption" }, ctl.caption), error),
-    h("div", { class: "choices" }, h("label", { for: "region" }, "Region"), select,
+    h("div", { class: "choices" }, h("label", { for: "region" }, S.connect.region), select,
       region === undefined ? null : h("button", {
         id: "favourite", type: "button", class: "quiet", "aria-pressed": favourites().has(state.selectedRegion) ? "true" : "false",
         onclick: () => toggleFavourite(state.selectedRegion),
-      }, favourites().has(state.selectedRegion) ? "★ Favourite" : "☆ Add to favourites"), notes.length ? h("ul", { class: "notes" }, notes) : null, modes),
+      }, favourites().has(state.selectedRegion) ? S.connect.favourite : S.connect.addFavourite), notes.length ? h("ul", { class: "notes" }, notes) : null, modes),
     snap.live && (c.phase === "connected" || c.phase === "reconnecting") ? livePanel(snap.live) : null,
   );
 }
@@ -243,20 +244,21 @@ function welcome(snap: Snapshot): HTMLElement | null {
     localStorage.setItem(WELCOME_KEY, snap.demo ? "demo" : "real");
     render();
   };
+  const t = S.welcome;
   const services: [Service, string][] = [
-    ["orbnet", "pays by the minute in credits: Ferry shows them burning and the time left."],
-    ["tunnelbyte", "charges for time and data against two quota windows; Ferry shows the cost and when each window resets."],
-    ["neosc", "runs remote workspaces on your own server: launch one, see your sessions, disconnect them."],
+    ["orbnet", t.services.orbnet],
+    ["tunnelbyte", t.services.tunnelbyte],
+    ["neosc", t.services.neosc],
   ];
-  return h("section", { id: "welcome", class: "card welcome", "aria-label": "Welcome" },
-    h("h2", {}, snap.demo ? "Welcome to the Ferry demo" : "Welcome to Ferry"),
+  return h("section", { id: "welcome", class: "card welcome", "aria-label": t.label },
+    h("h2", {}, snap.demo ? t.titleDemo : t.title),
     h("ul", { class: "services" }, services.map(([s, text]) => h("li", {}, h("strong", {}, SERVICE_NAMES[s]), ` ${text}`))),
     snap.demo
-      ? h("p", {}, "This demo runs all three on a local lab with test accounts: a region is chosen, so Connect is one click. Nothing is billed.")
-      : h("p", {}, "Sign in to any of them to connect, or try everything first on a local lab."),
-    snap.demo ? null : h("button", { id: "welcome-signin", onclick: () => show("accounts") }, "Sign in"),
-    snap.demo ? null : h("button", { id: "welcome-demo", onclick: () => guard(async () => { await call("restart_in_demo"); }) }, "Try the demo"),
-    h("button", { id: "welcome-dismiss", class: "quiet", onclick: dismiss }, "Got it"));
+      ? h("p", {}, t.demo)
+      : h("p", {}, t.real),
+    snap.demo ? null : h("button", { id: "welcome-signin", onclick: () => show("accounts") }, t.signIn),
+    snap.demo ? null : h("button", { id: "welcome-demo", onclick: () => guard(async () => { await call("restart_in_demo"); }) }, t.tryDemo),
+    h("button", { id: "welcome-dismiss", class: "quiet", onclick: dismiss }, t.gotIt));
 }
 
 function chart(id: string, label: string, values: number[]): HTMLElement {
@@ -277,22 +279,22 @@ function livePanel(live: LiveView): HTMLElement {
   const bars = live.meter.kind === "quota" ? view.quotaBars(live.meter.quotas, now) : [];
   return h(
     "section",
-    { id: "live", class: "live", "aria-label": "Live session" },
+    { id: "live", class: "live", "aria-label": S.live.label },
     h("dl", { class: "figures" }, figures.map((f) => h("div", { id: `live-${f.id}` }, h("dt", {}, f.label), h("dd", {}, f.value)))),
     bars.length
       ? h("div", { class: "quotas" }, bars.map((b, i) =>
           h("div", { class: `quota ${b.level}`, id: `quota-${i}` },
             h("div", { class: "quota-head" }, h("span", {}, b.label), h("span", {}, b.text)),
             b.percent === null ? null : h("progress", { max: 100, value: b.percent.toFixed(1), "aria-label": b.label }),
-            b.resets ? h("small", { title: b.resetsExact }, `${b.resets} (${b.resetsExact})`) : null)))
+            b.resets ? h("small", { title: b.resetsExact }, S.live.resets(b.resets, b.resetsExact)) : null)))
       : null,
     live.proxy === null ? null : h("button", { id: "open-browser", onclick: () => guard(async () => {
       const name = await call("open_browser");
-      flash(`Started ${name} in its own profile, browsing through Ferry.`);
-    }) }, "Open a browser through Ferry"),
+      flash(S.live.browserStarted(name));
+    }) }, S.live.openBrowser),
     h("div", { class: "charts" },
-      chart("chart-meter", live.meter.kind === "credits" ? "Credits left" : "Cost", live.samples.map((s) => s.meter)),
-      chart("chart-bytes", "Traffic", live.samples.map((s) => s.bytes))),
+      chart("chart-meter", live.meter.kind === "credits" ? S.live.chartCredits : S.live.chartCost, live.samples.map((s) => s.meter)),
+      chart("chart-bytes", S.live.chartTraffic, live.samples.map((s) => s.bytes))),
   );
 }
 
@@ -307,7 +309,8 @@ async function refreshWorkspaces(): Promise<void> {
 }
 
 function workspacesScreen(): HTMLElement {
-  if (!signedIn("neosc")) return h("section", {}, h("h1", {}, "Workspaces"), h("p", {}, "Sign in to NeoSC on the Accounts screen."));
+  const t = S.workspaces;
+  if (!signedIn("neosc")) return h("section", {}, h("h1", {}, S.screens.workspaces), h("p", {}, t.signIn));
   const w = state.workspaces;
   const act = (cmd: "stop_workspace" | "disconnect_workspace_session", id: string, confirmText: string) =>
     guard(async () => {
@@ -321,29 +324,29 @@ function workspacesScreen(): HTMLElement {
       state.workspaces = out.workspaces;
       render();
       flash(out.open_url === null
-        ? `${name} is starting; the server gave no viewer address to open.`
-        : `${name} is starting; opened it in your browser (${out.open_url}).`);
+        ? t.starting(name)
+        : t.startingOpened(name, out.open_url));
     });
   return h(
     "section",
     { id: "workspaces" },
-    h("h1", {}, "Workspaces"),
-    w === null ? h("p", {}, "Loading…") : [
+    h("h1", {}, S.screens.workspaces),
+    w === null ? h("p", {}, S.app.loading) : [
       h("ul", { class: "cards" }, w.workspaces.map((ws) =>
         h("li", { class: "card", id: `ws-${ws.id}` },
           h("strong", {}, ws.name), h("span", { class: "pill" }, ws.state),
-          h("button", { "data-launch": ws.id, onclick: () => launch(ws.id, ws.name), disabled: ws.state === "running" || ws.state === "coming_soon" }, "Launch"),
-          h("button", { "data-stop": ws.id, onclick: () => act("stop_workspace", ws.id, `Stop ${ws.name}? Its session ends.`), disabled: ws.state !== "running" }, "Stop")))),
-      h("h2", {}, "Sessions"),
+          h("button", { "data-launch": ws.id, onclick: () => launch(ws.id, ws.name), disabled: ws.state === "running" || ws.state === "coming_soon" }, t.launch),
+          h("button", { "data-stop": ws.id, onclick: () => act("stop_workspace", ws.id, t.confirmStop(ws.name)), disabled: ws.state !== "running" }, t.stop)))),
+      h("h2", {}, t.sessions),
       h("table", { id: "ws-sessions" },
-        h("thead", {}, h("tr", {}, ["Workspace", "Type", "Started", "Duration", "Tunnel", "MFA", ""].map((c) => h("th", { scope: "col" }, c)))),
+        h("thead", {}, h("tr", {}, [t.columns.workspace, t.columns.type, t.columns.started, t.columns.duration, t.columns.tunnel, t.columns.mfa, ""].map((c) => h("th", { scope: "col" }, c)))),
         h("tbody", {}, view.sortSessions(w.sessions).map((s) =>
           h("tr", { class: s.active ? "active" : "ended", "data-session": s.id },
             h("td", {}, s.workspace), h("td", {}, s.kind), h("td", {}, fmt.dateTime(s.started_ms)),
             h("td", {}, fmt.duration(((s.ended_ms ?? Date.now()) - s.started_ms) / 1000)),
-            h("td", {}, s.tunnel), h("td", {}, s.mfa ? "yes" : "no"),
-            h("td", {}, s.active ? h("button", { class: "danger", "data-disconnect": s.id, onclick: () => act("disconnect_workspace_session", s.id, `Disconnect the session on ${s.workspace}?`) }, "Disconnect") : "ended"))))),
-      h("p", { class: "caption" }, `Refreshed ${fmt.dateTime(w.refreshed_ms)}; every 30 s.`),
+            h("td", {}, s.tunnel), h("td", {}, s.mfa ? t.yes : t.no),
+            h("td", {}, s.active ? h("button", { class: "danger", "data-disconnect": s.id, onclick: () => act("disconnect_workspace_session", s.id, t.confirmDisconnect(s.workspace)) }, t.disconnect) : t.ended))))),
+      h("p", { class: "caption" }, t.refreshed(fmt.dateTime(w.refreshed_ms))),
     ],
   );
 }
@@ -371,34 +374,37 @@ function spendSection(): HTMLElement | null {
   const charts = spend.spendCharts(v, state.regions);
   const month = spend.monthLines(v);
   if (charts.length === 0 && month.length === 0) return null;
-  return h("section", { id: "spend", "aria-label": "Spending" },
-    h("h2", {}, "Spending"),
+  return h("section", { id: "spend", "aria-label": S.spend.label },
+    h("h2", {}, S.spend.label),
     month.length ? h("ul", { id: "month-forecast", class: "notes" }, month.map((m) => h("li", {}, m))) : null,
     h("div", { class: "charts" }, charts.map((c) => h("figure", { class: "chart-box" }, barChart(c), h("figcaption", {}, c.title)))));
 }
 
 function historyScreen(): HTMLElement {
   const hist = state.history;
+  const t = S.history;
+  const dc = t.dayColumns;
+  const rc = t.rowColumns;
   return h(
     "section",
     { id: "history" },
-    h("h1", {}, "History"),
-    h("button", { id: "export-csv", onclick: () => guard(async () => flash(`Saved ${await call("export_history_csv")}`)) }, "Export CSV"),
-    hist === null ? h("p", {}, "Loading…") : [
+    h("h1", {}, S.screens.history),
+    h("button", { id: "export-csv", onclick: () => guard(async () => flash(t.saved(await call("export_history_csv")))) }, t.exportCsv),
+    hist === null ? h("p", {}, S.app.loading) : [
       spendSection(),
-      h("h2", {}, "Per day"),
+      h("h2", {}, t.perDay),
       h("table", { id: "history-days" },
-        h("thead", {}, h("tr", {}, ["Day", "Sessions", "Time", "Credits", "Cost", "Data"].map((c) => h("th", { scope: "col" }, c)))),
+        h("thead", {}, h("tr", {}, [dc.day, dc.sessions, dc.time, dc.credits, dc.cost, dc.data].map((c) => h("th", { scope: "col" }, c)))),
         h("tbody", {}, hist.days.map((d) => h("tr", {}, h("td", {}, d.day), h("td", {}, d.sessions), h("td", {}, fmt.duration(d.duration_s)),
           h("td", {}, fmt.credits(d.credits_used)), h("td", {}, fmt.money(d.cost_millicents, state.history?.currency ?? null)), h("td", {}, fmt.bytes(d.bytes)))))),
-      h("h2", {}, "Sessions"),
-      hist.rows.length === 0 ? h("p", {}, "No sessions yet.") :
+      h("h2", {}, t.sessions),
+      hist.rows.length === 0 ? h("p", {}, t.noSessions) :
       h("table", { id: "history-rows" },
-        h("thead", {}, h("tr", {}, ["Service", "Region", "Start", "Duration", "Used", "Data", "Ended"].map((c) => h("th", { scope: "col" }, c)))),
+        h("thead", {}, h("tr", {}, [rc.service, rc.region, rc.start, rc.duration, rc.used, rc.data, rc.ended].map((c) => h("th", { scope: "col" }, c)))),
         h("tbody", {}, hist.rows.map((r) => h("tr", { "data-row": r.id },
           h("td", {}, SERVICE_NAMES[r.service]), h("td", { title: r.region }, spend.placeName(r, state.regions)), h("td", {}, fmt.dateTime(r.started_ms)), h("td", {}, fmt.duration(r.duration_s)),
-          h("td", {}, r.credits_used !== null ? `${fmt.credits(r.credits_used)} credits` : r.cost_millicents !== null ? fmt.money(r.cost_millicents, r.currency) : "free"),
-          h("td", {}, fmt.bytes(r.bytes)), h("td", { title: r.end_reason ?? "" }, r.end_label ?? r.end_reason ?? "open"))))),
+          h("td", {}, r.credits_used !== null ? t.credits(fmt.credits(r.credits_used)) : r.cost_millicents !== null ? fmt.money(r.cost_millicents, r.currency) : t.free),
+          h("td", {}, fmt.bytes(r.bytes)), h("td", { title: r.end_reason ?? "" }, r.end_label ?? r.end_reason ?? t.open))))),
     ],
   );
 }
@@ -416,17 +422,18 @@ function value(id: string): string {
 function accountCard(a: AccountView): HTMLElement {
   const s = a.service;
   const head = h("h2", {}, SERVICE_NAMES[s]);
+  const t = S.accounts;
   if (a.signed_in) {
     return h("section", { class: "card account", id: `account-${s}` }, head,
-      h("p", { class: "signed-in" }, "Signed in", a.label ? ` as ${a.label}` : "", a.credits !== null ? ` · ${fmt.credits(a.credits)} credits` : ""),
-      h("button", { onclick: () => guard(async () => { await call("sign_out", { service: s }); await reload(); }) }, "Sign out"));
+      h("p", { class: "signed-in" }, t.signedIn, a.label ? t.as(a.label) : "", a.credits !== null ? t.credits(fmt.credits(a.credits)) : ""),
+      h("button", { onclick: () => guard(async () => { await call("sign_out", { service: s }); await reload(); }) }, t.signOut));
   }
   const submit = (request: Commands["sign_in"]["args"]) => guard(async () => {
     const out = await call("sign_in", request);
     if (out.outcome === "needs_two_factor") {
       state.twoFactor = true;
       render();
-      flash("Enter the 6-digit code from your authenticator app.");
+      flash(t.enterCode);
     } else {
       state.twoFactor = false;
       await reload();
@@ -437,35 +444,35 @@ function accountCard(a: AccountView): HTMLElement {
   let body: HTMLElement;
   if (s === "orbnet") {
     body = form([
-      field("orbnet-email", "Email", "email", "username"),
-      field("orbnet-password", "Password", "password", "current-password"),
-      ...(state.twoFactor ? [field("orbnet-totp", "2FA code", "text", "one-time-code")] : []),
-      h("button", { type: "submit", id: "orbnet-signin" }, "Sign in"),
+      field("orbnet-email", t.email, "email", "username"),
+      field("orbnet-password", t.password, "password", "current-password"),
+      ...(state.twoFactor ? [field("orbnet-totp", t.totp, "text", "one-time-code")] : []),
+      h("button", { type: "submit", id: "orbnet-signin" }, t.signIn),
     ], () => void submit({ request: { service: "orbnet", email: value("orbnet-email"), password: value("orbnet-password"), totp: state.twoFactor ? value("orbnet-totp") : null } }));
   } else if (s === "tunnelbyte") {
     body = form([
-      field("tunnelbyte-token", "API token", "password", "off"),
-      h("button", { type: "submit", id: "tunnelbyte-signin" }, "Sign in"),
-      h("button", { type: "button", onclick: () => void submit({ request: { service: "tunnelbyte", token: null } }) }, "Import from the tunnelbyte CLI"),
+      field("tunnelbyte-token", t.token, "password", "off"),
+      h("button", { type: "submit", id: "tunnelbyte-signin" }, t.signIn),
+      h("button", { type: "button", onclick: () => void submit({ request: { service: "tunnelbyte", token: null } }) }, t.importCli),
     ], () => void submit({ request: { service: "tunnelbyte", token: value("tunnelbyte-token") } }));
   } else {
     // NeoSC is self-hosted: its address is asked here and kept in settings.
-    const server = field("neosc-server", "Server address (https://…)", "url", "url");
+    const server = field("neosc-server", t.server, "url", "url");
     const input = server.querySelector("input");
     if (input) input.value = state.snapshot?.settings.base_urls.neosc ?? "";
     body = form([
       server,
-      field("neosc-email", "Email", "email", "username"),
-      field("neosc-password", "Password", "password", "current-password"),
-      h("button", { type: "submit", id: "neosc-signin" }, "Sign in"),
+      field("neosc-email", t.email, "email", "username"),
+      field("neosc-password", t.password, "password", "current-password"),
+      h("button", { type: "submit", id: "neosc-signin" }, t.signIn),
     ], () => void submit({ request: { service: "neosc", server: value("neosc-server") || null, email: value("neosc-email"), password: value("neosc-password") } }));
   }
   return h("section", { class: "card account", id: `account-${s}` }, head, body);
 }
 
 function accountsScreen(): HTMLElement {
-  return h("section", { id: "accounts" }, h("h1", {}, "Accounts"),
-    h("p", { class: "caption" }, "Tokens are kept in the system keyring, never on disk."),
+  return h("section", { id: "accounts" }, h("h1", {}, S.screens.accounts),
+    h("p", { class: "caption" }, S.accounts.keyring),
     h("div", { class: "cards" }, accounts().map(accountCard)));
 }
 
@@ -481,17 +488,18 @@ async function refreshBudget(): Promise<void> {
 }
 
 const BUDGET_FIELDS: [keyof spend.BudgetForm, string][] = [
-  ["session_credits", "OrbNET credits per session"],
-  ["day_credits", "OrbNET credits per day"],
-  ["month_credits", "OrbNET credits per month"],
-  ["session_money", "tunnelbyte money per session"],
-  ["day_money", "tunnelbyte money per day"],
-  ["month_money", "tunnelbyte money per month"],
+  ["session_credits", S.budget.fields.session_credits],
+  ["day_credits", S.budget.fields.day_credits],
+  ["month_credits", S.budget.fields.month_credits],
+  ["session_money", S.budget.fields.session_money],
+  ["day_money", S.budget.fields.day_money],
+  ["month_money", S.budget.fields.month_money],
 ];
 
 function budgetSection(): HTMLElement {
   const b = state.budget;
-  if (b === null) return h("p", {}, "Loading spend caps…");
+  const t = S.budget;
+  if (b === null) return h("p", {}, t.loading);
   const form = spend.budgetForm(b);
   const currency = (state.history?.currency ?? "eur").toUpperCase();
   return h("form", { id: "budget", onsubmit: (e: Event) => {
@@ -500,21 +508,21 @@ function budgetSection(): HTMLElement {
       const parsed = spend.parseBudget(form);
       if ("invalid" in parsed) {
         const label = BUDGET_FIELDS.find(([k]) => k === parsed.invalid)?.[1] ?? parsed.invalid;
-        flash(`${label}: enter a positive number, or leave it empty for no cap.`);
+        flash(t.invalid(label));
         return;
       }
       state.budget = await call("save_budget", { budget: parsed });
       const slot = document.getElementById("budget-slot");
       if (slot) replace(slot, budgetSection());
-      flash("Spend caps saved: the next session honours them.");
+      flash(t.saved);
     });
   } },
-    h("fieldset", {}, h("legend", {}, "Spend caps"),
-      h("p", { class: "caption" }, `Ferry ends the session before the next charge would pass a cap; days and months are local time. Money in ${currency}. Empty: no cap.`),
+    h("fieldset", {}, h("legend", {}, t.legend),
+      h("p", { class: "caption" }, t.caption(currency)),
       BUDGET_FIELDS.map(([k, label]) =>
-        h("label", { for: `b-${k}` }, k.endsWith("money") ? `${label} (${currency})` : label,
+        h("label", { for: `b-${k}` }, k.endsWith("money") ? t.withCurrency(label, currency) : label,
           h("input", { id: `b-${k}`, type: "text", inputmode: "decimal", value: form[k], oninput: (e) => (form[k] = (e.target as HTMLInputElement).value) }))),
-      h("button", { type: "submit", id: "save-budget" }, "Save caps")));
+      h("button", { type: "submit", id: "save-budget" }, t.save)));
 }
 
 function settingsScreen(s: Settings): HTMLElement {
@@ -524,66 +532,60 @@ function settingsScreen(s: Settings): HTMLElement {
   const text = (id: string, label: string, get: () => string, set: (v: string) => void) =>
     h("label", { for: id }, label, h("input", { id, type: "text", value: get(), oninput: (e) => set((e.target as HTMLInputElement).value) }));
   const n = draft.notify;
-  return h("section", { id: "settings" }, h("h1", {}, "Settings"),
-    h("form", { onsubmit: (e: Event) => { e.preventDefault(); void guard(async () => { await call("save_settings", { settings: draft }); flash("Settings saved."); }); } },
-      h("fieldset", {}, h("legend", {}, "Notifications"),
-        check("n-credits-low", "Credits low", () => n.credits_low, (v) => (n.credits_low = v)),
-        text("n-thresholds", "Warn when credits last under (minutes, comma-separated)", () => n.credit_warn_minutes.join(", "), (v) => {
+  const t = S.settings;
+  return h("section", { id: "settings" }, h("h1", {}, S.screens.settings),
+    h("form", { onsubmit: (e: Event) => { e.preventDefault(); void guard(async () => { await call("save_settings", { settings: draft }); flash(t.saved); }); } },
+      h("fieldset", {}, h("legend", {}, t.notifications),
+        check("n-credits-low", t.creditsLow, () => n.credits_low, (v) => (n.credits_low = v)),
+        text("n-thresholds", t.thresholds, () => n.credit_warn_minutes.join(", "), (v) => {
           n.credit_warn_minutes = v.split(",").map((x) => Number(x.trim())).filter((x) => Number.isFinite(x) && x > 0);
         }),
-        check("n-depleted", "Credits depleted", () => n.credits_depleted, (v) => (n.credits_depleted = v)),
-        check("n-quota", "Quota at 80 %, 95 % and exceeded", () => n.quota, (v) => (n.quota = v)),
-        check("n-ended", "Session ended by the service", () => n.session_ended, (v) => (n.session_ended = v)),
-        check("n-connection", "Connection lost and restored", () => n.connection, (v) => (n.connection = v)),
-        check("n-workspace", "Workspace session ended elsewhere", () => n.workspace_ended, (v) => (n.workspace_ended = v))),
-      h("fieldset", {}, h("legend", {}, "App"),
-        check("s-minimized", "Start minimized", () => draft.start_minimized, (v) => (draft.start_minimized = v)),
-        check("s-login", "Launch at login", () => draft.launch_at_login, (v) => (draft.launch_at_login = v)),
-        check("s-tray", "Closing the window keeps Ferry in the tray", () => draft.close_to_tray, (v) => (draft.close_to_tray = v)),
-        check("s-desktop-proxy", "Send this desktop's apps through Ferry (GNOME proxy settings, while connected in app mode; yours come back on disconnect)", () => draft.desktop_proxy, (v) => (draft.desktop_proxy = v)),
-        h("label", { for: "s-mode" }, "Default mode",
+        check("n-depleted", t.depleted, () => n.credits_depleted, (v) => (n.credits_depleted = v)),
+        check("n-quota", t.quota, () => n.quota, (v) => (n.quota = v)),
+        check("n-ended", t.ended, () => n.session_ended, (v) => (n.session_ended = v)),
+        check("n-connection", t.connection, () => n.connection, (v) => (n.connection = v)),
+        check("n-workspace", t.workspaceEnded, () => n.workspace_ended, (v) => (n.workspace_ended = v))),
+      h("fieldset", {}, h("legend", {}, t.app),
+        check("s-minimized", t.startMinimized, () => draft.start_minimized, (v) => (draft.start_minimized = v)),
+        check("s-login", t.launchAtLogin, () => draft.launch_at_login, (v) => (draft.launch_at_login = v)),
+        check("s-tray", t.closeToTray, () => draft.close_to_tray, (v) => (draft.close_to_tray = v)),
+        check("s-desktop-proxy", t.desktopProxy, () => draft.desktop_proxy, (v) => (draft.desktop_proxy = v)),
+        h("label", { for: "s-mode" }, t.defaultMode,
           h("select", { id: "s-mode", onchange: (e) => (draft.default_mode = (e.target as HTMLSelectElement).value as TunnelMode) },
-            h("option", { value: "app", selected: draft.default_mode === "app" }, "App mode"),
-            h("option", { value: "all_traffic", selected: draft.default_mode === "all_traffic" }, "Route all traffic")))),
-      h("fieldset", {}, h("legend", {}, "Service addresses"),
-        text("u-orbnet", "OrbNET", () => draft.base_urls.orbnet, (v) => (draft.base_urls.orbnet = v)),
-        text("u-tunnelbyte", "tunnelbyte", () => draft.base_urls.tunnelbyte, (v) => (draft.base_urls.tunnelbyte = v)),
-        text("u-neosc", "NeoSC", () => draft.base_urls.neosc, (v) => (draft.base_urls.neosc = v))),
-      h("button", { type: "submit", id: "save-settings" }, "Save")),
+            h("option", { value: "app", selected: draft.default_mode === "app" }, S.connect.appMode),
+            h("option", { value: "all_traffic", selected: draft.default_mode === "all_traffic" }, S.connect.allTraffic)))),
+      h("fieldset", {}, h("legend", {}, t.addresses),
+        text("u-orbnet", SERVICE_NAMES.orbnet, () => draft.base_urls.orbnet, (v) => (draft.base_urls.orbnet = v)),
+        text("u-tunnelbyte", SERVICE_NAMES.tunnelbyte, () => draft.base_urls.tunnelbyte, (v) => (draft.base_urls.tunnelbyte = v)),
+        text("u-neosc", SERVICE_NAMES.neosc, () => draft.base_urls.neosc, (v) => (draft.base_urls.neosc = v))),
+      h("button", { type: "submit", id: "save-settings" }, t.save)),
     h("div", { id: "budget-slot" }, budgetSection()),
     aboutSection(s));
 }
 
 /** Ferry's own licence and those of the parts it is built on (their names and licences). */
-const LICENCES: [string, string][] = [
-  ["Ferry", "MIT OR Apache-2.0"],
-  ["Tauri", "MIT OR Apache-2.0"],
-  ["boringtun (WireGuard)", "BSD-3-Clause"],
-  ["smoltcp (app mode's TCP/IP stack)", "0BSD"],
-  ["tokio, hyper, reqwest, rustls", "MIT OR Apache-2.0"],
-  ["sqlx + SQLite", "MIT OR Apache-2.0 / public domain"],
-  ["WebKitGTK", "LGPL-2.1-or-later, BSD-2-Clause"],
-];
+const LICENCES: [string, string][] = S.about.licences;
 
 function aboutSection(_s: Settings): HTMLElement {
-  const out = h("textarea", { id: "diagnostics", readonly: true, rows: 8, "aria-label": "Diagnostics report", hidden: true });
+  const t = S.about;
+  const out = h("textarea", { id: "diagnostics", readonly: true, rows: 8, "aria-label": t.diagnosticsLabel, hidden: true });
   return h("section", { id: "about", class: "card" },
-    h("h2", {}, "About Ferry"),
-    h("p", { id: "about-version" }, `Version ${state.snapshot?.version ?? "?"}`),
+    h("h2", {}, t.title),
+    h("p", { id: "about-version" }, t.version(state.snapshot?.version ?? "?")),
     h("table", { id: "licences" }, h("tbody", {}, LICENCES.map(([what, lic]) => h("tr", {}, h("td", {}, what), h("td", {}, lic))))),
-    h("p", { class: "caption" }, "The diagnostics report holds versions, the connection state, settings, spend caps and the last 200 log lines; tokens, keys, emails and ids are removed."),
+    h("p", { class: "caption" }, t.diagnosticsCaption),
     h("button", { id: "copy-diagnostics", type: "button", onclick: () => guard(async () => {
       const text = await call("get_diagnostics");
       out.value = text;
       out.hidden = false;
       try {
         await navigator.clipboard.writeText(text);
-        flash("Diagnostics copied to the clipboard.");
+        flash(t.copied);
       } catch {
         out.select();
-        flash("Diagnostics shown below: select them and copy.");
+        flash(t.shownBelow);
       }
-    }) }, "Copy diagnostics"),
+    }) }, t.copy),
     out);
 }
 
@@ -593,13 +595,13 @@ function render(): void {
   const snap = state.snapshot;
   const focused = document.activeElement?.id;
   let screen: HTMLElement;
-  if (snap === null) screen = h("p", {}, "Starting…");
+  if (snap === null) screen = h("p", {}, S.app.starting);
   else if (state.screen === "connect") screen = connectScreen(snap);
   else if (state.screen === "workspaces") screen = workspacesScreen();
   else if (state.screen === "history") screen = historyScreen();
   else if (state.screen === "accounts") screen = accountsScreen();
   else screen = settingsScreen(snap.settings);
-  const header = h("header", {}, nav(), snap?.demo ? h("span", { class: "pill demo", id: "demo-badge" }, "Demo") : null);
+  const header = h("header", {}, nav(), snap?.demo ? h("span", { class: "pill demo", id: "demo-badge" }, S.app.demoBadge) : null);
   replace(main, screen);
   replace(app, header, banner, main);
   banner.hidden = state.message === "";
@@ -644,7 +646,7 @@ function patch(update: (s: Snapshot) => void): void {
 function askBeforeClose(): void {
   if (document.getElementById("close-dialog")) return;
   const c = state.snapshot?.connection;
-  const where = c?.region_label ? ` to ${c.region_label}` : "";
+  const t = S.close;
   const choice = (id: string, label: string, cls: string, act: () => Promise<unknown>) =>
     h("button", { id, type: "button", class: cls, onclick: () => {
       dialog.close();
@@ -654,12 +656,12 @@ function askBeforeClose(): void {
   const dialog = h(
     "dialog",
     { id: "close-dialog", "aria-labelledby": "close-title" },
-    h("h2", { id: "close-title" }, "Ferry is still connected"),
-    h("p", {}, `You are connected${where} and the session is metered. No tray icon is shown on this desktop, so a hidden Ferry would keep billing unseen.`),
+    h("h2", { id: "close-title" }, t.title),
+    h("p", {}, t.body(c?.region_label ?? null)),
     h("div", { class: "actions" },
-      choice("close-quit", "Disconnect and quit", "danger", () => call("quit_app")),
-      choice("close-minimize", "Minimize", "", () => call("minimize_window")),
-      choice("close-cancel", "Keep open", "quiet", async () => undefined)),
+      choice("close-quit", t.quit, "danger", () => call("quit_app")),
+      choice("close-minimize", t.minimize, "", () => call("minimize_window")),
+      choice("close-cancel", t.keepOpen, "quiet", async () => undefined)),
   );
   // The safe choice has the focus: Enter keeps the window.
   dialog.addEventListener("cancel", () => dialog.remove());

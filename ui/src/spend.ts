@@ -4,6 +4,7 @@
 import type { BarChartSpec } from "./chart";
 import type { Budget, InsightView, RegionGroup, RegionRef, SpendRow } from "./contract.gen";
 import * as fmt from "./format";
+import { S } from "./strings";
 import { findRegion, regionKey } from "./view";
 
 /** Days shown in the per-day charts. */
@@ -23,14 +24,13 @@ export function regionName(row: SpendRow, regions: RegionGroup[]): string {
 }
 
 function rowTip(name: string, row: SpendRow, what: string): string {
-  const sessions = `${row.sessions} session${row.sessions === 1 ? "" : "s"}`;
-  return `${name}: ${what} · ${sessions} · ${fmt.duration(row.duration_s)} · ${fmt.bytes(row.bytes)}`;
+  return S.spend.tip(name, what, S.spend.sessions(row.sessions), fmt.duration(row.duration_s), fmt.bytes(row.bytes));
 }
 
 function rate(row: SpendRow, currency: string | null): string {
-  if (row.credits_per_minute !== null) return ` · ${fmt.credits(row.credits_per_minute)} credits/min`;
-  if (row.millicents_per_gib !== null) return ` · ${fmt.money(row.millicents_per_gib, currency)}/GiB`;
-  if (row.millicents_per_hour !== null) return ` · ${fmt.money(row.millicents_per_hour, currency)}/h`;
+  if (row.credits_per_minute !== null) return S.spend.creditsPerMinute(fmt.credits(row.credits_per_minute));
+  if (row.millicents_per_gib !== null) return S.spend.perGib(fmt.money(row.millicents_per_gib, currency));
+  if (row.millicents_per_hour !== null) return S.spend.perHour(fmt.money(row.millicents_per_hour, currency));
   return "";
 }
 
@@ -56,19 +56,20 @@ export function withEmptyDays(rows: SpendRow[]): SpendRow[] {
 /** The charts of the history screen: credits and money per day, then per region. */
 export function spendCharts(v: InsightView, regions: RegionGroup[]): BarChartSpec[] {
   const currency = [...v.by_day, ...v.by_region].find((r) => r.currency !== null)?.currency ?? null;
-  const unit = (currency ?? "").toUpperCase() || "money";
+  const t = S.spend;
+  const unit = (currency ?? "").toUpperCase() || t.money;
   const money = (mc: number) => fmt.money(mc, currency);
   const days = withEmptyDays(v.by_day).slice(-CHART_DAYS);
   const charts: BarChartSpec[] = [];
   if (days.some((d) => d.credits > 0)) {
     charts.push({
-      id: "chart-day-credits", title: "OrbNET credits per day", unit: "credits", format: fmt.credits,
-      bars: days.map((d) => ({ label: d.label.slice(5), value: d.credits, tooltip: rowTip(d.label, d, `${fmt.credits(d.credits)} credits`) })),
+      id: "chart-day-credits", title: t.creditsPerDay, unit: t.creditsUnit, format: fmt.credits,
+      bars: days.map((d) => ({ label: d.label.slice(5), value: d.credits, tooltip: rowTip(d.label, d, t.credits(fmt.credits(d.credits))) })),
     });
   }
   if (days.some((d) => d.cost_millicents > 0)) {
     charts.push({
-      id: "chart-day-money", title: `tunnelbyte cost per day (${unit})`, unit, format: money,
+      id: "chart-day-money", title: t.costPerDay(unit), unit, format: money,
       bars: days.map((d) => ({ label: d.label.slice(5), value: d.cost_millicents, tooltip: rowTip(d.label, d, money(d.cost_millicents)) })),
     });
   }
@@ -76,22 +77,22 @@ export function spendCharts(v: InsightView, regions: RegionGroup[]): BarChartSpe
   const orb = v.by_region.filter((r) => r.service === "orbnet" && r.credits > 0);
   if (orb.length > 0) {
     charts.push({
-      id: "chart-region-credits", title: "OrbNET credits per region", unit: "credits", format: fmt.credits,
+      id: "chart-region-credits", title: t.creditsPerRegion, unit: t.creditsUnit, format: fmt.credits,
       bars: orb.map((r) => {
         const name = regionName(r, regions);
-        const mark = cheap.has(r.key) ? " · cheapest" : "";
-        return { label: name, value: r.credits, highlight: cheap.has(r.key), tooltip: rowTip(name, r, `${fmt.credits(r.credits)} credits${rate(r, currency)}${mark}`) };
+        const mark = cheap.has(r.key) ? t.cheapest : "";
+        return { label: name, value: r.credits, highlight: cheap.has(r.key), tooltip: rowTip(name, r, t.credits(fmt.credits(r.credits)) + rate(r, currency) + mark) };
       }),
     });
   }
   const tb = v.by_region.filter((r) => r.service === "tunnelbyte" && r.cost_millicents > 0);
   if (tb.length > 0) {
     charts.push({
-      id: "chart-region-money", title: `tunnelbyte cost per region (${unit})`, unit, format: money,
+      id: "chart-region-money", title: t.costPerRegion(unit), unit, format: money,
       bars: tb.map((r) => {
         const name = regionName(r, regions);
-        const mark = cheap.has(r.key) ? " · cheapest" : "";
-        return { label: name, value: r.cost_millicents, highlight: cheap.has(r.key), tooltip: rowTip(name, r, `${money(r.cost_millicents)}${rate(r, r.currency)}${mark}`) };
+        const mark = cheap.has(r.key) ? t.cheapest : "";
+        return { label: name, value: r.cost_millicents, highlight: cheap.has(r.key), tooltip: rowTip(name, r, money(r.cost_millicents) + rate(r, r.currency) + mark) };
       }),
     });
   }
@@ -102,8 +103,8 @@ export function spendCharts(v: InsightView, regions: RegionGroup[]): BarChartSpe
 export function monthLines(v: InsightView): string[] {
   return v.month.map((m) =>
     m.service === "orbnet"
-      ? `OrbNET this month: ${fmt.credits(m.spent_credits)} credits so far; about ${fmt.credits(Math.round(m.projected_credits))} by the month's end at this pace.`
-      : `tunnelbyte this month: ${fmt.money(m.spent_millicents, m.currency)} so far; about ${fmt.money(m.projected_millicents, m.currency)} by the month's end at this pace.`,
+      ? S.spend.monthCredits(fmt.credits(m.spent_credits), fmt.credits(Math.round(m.projected_credits)))
+      : S.spend.monthMoney(fmt.money(m.spent_millicents, m.currency), fmt.money(m.projected_millicents, m.currency)),
   );
 }
 

@@ -10,6 +10,7 @@ import type {
   WorkspaceSessionView,
 } from "./contract.gen";
 import * as fmt from "./format";
+import { S } from "./strings";
 
 /** The big Connect control for a phase. */
 export interface ConnectControl {
@@ -24,25 +25,26 @@ export interface ConnectControl {
 /** What the Connect control shows and does. `canConnect` = a region is chosen and its service signed in. */
 export function connectControl(c: ConnectionView, canConnect: boolean): ConnectControl {
   const where = c.region_label ?? c.region?.id ?? "";
+  const t = S.control;
   const table: Record<Phase, ConnectControl> = {
     disconnected: {
-      label: "Connect",
+      label: t.connect,
       action: "connect",
       enabled: canConnect,
       busy: false,
-      caption: canConnect ? "Not connected" : "Sign in and pick a region to connect",
+      caption: canConnect ? t.notConnected : t.pickRegion,
     },
-    connecting: { label: "Connecting…", action: "disconnect", enabled: true, busy: true, caption: `Connecting to ${where}. Click to cancel.` },
-    connected: { label: "Disconnect", action: "disconnect", enabled: true, busy: false, caption: `Connected to ${where}` },
-    reconnecting: { label: "Reconnecting…", action: "disconnect", enabled: true, busy: true, caption: `Connection to ${where} lost; trying again. Click to stop.` },
-    disconnecting: { label: "Disconnecting…", action: "none", enabled: false, busy: true, caption: "Ending the session" },
+    connecting: { label: t.connecting, action: "disconnect", enabled: true, busy: true, caption: t.connectingTo(where) },
+    connected: { label: t.disconnect, action: "disconnect", enabled: true, busy: false, caption: t.connectedTo(where) },
+    reconnecting: { label: t.reconnecting, action: "disconnect", enabled: true, busy: true, caption: t.lostConnectionTo(where) },
+    disconnecting: { label: t.disconnecting, action: "none", enabled: false, busy: true, caption: t.ending },
     error: {
-      label: "Try again",
+      label: t.tryAgain,
       action: "connect",
       enabled: canConnect,
       busy: false,
       // The error box under the button says what happened; the caption does not repeat it.
-      caption: c.error ? "Not connected" : "The connection stopped on an error",
+      caption: c.error ? t.notConnected : t.stoppedOnError,
     },
   };
   return table[c.phase];
@@ -50,22 +52,15 @@ export function connectControl(c: ConnectionView, canConnect: boolean): ConnectC
 
 /** Human name of a phase (for the status line and the tray). */
 export function phaseName(p: Phase): string {
-  return {
-    disconnected: "Disconnected",
-    connecting: "Connecting",
-    connected: "Connected",
-    reconnecting: "Reconnecting",
-    disconnecting: "Disconnecting",
-    error: "Error",
-  }[p];
+  return S.phases[p];
 }
 
 /** The text of a region option ("Paris, France", "eu-1 · 3 nodes", with "unavailable" when so). */
 export function regionOption(r: RegionView): string {
   let text = r.label;
-  if (r.country) text += `, ${r.country}`;
-  if (r.nodes !== null) text += ` · ${r.nodes} node${r.nodes === 1 ? "" : "s"}`;
-  if (!r.available) text += " (unavailable)";
+  if (r.country) text = S.region.withCountry(text, r.country);
+  if (r.nodes !== null) text = S.region.nodes(text, r.nodes);
+  if (!r.available) text = S.region.unavailable(text);
   return text;
 }
 
@@ -112,41 +107,42 @@ export interface Figure {
 
 /** The live panel's figures for a moment `nowMs`. */
 export function liveFigures(live: LiveView, nowMs: number): Figure[] {
+  const t = S.live;
   const figures: Figure[] = [
-    { id: "duration", label: "Connected for", value: fmt.clock((nowMs - live.started_ms) / 1000) },
-    { id: "exit-ip", label: "Exit IP", value: live.exit_ip ?? "—" },
+    { id: "duration", label: t.connectedFor, value: fmt.clock((nowMs - live.started_ms) / 1000) },
+    { id: "exit-ip", label: t.exitIp, value: live.exit_ip ?? S.app.unknown },
     {
       id: "proxy",
-      label: "Proxy for apps",
-      value: live.proxy === null ? "All traffic" : `SOCKS5 ${live.proxy}` + (live.http_proxy === null ? "" : ` · HTTP ${live.http_proxy}`),
-      title: live.proxy === null ? undefined : `Point apps at socks5h://${live.proxy}`,
+      label: t.proxy,
+      value: live.proxy === null ? t.allTraffic : t.socks(live.proxy) + (live.http_proxy === null ? "" : t.http(live.http_proxy)),
+      title: live.proxy === null ? undefined : t.proxyTitle(live.proxy),
     },
-    { id: "bytes-in", label: "Received", value: `${fmt.bytes(live.bytes_in)} · ${fmt.rate(live.rate_in)}` },
-    { id: "bytes-out", label: "Sent", value: `${fmt.bytes(live.bytes_out)} · ${fmt.rate(live.rate_out)}` },
+    { id: "bytes-in", label: t.received, value: t.traffic(fmt.bytes(live.bytes_in), fmt.rate(live.rate_in)) },
+    { id: "bytes-out", label: t.sent, value: t.traffic(fmt.bytes(live.bytes_out), fmt.rate(live.rate_out)) },
   ];
   const m = live.meter;
   if (m.kind === "credits") {
     const left = fmt.minutesLeft(m.left, m.burn_per_minute);
     figures.push(
-      { id: "credits-left", label: "Credits left", value: fmt.credits(m.left) },
-      { id: "burn-rate", label: "Burn rate", value: `${fmt.credits(m.burn_per_minute)} credits/min` },
+      { id: "credits-left", label: t.creditsLeft, value: fmt.credits(m.left) },
+      { id: "burn-rate", label: t.burnRate, value: t.perMinute(fmt.credits(m.burn_per_minute)) },
       {
         id: "time-left",
-        label: "Time left at this rate",
-        value: left === null ? "—" : fmt.duration(left * 60),
+        label: t.timeLeft,
+        value: left === null ? S.app.unknown : fmt.duration(left * 60),
       },
     );
   } else if (m.cost_millicents !== null) {
-    figures.push({ id: "cost", label: "Cost so far", value: fmt.money(m.cost_millicents, m.currency) });
+    figures.push({ id: "cost", label: t.costSoFar, value: fmt.money(m.cost_millicents, m.currency) });
   }
   const cap = live.cap;
   if (cap !== null) {
     const spent = m.kind === "credits" ? m.spent : (m.cost_millicents ?? 0);
     const left = Math.max(0, cap.left_at_start - spent);
     const perMinute = m.kind === "credits" ? m.burn_per_minute : meterPerMinute(live.samples);
-    const amount = cap.unit === "credits" ? `${fmt.credits(left)} credits` : fmt.money(left, m.kind === "quota" ? m.currency : null);
-    const time = perMinute > 0 ? ` · ${fmt.duration((left / perMinute) * 60)} at this rate` : "";
-    figures.push({ id: "cap-left", label: `Left of your ${cap.scope} cap`, value: amount + time });
+    const amount = cap.unit === "credits" ? t.credits(fmt.credits(left)) : fmt.money(left, m.kind === "quota" ? m.currency : null);
+    const time = perMinute > 0 ? t.atThisRate(fmt.duration((left / perMinute) * 60)) : "";
+    figures.push({ id: "cap-left", label: t.capLeft(cap.scope), value: amount + time });
   }
   return figures;
 }
@@ -178,7 +174,7 @@ export function quotaBars(quotas: QuotaView[], nowMs: number): QuotaBar[] {
     const level = pct === null ? "ok" : pct >= 100 ? "full" : pct >= 95 ? "high" : pct >= 80 ? "warn" : "ok";
     return {
       label: q.label,
-      text: q.limit === null ? `${show(q.used)} (no limit)` : `${show(q.used)} of ${show(q.limit)}`,
+      text: q.limit === null ? S.live.noLimit(show(q.used)) : S.live.usedOf(show(q.used), show(q.limit)),
       percent: pct,
       level,
       resets: q.resets_at_ms === null ? "" : fmt.resetsIn(q.resets_at_ms, nowMs),
