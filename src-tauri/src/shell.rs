@@ -383,7 +383,9 @@ pub fn setup_app<R: Runtime>(
                 let (window, app) = (window.clone(), app.clone());
                 tauri::async_runtime::spawn(async move {
                     let host = to_tray && tray_exists && crate::tray_host::host_present().await;
-                    match crate::tray_host::close_action(to_tray, tray_exists, host, metering) {
+                    let action = crate::tray_host::close_action(to_tray, tray_exists, host, metering);
+                    tracing::info!(?action, host, metering, "the window was asked to close");
+                    match action {
                         crate::tray_host::CloseAction::Hide => {
                             let _ = window.hide();
                         }

@@ -44,6 +44,8 @@ const state = {
   budget: null as Budget | null,
   twoFactor: false,
   message: "",
+  /** Latency measured per region while connected to it (ms, by region key), this run. */
+  latency: new Map<string, number>(),
 };
 
 const app = document.getElementById("app")!;
@@ -153,7 +155,7 @@ function connectScreen(snap: Snapshot): HTMLElement {
                 disabled: !r.available || !signedIn(g.service),
                 selected: view.regionKey(r.ref) === state.selectedRegion,
               },
-              S.connect.regionChoice(view.regionOption(r), favourites().has(view.regionKey(r.ref)), spend.isCheapest(state.insight, r.ref)),
+              S.connect.regionChoice(view.regionOption(r), favourites().has(view.regionKey(r.ref)), spend.isCheapest(state.insight, r.ref), state.latency.get(view.regionKey(r.ref)) ?? null),
             ),
           ),
         ),
@@ -682,7 +684,10 @@ async function start(): Promise<void> {
     s.connection = c;
     if (c.region) state.selectedRegion = view.regionKey(c.region);
   }));
-  await on("ferry:live", (l) => patch((s) => (s.live = l)));
+  await on("ferry:live", (l) => patch((s) => {
+    s.live = l;
+    if (l?.latency_ms != null && s.connection.region) state.latency.set(view.regionKey(s.connection.region), l.latency_ms);
+  }));
   // Account updates arrive with every heartbeat (the balance): they never re-render a form
   // the user is typing in, and regions come from the core's own "ferry:regions" event.
   await on("ferry:accounts", (a) => {

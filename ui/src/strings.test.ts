@@ -122,6 +122,7 @@ describe("the catalogue", () => {
       "You are connected to Paris and the session is metered. No tray icon is shown on this desktop, so a hidden Ferry would keep billing unseen.",
     );
     expect(en.close.body(null)).toContain("You are connected and the session");
-    expect(en.connect.regionChoice("Paris, FR", true, true)).toBe("★ Paris, FR · cheapest so far");
+    expect(en.connect.regionChoice("Paris, FR", true, true, null)).toBe("★ Paris, FR · cheapest so far");
+    expect(en.connect.regionChoice("Paris, FR", false, false, 14)).toBe("Paris, FR · 14 ms");
   });
 });

@@ -60,8 +60,8 @@ export interface Strings {
     chooseRegion: string;
     /** An optgroup's label when its service is not signed in. */
     signInFirst: (service: string) => string;
-    /** A region option: favourite star, text, cheapest mark. */
-    regionChoice: (text: string, favourite: boolean, cheapest: boolean) => string;
+    /** A region option: favourite star, text, measured latency, cheapest mark. */
+    regionChoice: (text: string, favourite: boolean, cheapest: boolean, latencyMs: number | null) => string;
     /** "<who>: <what>" under the region list (a service's error, a region's note). */
     note: (who: string, what: string) => string;
     mode: string;
@@ -96,6 +96,10 @@ export interface Strings {
     connectedFor: string;
     exitIp: string;
     proxy: string;
+    latency: string;
+    /** A latency in milliseconds. */
+    ms: (ms: number) => string;
+    latencyTitle: string;
     allTraffic: string;
     socks: (addr: string) => string;
     http: (addr: string) => string;
@@ -296,7 +300,8 @@ export const en: Strings = {
     region: "Region",
     chooseRegion: "Choose a region…",
     signInFirst: (service) => `${service} (sign in first)`,
-    regionChoice: (text, favourite, cheapest) => `${favourite ? "★ " : ""}${text}${cheapest ? " · cheapest so far" : ""}`,
+    regionChoice: (text, favourite, cheapest, latencyMs) =>
+      `${favourite ? "★ " : ""}${text}${latencyMs === null ? "" : ` · ${latencyMs} ms`}${cheapest ? " · cheapest so far" : ""}`,
     note: (who, what) => `${who}: ${what}`,
     mode: "Mode",
     appMode: "App mode",
@@ -332,6 +337,9 @@ export const en: Strings = {
     connectedFor: "Connected for",
     exitIp: "Exit IP",
     proxy: "Proxy for apps",
+    latency: "Latency",
+    ms: (ms) => `${ms} ms`,
+    latencyTitle: "Round trip of the last WireGuard handshake with the exit",
     allTraffic: "All traffic",
     socks: (addr) => `SOCKS5 ${addr}`,
     http: (addr) => ` · HTTP ${addr}`,

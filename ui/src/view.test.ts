@@ -53,6 +53,9 @@ describe("live panel", () => {
     expect(f["credits-left"]).toBe("10");
     expect(f["time-left"]).toBe("20 min");
     expect(f["bytes-in"]).toBe("2.0 KiB · 1.0 KiB/s");
+    expect(f["latency"]).toBe("12 ms");
+    const unmeasured = liveFigures({ ...base, latency_ms: null }, 0).find((x) => x.id === "latency");
+    expect(unmeasured?.value).toBe("—");
   });
   it("what is left of the tightest cap, and the time to it at the burn rate", () => {
     const none = liveFigures(base, 0);

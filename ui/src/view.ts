@@ -112,6 +112,12 @@ export function liveFigures(live: LiveView, nowMs: number): Figure[] {
     { id: "duration", label: t.connectedFor, value: fmt.clock((nowMs - live.started_ms) / 1000) },
     { id: "exit-ip", label: t.exitIp, value: live.exit_ip ?? S.app.unknown },
     {
+      id: "latency",
+      label: t.latency,
+      value: live.latency_ms === null ? S.app.unknown : t.ms(live.latency_ms),
+      title: t.latencyTitle,
+    },
+    {
       id: "proxy",
       label: t.proxy,
       value: live.proxy === null ? t.allTraffic : t.socks(live.proxy) + (live.http_proxy === null ? "" : t.http(live.http_proxy)),
