@@ -316,20 +316,31 @@ pub struct WgGo {
     _proc: Proc,
 }
 
+impl Drop for WgGo {
+    fn drop(&mut self) {
+        // Killed, wireguard-go cannot remove its socket; a later run may reuse the name.
+        let _ = std::fs::remove_file(format!("/var/run/wireguard/{}.sock", self.ifname));
+    }
+}
+
 impl WgGo {
     /// Starts `wireguard-go -f` in `ns`, applies `conf` with `wg setconf`, adds `address`.
     pub fn start(ns: &Netns, conf: &str, address: &str, mtu: u32) -> Self {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let ifname = format!("wg{}x{n}", std::process::id() % 100_000);
+        // A socket left by an earlier run whose pid matched (killed peers leave theirs) would
+        // look like this one's before it listens.
+        let sock = PathBuf::from(format!("/var/run/wireguard/{ifname}.sock"));
+        let _ = std::fs::remove_file(&sock);
         let mut c = ns.cmd("wireguard-go");
         c.args(["-f", &ifname])
             .env("WG_PROCESS_FOREGROUND", "1")
             .stderr(Stdio::null());
         let p = Proc::spawn(c);
-        // wireguard-go creates the interface and its UAPI socket shortly after start.
-        let sock = PathBuf::from(format!("/var/run/wireguard/{ifname}.sock"));
+        // wireguard-go creates the interface and its UAPI socket shortly after start: wait
+        // until the socket answers.
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !sock.exists() {
+        while std::os::unix::net::UnixStream::connect(&sock).is_err() {
             assert!(Instant::now() < deadline, "wireguard-go did not start");
             std::thread::sleep(Duration::from_millis(20));
         }

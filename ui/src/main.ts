@@ -263,16 +263,29 @@ function welcome(snap: Snapshot): HTMLElement | null {
     h("button", { id: "welcome-dismiss", class: "quiet", onclick: dismiss }, t.gotIt));
 }
 
-function chart(id: string, label: string, values: number[]): HTMLElement {
+/** A live chart: the line, its lowest and highest values as labels, the newest as a tooltip. */
+function chart(id: string, label: string, values: number[], value: (v: number) => string, spanS: number): HTMLElement {
   const w = 240;
   const hgt = 48;
+  const last = values[values.length - 1];
+  const low = values.length ? value(Math.min(...values)) : S.app.unknown;
+  const high = values.length ? value(Math.max(...values)) : S.app.unknown;
+  const caption = S.live.chartCaption(label, low, high, fmt.duration(spanS));
   return h(
     "figure",
     { class: "chart", id },
-    svg("svg", { viewBox: `0 0 ${w} ${hgt}`, width: w, height: hgt, role: "img", "aria-label": label },
+    svg("svg", { viewBox: `0 0 ${w} ${hgt}`, width: w, height: hgt, role: "img", "aria-label": caption },
+      svg("title", {}, document.createTextNode(last === undefined ? caption : S.live.chartNow(label, value(last)))),
       svg("polyline", { points: view.sparkline(values, w, hgt), fill: "none", "stroke-width": 2 })),
-    h("figcaption", {}, label),
+    h("figcaption", {}, caption),
   );
+}
+
+/** Seconds between the oldest and the newest chart sample. */
+function chartSpan(live: LiveView): number {
+  const first = live.samples[0];
+  const last = live.samples[live.samples.length - 1];
+  return first && last ? Math.max(0, (last.at_ms - first.at_ms) / 1000) : 0;
 }
 
 function livePanel(live: LiveView): HTMLElement {
@@ -295,8 +308,10 @@ function livePanel(live: LiveView): HTMLElement {
       flash(S.live.browserStarted(name));
     }) }, S.live.openBrowser),
     h("div", { class: "charts" },
-      chart("chart-meter", live.meter.kind === "credits" ? S.live.chartCredits : S.live.chartCost, live.samples.map((s) => s.meter)),
-      chart("chart-bytes", S.live.chartTraffic, live.samples.map((s) => s.bytes))),
+      chart("chart-meter", live.meter.kind === "credits" ? S.live.chartCredits : S.live.chartCost, live.samples.map((s) => s.meter),
+        live.meter.kind === "credits" ? fmt.credits : (v) => fmt.money(v, live.meter.kind === "quota" ? live.meter.currency : null),
+        chartSpan(live)),
+      chart("chart-bytes", S.live.chartTraffic, live.samples.map((s) => s.bytes), fmt.bytes, chartSpan(live))),
   );
 }
 

@@ -125,6 +125,10 @@ export interface Strings {
     chartCredits: string;
     chartCost: string;
     chartTraffic: string;
+    /** A live chart's caption: what, its range of values and the time it spans. */
+    chartCaption: (what: string, low: string, high: string, span: string) => string;
+    /** A live chart's tooltip: the newest value. */
+    chartNow: (what: string, value: string) => string;
   };
   workspaces: {
     signIn: string;
@@ -363,6 +367,8 @@ export const en: Strings = {
     chartCredits: "Credits left",
     chartCost: "Cost",
     chartTraffic: "Traffic",
+    chartCaption: (what, low, high, span) => `${what}: ${low} – ${high} over ${span}`,
+    chartNow: (what, value) => `${what} now: ${value}`,
   },
   workspaces: {
     signIn: "Sign in to NeoSC on the Accounts screen.",

@@ -412,6 +412,30 @@ impl AppSession {
         asked
     }
 
+    /// Asks the window to close (like [`AppSession::request_close`]) until `done` holds, up to
+    /// four times 5 s apart: with no window manager to repeat it, a close message sent while
+    /// the window is busy is sometimes not acted on here. Returns the attempts it took.
+    pub async fn close_until<F, Fut>(&self, mut done: F) -> usize
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        for attempt in 1..=4 {
+            assert!(self.request_close() > 0, "no window of the app to close");
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if done().await {
+                    if attempt > 1 {
+                        eprintln!("the close request took {attempt} attempts");
+                    }
+                    return attempt;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        panic!("closing the window had no effect after 4 requests");
+    }
+
     /// Moves and resizes the app's shown window (what a user dragging it does, here without a
     /// window manager).
     pub fn place_window(&self, x: i32, y: i32, width: u32, height: u32) {
