@@ -415,6 +415,7 @@ impl AppSession {
     /// Asks the window to close (like [`AppSession::request_close`]) until `done` holds, up to
     /// four times 5 s apart: with no window manager to repeat it, a close message sent while
     /// the window is busy is sometimes not acted on here. Returns the attempts it took.
+    #[allow(clippy::print_stderr)]
     pub async fn close_until<F, Fut>(&self, mut done: F) -> usize
     where
         F: FnMut() -> Fut,
