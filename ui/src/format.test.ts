@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { bytes, clock, credits, csvField, duration, euros, minutesLeft, money, percent, rate, resetsIn } from "./format";
+import { bytes, clock, credits, csvField, dateTime, duration, euros, minutesLeft, money, percent, rate, resetsIn } from "./format";
 
 describe("money from millicents", () => {
   it.each([
@@ -79,4 +79,16 @@ describe("money in the service's currency", () => {
     [120_000, "chf", "1.20 CHF"],
     [120_000, null, "1.20"],
   ])("%i %s → %s", (mc, cur, want) => expect(money(mc, cur)).toBe(want));
+});
+
+describe("dates and times in the user's locale", () => {
+  const at = Date.UTC(2026, 10, 29, 14, 5);
+  it("follows the locale's order and clock", () => {
+    expect(dateTime(at, "en-GB", "UTC")).toBe("29/11/2026, 14:05");
+    expect(dateTime(at, "de-DE", "UTC")).toBe("29.11.26, 14:05");
+    expect(dateTime(at, "en-US", "UTC")).toMatch(/^11\/29\/26, 2:05\sPM$/);
+  });
+  it("and the time zone", () => {
+    expect(dateTime(at, "en-GB", "Asia/Tokyo")).toBe("29/11/2026, 23:05");
+  });
 });

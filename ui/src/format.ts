@@ -82,11 +82,12 @@ export function resetsIn(resetsAtMs: number, nowMs: number): string {
   return S.units.resetsIn(duration(left >= 60 ? Math.ceil(left / 60) * 60 : left));
 }
 
-/** An exact local date and time ("2026-11-29 14:05"), for tooltips and the history. */
-export function dateTime(ms: number): string {
-  const d = new Date(ms);
-  const p = (n: number) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}`;
+/**
+ * An exact date and time in the user's locale and time zone ("29/11/2026, 14:05" in en-GB),
+ * for tooltips and the history. `locale` and `timeZone` are for tests.
+ */
+export function dateTime(ms: number, locale?: string, timeZone?: string): string {
+  return new Intl.DateTimeFormat(locale, { dateStyle: "short", timeStyle: "short", timeZone }).format(new Date(ms));
 }
 
 /** Minutes left at the current burn rate, or null when not burning. */

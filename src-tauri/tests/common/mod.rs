@@ -242,8 +242,8 @@ impl AppSession {
             .find(|(_, v)| *v)
             .expect("a shown window to photograph");
         let status = Command::new("import")
-            .args(["-window", &format!("{w:#x}"), "png:"])
-            .arg(&path)
+            .args(["-window", &format!("{w:#x}")])
+            .arg(format!("png:{}", path.display()))
             .stdin(Stdio::null())
             .status()
             .expect("ImageMagick's import (scripts/deps.sh installs it)");
