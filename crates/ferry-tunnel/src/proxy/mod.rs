@@ -109,8 +109,6 @@ pub struct ProxyOptions {
 
 /// How long a client may take to send its proxy request.
 pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
-/// Copy buffer per direction of a proxied connection.
-pub(crate) const COPY_BUF: usize = 64 * 1024;
 
 /// What the proxies share: the stack and the resolver.
 pub(crate) struct Context {
