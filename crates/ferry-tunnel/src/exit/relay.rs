@@ -12,8 +12,6 @@ use crate::netstack::{PendingTcp, UdpSocket};
 
 /// How long connecting to the real destination may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Copy buffer per direction of a relayed TCP connection.
-const COPY_BUF: usize = 64 * 1024;
 /// A UDP flow with no datagram either way for this long is closed.
 const UDP_IDLE: Duration = Duration::from_secs(60);
 
@@ -53,8 +51,7 @@ async fn relay_tcp(pending: PendingTcp, egress: Egress) {
         }
     };
     let mut host = host;
-    let result =
-        tokio::io::copy_bidirectional_with_sizes(&mut tunnel, &mut host, COPY_BUF, COPY_BUF).await;
+    let result = tunnel.relay(&mut host).await;
     if let Err(e) = result {
         tracing::debug!(%dst, error = %e, "relayed connection ended with an error");
     }

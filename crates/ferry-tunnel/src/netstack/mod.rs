@@ -15,6 +15,7 @@
 
 mod any_ip;
 mod device;
+mod relay;
 mod tcp;
 mod udp;
 
@@ -36,6 +37,7 @@ use tokio::task::JoinHandle;
 use crate::pipe::PipeEnd;
 
 pub use any_ip::{FlowPolicy, FlowProto, Incoming};
+pub use relay::Relayed;
 pub use tcp::{PendingTcp, TcpStream};
 pub use udp::UdpSocket;
 
@@ -129,6 +131,28 @@ pub(crate) struct Inner {
     pub(crate) orphans: Vec<(SocketHandle, std::time::Instant)>,
     pub(crate) any_ip: Option<AnyIpState>,
     pub(crate) closed: bool,
+}
+
+/// Socket buffers at least this large come straight from the kernel (glibc `M_MMAP_THRESHOLD`).
+const MMAP_THRESHOLD: usize = 128 * 1024;
+
+/// Pins glibc's mmap threshold so every socket buffer is its own mapping: pages an idle
+/// connection never touched cost nothing, and a closed connection's buffers go back to the
+/// kernel at once. (By default glibc raises the threshold after the first such buffer is freed,
+/// and later buffers come from the heap, zeroed by hand, touched in full and kept after free.)
+fn pin_mmap_threshold() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            // SAFETY: mallopt only adjusts allocator parameters; any value is valid to pass.
+            let ok =
+                unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD as libc::c_int) };
+            if ok != 1 {
+                tracing::debug!("mallopt(M_MMAP_THRESHOLD) refused");
+            }
+        });
+    }
 }
 
 /// A TCP socket with `buffer` bytes each way, Nagle off, CUBIC, keep-alive and a dead-peer timeout.
@@ -273,6 +297,7 @@ impl Netstack {
                 config.mtu
             )));
         }
+        pin_mmap_threshold();
         let mut device = PipeDevice::new(config.mtu);
         let mut iface_config = Config::new(HardwareAddress::Ip);
         iface_config.random_seed = rand::random();
@@ -373,6 +398,11 @@ impl Netstack {
         };
         let local = SocketAddr::new(local.ip(), port);
         udp::bind(&self.shared, &mut inner, local)
+    }
+
+    /// How many sockets (TCP, closing ones included, and UDP) the stack holds right now.
+    pub fn socket_count(&self) -> usize {
+        self.shared.lock().sockets.iter().count()
     }
 
     /// Stops the driver task; open sockets see end-of-stream or errors.

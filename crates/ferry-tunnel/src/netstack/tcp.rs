@@ -16,8 +16,8 @@ use super::{NetstackError, Shared};
 
 /// A TCP connection on the userspace stack.
 pub struct TcpStream {
-    shared: Arc<Shared>,
-    handle: SocketHandle,
+    pub(super) shared: Arc<Shared>,
+    pub(super) handle: SocketHandle,
     local: SocketAddr,
     peer: SocketAddr,
     armed: bool,

@@ -140,3 +140,104 @@ fn bad_config_is_an_error() {
         ));
     });
 }
+
+/// Waits (bounded) until `stack` holds `want` sockets; returns the last count seen.
+async fn settle(stack: &Netstack, want: usize) -> usize {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let n = stack.socket_count();
+        if n == want || tokio::time::Instant::now() >= deadline {
+            return n;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn relay_carries_a_big_upload_and_download_byte_for_byte() {
+    let (client, _server, mut incoming) = pair(Arc::new(|_, _| true));
+    // The far end echoes everything back, then closes.
+    let serve = tokio::spawn(async move {
+        let pending = incoming.tcp.recv().await.unwrap();
+        let mut stream = pending.accept().await.unwrap();
+        let mut buf = vec![0u8; 100_000];
+        let mut total = 0;
+        loop {
+            let n = stream.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            stream.write_all(&buf[..n]).await.unwrap();
+            total += n;
+        }
+        stream.shutdown().await.unwrap();
+        total
+    });
+    let mut remote = client
+        .tcp_connect("198.51.100.7:443".parse().unwrap())
+        .await
+        .unwrap();
+    // The "client" of the relay is one end of an in-memory duplex; the test drives the other.
+    let (mut app, mut relay_side) = tokio::io::duplex(7_000);
+    let relay = tokio::spawn(async move { remote.relay(&mut relay_side).await.unwrap() });
+    let payload: Vec<u8> = (0..6_000_000u32).map(|i| (i % 253) as u8).collect();
+    let (mut r, mut w) = tokio::io::split(&mut app);
+    let sent = payload.clone();
+    let write = async move {
+        w.write_all(&sent).await.unwrap();
+        w.shutdown().await.unwrap();
+    };
+    let mut echoed = Vec::new();
+    let read = r.read_to_end(&mut echoed);
+    let ((), got) =
+        tokio::time::timeout(Duration::from_secs(60), async { tokio::join!(write, read) })
+            .await
+            .unwrap();
+    got.unwrap();
+    assert_eq!(echoed.len(), payload.len());
+    assert!(echoed == payload);
+    let carried = relay.await.unwrap();
+    assert_eq!(carried.up, payload.len() as u64);
+    assert_eq!(carried.down, payload.len() as u64);
+    assert_eq!(serve.await.unwrap(), payload.len());
+}
+
+#[tokio::test]
+async fn closed_connections_leave_no_socket_behind() {
+    let (client, server, mut incoming) = pair(Arc::new(|_, _| true));
+    let serve = tokio::spawn(async move {
+        let mut streams = Vec::new();
+        for _ in 0..40 {
+            let pending = incoming.tcp.recv().await.unwrap();
+            let mut stream = pending.accept().await.unwrap();
+            stream.write_all(b"hi").await.unwrap();
+            streams.push(stream);
+        }
+        streams
+    });
+    let mut open = Vec::new();
+    for i in 0..40u16 {
+        let mut stream = client
+            .tcp_connect(SocketAddr::new("198.51.100.9".parse().unwrap(), 1000 + i))
+            .await
+            .unwrap();
+        let mut hi = [0u8; 2];
+        stream.read_exact(&mut hi).await.unwrap();
+        open.push(stream);
+    }
+    let served = serve.await.unwrap();
+    assert_eq!(client.socket_count(), 40);
+    assert_eq!(server.socket_count(), 40);
+    drop(open);
+    drop(served);
+    assert_eq!(
+        settle(&client, 0).await,
+        0,
+        "client stack kept closed sockets"
+    );
+    assert_eq!(
+        settle(&server, 0).await,
+        0,
+        "server stack kept closed sockets"
+    );
+}

@@ -72,7 +72,7 @@ impl Shared {
     }
 }
 
-fn udp_offload_wanted() -> bool {
+pub(super) fn udp_offload_wanted() -> bool {
     std::env::var(UDP_OFFLOAD_ENV).map_or(true, |v| v != "0")
 }
 

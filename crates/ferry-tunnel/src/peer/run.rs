@@ -1,11 +1,15 @@
 //! The async peer loop for packet pipes: one UDP socket, one pipe to a userspace stack, timers
-//! every 250 ms. Also the stats snapshot both this loop and system mode's data plane publish.
+//! every 250 ms. Packets move in batches: what the stack queued is encrypted into one
+//! `sendmmsg`/UDP GSO send, and datagrams come in by `recvmmsg` (with GRO where the kernel has
+//! it). Also the stats snapshot both this loop and system mode's data plane publish.
 
-use super::engine::{Engine, Output, BUF_SIZE, MAX_DATAGRAM};
+use super::batch::{self, RecvBatch, SendBatch, MAX_BATCH};
+use super::engine::{Engine, Output, BUF_SIZE, MAX_DATAGRAM, OVERHEAD};
 use crate::pipe::PipeEnd;
 use bytes::Bytes;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc::error::TrySendError;
@@ -57,14 +61,11 @@ impl PeerStats {
     }
 }
 
-/// Reads one packet from the pipe into `buf`; `None` when the other end closed.
-async fn pipe_recv(p: &mut PipeEnd, buf: &mut [u8]) -> Option<usize> {
-    p.rx.recv().await.map(|b| {
-        let n = b.len().min(buf.len());
-        buf[..n].copy_from_slice(&b[..n]);
-        n
-    })
-}
+/// Slot of one encrypted datagram in the send batch: inside packets up to 1968 bytes (any
+/// usual tunnel MTU) are batched, larger ones go out on their own.
+const SEND_SLOT: usize = 2048;
+/// Datagrams (or GRO messages) taken from the UDP socket per `recvmmsg`.
+const RECV_BATCH: usize = 16;
 
 /// Delivers one packet to the pipe; false if it was dropped because the pipe is full.
 fn pipe_send(p: &PipeEnd, pkt: &[u8]) -> Result<bool, PeerError> {
@@ -92,9 +93,11 @@ pub struct PeerLoop {
 }
 
 struct State {
-    net_in: Vec<u8>,
     out: Vec<u8>,
-    inside_in: Vec<u8>,
+    /// Encrypted datagrams waiting for one `sendmmsg`/GSO send.
+    send: SendBatch,
+    /// Received datagrams of one `recvmmsg` (GRO-coalesced when the kernel can).
+    recv: RecvBatch,
     stats: StatsPublisher,
     pipe_drops: u64,
 }
@@ -102,10 +105,14 @@ struct State {
 impl PeerLoop {
     /// Runs until `shutdown` fires (or its sender is dropped) or a fatal I/O error.
     pub async fn run(mut self, mut shutdown: oneshot::Receiver<()>) -> Result<(), PeerError> {
+        let offload = super::dataplane::udp_offload_wanted();
+        let gso = offload && batch::gso_supported(self.socket.as_fd());
+        let gro = offload && batch::enable_gro(self.socket.as_fd());
+        tracing::debug!(gro, gso, "pipe data plane");
         let mut st = State {
-            net_in: vec![0u8; MAX_DATAGRAM],
             out: vec![0u8; BUF_SIZE],
-            inside_in: vec![0u8; MAX_DATAGRAM],
+            send: SendBatch::new(MAX_BATCH, SEND_SLOT, gso),
+            recv: RecvBatch::new(RECV_BATCH, MAX_DATAGRAM),
             stats: StatsPublisher::new(self.endpoint),
             pipe_drops: 0,
         };
@@ -125,17 +132,19 @@ impl PeerLoop {
                     self.publish(&mut st);
                     return Ok(());
                 }
-                r = self.socket.recv_from(&mut st.net_in) => {
-                    let (n, from) = r.map_err(PeerError::Socket)?;
-                    self.on_datagram(&mut st, n, from).await?;
+                r = self.socket.readable() => {
+                    r.map_err(PeerError::Socket)?;
+                    self.on_readable(&mut st).await?;
                 }
-                r = pipe_recv(&mut self.inside, &mut st.inside_in) => {
-                    let Some(n) = r else { return Err(PeerError::InsideClosed) };
-                    if let Output::Network(d) = self.engine.encapsulate(&st.inside_in[..n], &mut st.out) {
-                        if let Some(ep) = self.endpoint {
-                            send_udp(&self.socket, d, ep).await?;
-                        }
+                r = self.inside.rx.recv() => {
+                    let Some(first) = r else { return Err(PeerError::InsideClosed) };
+                    // Everything the stack has queued goes out in as few sends as possible.
+                    self.encrypt_inside(&mut st, &first).await?;
+                    for _ in 1..MAX_BATCH {
+                        let Ok(packet) = self.inside.rx.try_recv() else { break };
+                        self.encrypt_inside(&mut st, &packet).await?;
                     }
+                    self.flush(&mut st)?;
                 }
                 _ = ticker.tick() => {
                     match self.engine.tick(&mut st.out) {
@@ -153,17 +162,124 @@ impl PeerLoop {
         }
     }
 
+    /// Encrypts one inside packet into the send batch (sent when full or the endpoint
+    /// changed); without an endpoint yet it only feeds the engine (which queues it).
+    async fn encrypt_inside(&mut self, st: &mut State, packet: &[u8]) -> Result<(), PeerError> {
+        let Some(ep) = self.endpoint else {
+            let _ = self.engine.encapsulate(packet, &mut st.out);
+            return Ok(());
+        };
+        if st.send.dest().is_some_and(|d| d != ep) {
+            self.flush(st)?;
+        }
+        if packet.len() + OVERHEAD + 64 > SEND_SLOT {
+            self.flush(st)?;
+            if let Output::Network(d) = self.engine.encapsulate(packet, &mut st.out) {
+                send_udp(&self.socket, d, ep).await?;
+            }
+            return Ok(());
+        }
+        let Some(slot) = st.send.slot() else {
+            return Ok(());
+        };
+        let start = slot.as_ptr();
+        let len = match self.engine.encapsulate(packet, slot) {
+            Output::Network(d) if d.as_ptr() == start => Some(d.len()),
+            _ => None,
+        };
+        if let Some(len) = len {
+            st.send.commit(len, ep);
+            if st.send.is_full() {
+                self.flush(st)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the batched datagrams.
+    fn flush(&mut self, st: &mut State) -> Result<(), PeerError> {
+        st.send
+            .flush(self.socket.as_fd())
+            .map_err(PeerError::Socket)?;
+        st.pipe_drops += std::mem::take(&mut st.send.dropped);
+        Ok(())
+    }
+
+    /// Takes every queued datagram off the socket (`recvmmsg` batches) and handles each.
+    async fn on_readable(&mut self, st: &mut State) -> Result<(), PeerError> {
+        loop {
+            let recv = &mut st.recv;
+            let got = self.socket.try_io(tokio::io::Interest::READABLE, || {
+                recv.recv(self.socket.as_fd())
+            });
+            match got {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // ICMP errors for earlier sends surface here; they do not break the socket.
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ECONNREFUSED | libc::EHOSTUNREACH | libc::ENETUNREACH)
+                    ) =>
+                {
+                    continue
+                }
+                Err(e) => return Err(PeerError::Socket(e)),
+            }
+            let mut datagrams = Vec::new();
+            let mut handled = Ok(());
+            // Data packets go straight to the pipe; anything needing an answer (handshakes,
+            // cookies) is collected and handled with the async sends below.
+            st.recv.for_each(|d, from| {
+                if handled.is_err() {
+                    return;
+                }
+                if matches!(d.first(), Some(4)) {
+                    let accepted = match self.engine.decapsulate(from.ip(), d, &mut st.out) {
+                        Output::Inside(p) => {
+                            match pipe_send(&self.inside, p) {
+                                Ok(true) => {}
+                                Ok(false) => st.pipe_drops += 1,
+                                Err(e) => handled = Err(e),
+                            }
+                            true
+                        }
+                        Output::Network(d) => {
+                            // Rare (packets queued while a session was confirmed): sent
+                            // without waiting; a full socket drops them like any UDP loss.
+                            let _ = self.socket.try_send_to(d, from);
+                            while let Some(q) = self.engine.next_queued(&mut st.out) {
+                                let _ = self.socket.try_send_to(q, from);
+                            }
+                            true
+                        }
+                        Output::Nothing => true,
+                        Output::Dropped(_) | Output::Expired => false,
+                    };
+                    if accepted && self.endpoint != Some(from) {
+                        tracing::debug!(endpoint = %from, "peer endpoint");
+                        self.endpoint = Some(from);
+                    }
+                } else {
+                    datagrams.push((d.to_vec(), from));
+                }
+            });
+            handled?;
+            for (d, from) in datagrams {
+                self.on_datagram(st, &d, from).await?;
+            }
+        }
+    }
+
     async fn on_datagram(
         &mut self,
         st: &mut State,
-        n: usize,
+        datagram: &[u8],
         from: SocketAddr,
     ) -> Result<(), PeerError> {
-        let is_handshake = matches!(st.net_in.first(), Some(1 | 2));
-        let accepted = match self
-            .engine
-            .decapsulate(from.ip(), &st.net_in[..n], &mut st.out)
-        {
+        let is_handshake = matches!(datagram.first(), Some(1 | 2));
+        let accepted = match self.engine.decapsulate(from.ip(), datagram, &mut st.out) {
             Output::Network(d) => {
                 send_udp(&self.socket, d, from).await?;
                 while let Some(q) = self.engine.next_queued(&mut st.out) {

@@ -20,7 +20,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 use super::peer::Admission;
-use super::{Context, Host, ProxyError, COPY_BUF, HANDSHAKE_TIMEOUT};
+use super::{Context, Host, ProxyError, HANDSHAKE_TIMEOUT};
 use crate::netstack::NetstackError;
 
 /// What the proxy answers with: its own short bodies or an origin's streamed one.
@@ -261,13 +261,7 @@ impl Connection {
             match hyper::upgrade::on(request).await {
                 Ok(upgraded) => {
                     let mut client = TokioIo::new(upgraded);
-                    let _ = tokio::io::copy_bidirectional_with_sizes(
-                        &mut client,
-                        &mut remote,
-                        COPY_BUF,
-                        COPY_BUF,
-                    )
-                    .await;
+                    let _ = remote.relay(&mut client).await;
                 }
                 Err(e) => tracing::debug!(error = %e, "CONNECT upgrade failed"),
             }

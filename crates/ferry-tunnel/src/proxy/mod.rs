@@ -107,10 +107,12 @@ pub struct ProxyOptions {
     pub access: Access,
 }
 
+/// Receive and send buffer of each tunneled TCP connection: a window big enough for one stream
+/// to fill the tunnel (an idle connection costs only the pages it touched).
+const TCP_BUFFER: usize = 1024 * 1024;
+
 /// How long a client may take to send its proxy request.
 pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
-/// Copy buffer per direction of a proxied connection.
-pub(crate) const COPY_BUF: usize = 64 * 1024;
 
 /// What the proxies share: the stack and the resolver.
 pub(crate) struct Context {
@@ -269,6 +271,7 @@ impl AppProxy {
         };
         let mut config = NetstackConfig::new(options.tunnel_addrs.clone());
         config.mtu = options.mtu;
+        config.tcp_buffer = TCP_BUFFER;
         let stack = Netstack::start(pipe_end, config)?;
         let has_v6 = options.tunnel_addrs.iter().any(|n| n.addr().is_ipv6());
         let has_v4 = options.tunnel_addrs.iter().any(|n| n.addr().is_ipv4());

@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
 use super::peer::Admission;
-use super::{Context, Credentials, Host, ProxyError, COPY_BUF, HANDSHAKE_TIMEOUT};
+use super::{Context, Credentials, Host, ProxyError, HANDSHAKE_TIMEOUT};
 use crate::netstack::NetstackError;
 
 const VERSION: u8 = 5;
@@ -303,7 +303,7 @@ async fn connect(
     };
     reply(&mut client, SUCCEEDED, remote.local_addr()).await?;
     let _ = client.set_nodelay(true);
-    tokio::io::copy_bidirectional_with_sizes(&mut client, &mut remote, COPY_BUF, COPY_BUF).await?;
+    remote.relay(&mut client).await?;
     Ok(())
 }
 
