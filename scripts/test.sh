@@ -13,6 +13,12 @@ export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 . scripts/deps.sh
 ferry_install_all
 
+# A full debug build takes ~8 GB; a linker dying of SIGBUS is usually a full disk, so say how
+# much there is before and after.
+disk() { df -h "${CARGO_TARGET_DIR:-$PWD/target}" 2>/dev/null | tail -1 | awk '{print "ferry: disk free " $4 " of " $2}' || true; }
+mkdir -p "${CARGO_TARGET_DIR:-$PWD/target}"
+disk
+
 failed=()
 check() { # check NAME COMMAND...
   local name=$1
@@ -42,6 +48,7 @@ FERRY_DEB="$(ls -t "${CARGO_TARGET_DIR:-$PWD/target}"/debug/bundle/deb/*.deb 2>/
 if [ -n "$FERRY_DEB" ]; then export FERRY_DEB; else unset FERRY_DEB; fi
 check "cargo test (under Xvfb + D-Bus + keyrings + dunst)" \
   bash scripts/desktop-env.sh cargo test --workspace --no-fail-fast
+disk
 if [ "${#failed[@]}" -gt 0 ]; then
   printf 'ferry: %d check(s) failed after %d s:\n' "${#failed[@]}" "$((SECONDS - start))" >&2
   printf '  - %s\n' "${failed[@]}" >&2
