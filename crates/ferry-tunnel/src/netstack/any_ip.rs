@@ -5,11 +5,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use smoltcp::iface::{SocketHandle, SocketSet};
+use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp as stcp;
-use smoltcp::wire::{IpListenEndpoint, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket};
+use smoltcp::wire::{IpListenEndpoint, IpProtocol};
 use tokio::sync::mpsc;
 
+use super::flow::parse;
+use super::lanes::{LaneId, Lanes};
 use super::{endpoint_to_socket_addr, new_tcp_socket, udp, PendingTcp, Shared, UdpSocket};
 
 /// Transport protocol of a new flow.
@@ -37,9 +39,6 @@ pub struct Incoming {
     pub udp: mpsc::Receiver<UdpSocket>,
 }
 
-/// A flow key: (remote endpoint, local endpoint) as seen by the stack.
-type FlowKey = (SocketAddr, SocketAddr);
-
 /// How long a listener created for a SYN may wait for it before it is dropped.
 const LISTENER_WAIT: Duration = Duration::from_secs(10);
 /// Most TCP flows (each holds two socket buffers) an any-IP stack keeps at once; SYNs beyond
@@ -54,131 +53,11 @@ pub(crate) struct AnyIpState {
     policy: FlowPolicy,
     tcp_tx: mpsc::Sender<PendingTcp>,
     udp_tx: mpsc::Sender<UdpSocket>,
-    tcp_flows: HashMap<FlowKey, SocketHandle>,
-    tcp_keys: HashMap<SocketHandle, FlowKey>,
-    listeners: Vec<(SocketHandle, Instant)>,
+    /// Lanes of connections whose SYN is expected, with when each was made.
+    listeners: Vec<(LaneId, Instant)>,
     pub(crate) udp_binds: HashMap<SocketAddr, SocketHandle>,
     /// The stack's own addresses: echo requests to them are always answered.
     own: Vec<IpAddr>,
-}
-
-/// What `parse` found in an IP packet.
-struct Flow {
-    proto: IpProtocol,
-    src: SocketAddr,
-    dst: SocketAddr,
-    /// A TCP SYN without ACK: the start of a connection.
-    syn: bool,
-    /// An ICMP(v6) echo request (ports are 0).
-    echo: bool,
-}
-
-/// IPv6's Fragment extension header.
-const IPV6_FRAGMENT: u8 = 44;
-
-fn parse(packet: &[u8]) -> Option<Flow> {
-    // A datagram larger than the MTU arrives in fragments, reassembled by the interface: its
-    // flow is known from the first fragment (offset 0), which carries the transport header;
-    // the later ones go straight on.
-    let (src_ip, dst_ip, proto, payload, first_fragment): (
-        IpAddr,
-        IpAddr,
-        IpProtocol,
-        &[u8],
-        bool,
-    ) = match packet.first()? >> 4 {
-        4 => {
-            let ip = Ipv4Packet::new_checked(packet).ok()?;
-            if ip.frag_offset() != 0 {
-                return None;
-            }
-            let header = usize::from(ip.header_len());
-            let total = usize::from(ip.total_len()).min(packet.len());
-            (
-                ip.src_addr().into(),
-                ip.dst_addr().into(),
-                ip.next_header(),
-                packet.get(header..total)?,
-                ip.more_frags(),
-            )
-        }
-        6 => {
-            let ip = Ipv6Packet::new_checked(packet).ok()?;
-            let payload = packet.get(40..40 + usize::from(ip.payload_len()))?;
-            if u8::from(ip.next_header()) == IPV6_FRAGMENT {
-                // next header (1), reserved (1), offset (13 bits) + flags, id (4).
-                let offset = u16::from_be_bytes([*payload.get(2)?, *payload.get(3)?]) >> 3;
-                if offset != 0 {
-                    return None;
-                }
-                (
-                    ip.src_addr().into(),
-                    ip.dst_addr().into(),
-                    IpProtocol::from(*payload.first()?),
-                    payload.get(8..)?,
-                    true,
-                )
-            } else {
-                (
-                    ip.src_addr().into(),
-                    ip.dst_addr().into(),
-                    ip.next_header(),
-                    payload,
-                    false,
-                )
-            }
-        }
-        _ => return None,
-    };
-    if first_fragment {
-        // Only the ports are whole in a first fragment (the lengths and checksums cover the
-        // reassembled datagram).
-        let port = |i: usize| Some(u16::from_be_bytes([*payload.get(i)?, *payload.get(i + 1)?]));
-        return match proto {
-            IpProtocol::Udp | IpProtocol::Tcp => Some(Flow {
-                proto,
-                src: SocketAddr::new(src_ip, port(0)?),
-                dst: SocketAddr::new(dst_ip, port(2)?),
-                syn: proto == IpProtocol::Tcp && payload.get(13).is_some_and(|f| f & 0x12 == 0x02),
-                echo: false,
-            }),
-            _ => None,
-        };
-    }
-    match proto {
-        IpProtocol::Tcp => {
-            let tcp = TcpPacket::new_checked(payload).ok()?;
-            Some(Flow {
-                proto,
-                src: SocketAddr::new(src_ip, tcp.src_port()),
-                dst: SocketAddr::new(dst_ip, tcp.dst_port()),
-                syn: tcp.syn() && !tcp.ack(),
-                echo: false,
-            })
-        }
-        IpProtocol::Udp => {
-            let udp = UdpPacket::new_checked(payload).ok()?;
-            Some(Flow {
-                proto,
-                src: SocketAddr::new(src_ip, udp.src_port()),
-                dst: SocketAddr::new(dst_ip, udp.dst_port()),
-                syn: false,
-                echo: false,
-            })
-        }
-        // Echo request: type 8 (ICMP) or 128 (ICMPv6); smoltcp checks the rest.
-        IpProtocol::Icmp | IpProtocol::Icmpv6 => {
-            let request = if proto == IpProtocol::Icmp { 8 } else { 128 };
-            (payload.first() == Some(&request)).then(|| Flow {
-                proto,
-                src: SocketAddr::new(src_ip, 0),
-                dst: SocketAddr::new(dst_ip, 0),
-                syn: false,
-                echo: true,
-            })
-        }
-        _ => None,
-    }
 }
 
 impl AnyIpState {
@@ -193,8 +72,6 @@ impl AnyIpState {
             policy,
             tcp_tx,
             udp_tx,
-            tcp_flows: HashMap::new(),
-            tcp_keys: HashMap::new(),
             listeners: Vec::new(),
             udp_binds: HashMap::new(),
         }
@@ -221,7 +98,7 @@ impl AnyIpState {
         &mut self,
         shared: &Arc<Shared>,
         packet: &[u8],
-        sockets: &mut SocketSet<'static>,
+        lanes: &mut Lanes,
         tcp_buffer: usize,
     ) -> bool {
         let Some(flow) = parse(packet) else {
@@ -236,11 +113,11 @@ impl AnyIpState {
         match flow.proto {
             IpProtocol::Tcp if flow.syn => {
                 let key = (flow.src, flow.dst);
-                if self.tcp_flows.contains_key(&key) {
+                if lanes.has_flow(&key) {
                     // A retransmitted SYN.
                     return true;
                 }
-                if self.tcp_keys.len() >= MAX_TCP_FLOWS || self.listeners.len() >= MAX_PENDING_TCP {
+                if lanes.tcp_count() >= MAX_TCP_FLOWS || self.listeners.len() >= MAX_PENDING_TCP {
                     tracing::debug!(dst = %flow.dst, "too many TCP flows; resetting");
                     return true;
                 }
@@ -257,10 +134,8 @@ impl AnyIpState {
                 if socket.listen(endpoint).is_err() {
                     return true;
                 }
-                let handle = sockets.add(socket);
-                self.tcp_flows.insert(key, handle);
-                self.tcp_keys.insert(handle, key);
-                self.listeners.push((handle, Instant::now()));
+                let lane = lanes.add_tcp(socket, Some(key));
+                self.listeners.push((lane, Instant::now()));
                 true
             }
             IpProtocol::Udp => {
@@ -282,6 +157,7 @@ impl AnyIpState {
                 if !(self.policy)(FlowProto::Udp, flow.dst) {
                     return true;
                 }
+                let sockets = lanes.default_sockets();
                 match udp::bind_parts(shared, sockets, Some(&mut self.udp_binds), flow.dst) {
                     Ok(socket) => {
                         if let Err(e) = self.udp_tx.try_send(socket) {
@@ -303,15 +179,18 @@ impl AnyIpState {
     }
 
     /// Hands out listeners that received their SYN; drops those that waited too long.
-    pub(crate) fn after_poll(&mut self, shared: &Arc<Shared>, sockets: &mut SocketSet<'static>) {
+    pub(crate) fn after_poll(&mut self, shared: &Arc<Shared>, lanes: &mut Lanes) {
         if self.listeners.is_empty() {
             return;
         }
         let now = Instant::now();
         let mut i = 0;
         while i < self.listeners.len() {
-            let (handle, created) = self.listeners[i];
-            let socket = sockets.get_mut::<stcp::Socket>(handle);
+            let (lane, created) = self.listeners[i];
+            let Some(socket) = lanes.tcp_ref(lane) else {
+                self.listeners.swap_remove(i);
+                continue;
+            };
             match socket.state() {
                 stcp::State::Listen if now.duration_since(created) < LISTENER_WAIT => {
                     i += 1;
@@ -328,73 +207,22 @@ impl AnyIpState {
                         endpoint_to_socket_addr(remote),
                         endpoint_to_socket_addr(local),
                     );
-                    // Identical listeners may have picked up each other's SYN: key by what
-                    // the socket actually holds.
-                    if let Some(old) = self.tcp_keys.insert(handle, key) {
-                        if self.tcp_flows.get(&old) == Some(&handle) {
-                            self.tcp_flows.remove(&old);
-                        }
-                    }
-                    self.tcp_flows.insert(key, handle);
-                    let pending = PendingTcp::new(shared.clone(), handle, key.1, key.0);
+                    // Key by what the socket actually holds (the same flow it was made for).
+                    lanes.set_key(lane, key);
+                    let pending = PendingTcp::new(shared.clone(), lane, key.1, key.0);
                     if let Err(e) = self.tcp_tx.try_send(pending) {
                         let pending = match e {
                             mpsc::error::TrySendError::Full(p)
                             | mpsc::error::TrySendError::Closed(p) => p,
                         };
-                        let handle = pending.disarm();
-                        self.drop_tcp(sockets, handle);
+                        lanes.remove(pending.disarm());
                     }
                 }
                 _ => {
-                    self.drop_tcp(sockets, handle);
+                    lanes.remove(lane);
                 }
             }
             self.listeners.swap_remove(i);
-        }
-    }
-
-    fn drop_tcp(&mut self, sockets: &mut SocketSet<'static>, handle: SocketHandle) {
-        sockets.get_mut::<stcp::Socket>(handle).abort();
-        sockets.remove(handle);
-        self.forget_tcp(handle);
-    }
-
-    /// Forgets a removed TCP socket's flow.
-    pub(crate) fn forget_tcp(&mut self, handle: SocketHandle) {
-        if let Some(key) = self.tcp_keys.remove(&handle) {
-            if self.tcp_flows.get(&key) == Some(&handle) {
-                self.tcp_flows.remove(&key);
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    #[test]
-    fn a_first_fragment_names_its_flow_and_later_ones_pass() {
-        // IPv6: Fragment header (offset 0, more fragments) then the UDP header.
-        let mut p = vec![0x60, 0, 0, 0, 0, 16, IPV6_FRAGMENT, 64];
-        p.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
-        p.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
-        p.extend_from_slice(&[17, 0, 0, 1, 0, 0, 0, 7]);
-        p.extend_from_slice(&[0x03, 0xe8, 0, 53, 0x1f, 0x40, 0, 0]);
-        let f = parse(&p).unwrap();
-        assert_eq!(f.proto, IpProtocol::Udp);
-        assert_eq!((f.src.port(), f.dst.port()), (1000, 53));
-        // A later fragment (offset 1448 / 8 = 181): no flow of its own.
-        p[42..44].copy_from_slice(&((181u16 << 3) | 1).to_be_bytes());
-        assert!(parse(&p).is_none());
-    }
-
-    proptest! {
-        #[test]
-        fn parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
-            let _ = parse(&bytes);
         }
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! [`Netstack::start`] runs a smoltcp `Interface` (medium-ip) on a device fed from a
 //! [`PipeEnd`]; one tokio task drives it, sleeping until a packet arrives, a socket handle asks for
-//! work, or smoltcp's `poll_delay` timer is due (no busy loop). [`TcpStream`] implements tokio's
+//! work, or a smoltcp timer is due (no busy loop). Each TCP connection has a socket set (a
+//! [lane](lanes)) of its own, so idle connections cost the busy ones nothing. [`TcpStream`] implements tokio's
 //! `AsyncRead`/`AsyncWrite` directly on smoltcp's socket buffers (one copy each way), and
 //! [`UdpSocket`] sends and receives datagrams.
 //!
@@ -15,6 +16,8 @@
 
 mod any_ip;
 mod device;
+mod flow;
+mod lanes;
 mod relay;
 mod tcp;
 mod udp;
@@ -27,7 +30,7 @@ use std::time::Duration;
 use bytes::Bytes;
 /// The address-with-prefix type of [`NetstackConfig::addrs`] (re-exported from `ipnet`).
 pub use ipnet::IpNet;
-use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::iface::{Config, Interface, PollResult};
 use smoltcp::socket::tcp as stcp;
 use smoltcp::time::Instant as SmolInstant;
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
@@ -43,6 +46,7 @@ pub use udp::UdpSocket;
 
 use any_ip::AnyIpState;
 use device::PipeDevice;
+use lanes::{LaneId, Lanes};
 
 /// Errors of the userspace stack.
 #[derive(Debug, thiserror::Error)]
@@ -123,14 +127,16 @@ impl Shared {
 /// The stack proper, behind the shared lock.
 pub(crate) struct Inner {
     pub(crate) iface: Interface,
-    pub(crate) sockets: SocketSet<'static>,
+    pub(crate) lanes: Lanes,
     pub(crate) device: PipeDevice,
     pub(crate) tcp_buffer: usize,
     next_port: u16,
     /// Dropped TCP sockets still closing, with the time they are aborted.
-    pub(crate) orphans: Vec<(SocketHandle, std::time::Instant)>,
+    pub(crate) orphans: Vec<(LaneId, std::time::Instant)>,
     pub(crate) any_ip: Option<AnyIpState>,
     pub(crate) closed: bool,
+    /// Sockets the driver has polled, in all (see [`Netstack::socket_visits`]).
+    visits: u64,
 }
 
 /// Socket buffers at least this large come straight from the kernel (glibc `M_MMAP_THRESHOLD`).
@@ -171,9 +177,9 @@ pub(crate) fn new_tcp_socket(buffer: usize) -> stcp::Socket<'static> {
 impl Inner {
     fn ephemeral_port(&mut self) -> u16 {
         let used: std::collections::HashSet<u16> = self
-            .sockets
-            .iter()
-            .filter_map(|(_, s)| match s {
+            .lanes
+            .sockets()
+            .filter_map(|s| match s {
                 smoltcp::socket::Socket::Tcp(t) => t.local_endpoint().map(|e| e.port),
                 smoltcp::socket::Socket::Udp(u) => Some(u.endpoint().port),
                 #[allow(unreachable_patterns)]
@@ -196,30 +202,30 @@ impl Inner {
 
     /// Drops a TCP socket whose handle went away: closes it gracefully (or aborts it when
     /// unread data would be lost) and removes it once closed.
-    pub(crate) fn orphan_tcp(&mut self, handle: SocketHandle) {
-        let socket = self.sockets.get_mut::<stcp::Socket>(handle);
+    pub(crate) fn orphan_tcp(&mut self, lane: LaneId) {
+        let Some(socket) = self.lanes.tcp(lane) else {
+            return;
+        };
         if socket.can_recv() {
             socket.abort();
         } else {
             socket.close();
         }
         self.orphans
-            .push((handle, std::time::Instant::now() + ORPHAN_LINGER));
+            .push((lane, std::time::Instant::now() + ORPHAN_LINGER));
     }
 
     fn reap_orphans(&mut self) {
         let now = std::time::Instant::now();
         let mut i = 0;
         while i < self.orphans.len() {
-            let (handle, deadline) = self.orphans[i];
-            let socket = self.sockets.get_mut::<stcp::Socket>(handle);
-            let done = matches!(socket.state(), stcp::State::Closed | stcp::State::TimeWait);
+            let (lane, deadline) = self.orphans[i];
+            let done = self.lanes.tcp_ref(lane).is_none_or(|socket| {
+                matches!(socket.state(), stcp::State::Closed | stcp::State::TimeWait)
+            });
             if done || now >= deadline {
-                socket.abort();
-                self.sockets.remove(handle);
-                if let Some(any) = self.any_ip.as_mut() {
-                    any.forget_tcp(handle);
-                }
+                // One still open at its deadline goes without a reset; the peer's timeout ends it.
+                self.lanes.remove(lane);
                 self.orphans.swap_remove(i);
             } else {
                 i += 1;
@@ -229,7 +235,7 @@ impl Inner {
 
     fn stop(&mut self) {
         self.closed = true;
-        for (_, socket) in self.sockets.iter_mut() {
+        for socket in self.lanes.sockets_mut_all() {
             match socket {
                 smoltcp::socket::Socket::Tcp(t) => t.abort(),
                 smoltcp::socket::Socket::Udp(u) => u.close(),
@@ -335,13 +341,14 @@ impl Netstack {
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner {
                 iface,
-                sockets: SocketSet::new(Vec::new()),
+                lanes: Lanes::new(),
                 device,
                 tcp_buffer: config.tcp_buffer.max(4096),
                 next_port: 49152 + rand::random::<u16>() % 16000,
                 orphans: Vec::new(),
                 any_ip,
                 closed: false,
+                visits: 0,
             }),
             wake: Notify::new(),
         });
@@ -355,28 +362,31 @@ impl Netstack {
 
     /// Opens a TCP connection to `remote` and waits until it is established.
     pub async fn tcp_connect(&self, remote: SocketAddr) -> Result<TcpStream, NetstackError> {
-        let (handle, local) = {
+        let (lane, local) = {
             let mut inner = self.shared.lock();
             if inner.closed {
                 return Err(NetstackError::Closed);
             }
             let port = inner.ephemeral_port();
             let socket = new_tcp_socket(inner.tcp_buffer);
-            let handle = inner.sockets.add(socket);
-            let Inner { iface, sockets, .. } = &mut *inner;
-            let socket = sockets.get_mut::<stcp::Socket>(handle);
+            let Inner { iface, lanes, .. } = &mut *inner;
+            let lane = lanes.add_tcp(socket, None);
+            let Some(socket) = lanes.tcp(lane) else {
+                return Err(NetstackError::Closed);
+            };
             if socket.connect(iface.context(), remote, port).is_err() {
-                sockets.remove(handle);
+                lanes.remove(lane);
                 return Err(NetstackError::Unaddressable(remote));
             }
             let local = socket
                 .local_endpoint()
                 .map(endpoint_to_socket_addr)
                 .unwrap_or_else(|| SocketAddr::new(remote.ip(), port));
-            (handle, local)
+            lanes.set_key(lane, (remote, local));
+            (lane, local)
         };
         self.shared.kick();
-        let stream = TcpStream::new(self.shared.clone(), handle, local, remote);
+        let stream = TcpStream::new(self.shared.clone(), lane, local, remote);
         match tokio::time::timeout(self.connect_timeout, stream.established()).await {
             Ok(Ok(())) => Ok(stream),
             Ok(Err(e)) => Err(e),
@@ -402,7 +412,13 @@ impl Netstack {
 
     /// How many sockets (TCP, closing ones included, and UDP) the stack holds right now.
     pub fn socket_count(&self) -> usize {
-        self.shared.lock().sockets.iter().count()
+        self.shared.lock().lanes.sockets().count()
+    }
+
+    /// How many times, in all, the driver has polled a socket for output. Idle connections add
+    /// nothing to it: only sockets with work are polled.
+    pub fn socket_visits(&self) -> u64 {
+        self.shared.lock().visits
     }
 
     /// Stops the driver task; open sockets see end-of-stream or errors.
@@ -422,11 +438,12 @@ pub(crate) fn endpoint_to_socket_addr(endpoint: smoltcp::wire::IpEndpoint) -> So
     SocketAddr::new(endpoint.addr.into(), endpoint.port)
 }
 
-/// The driver: feeds packets from the pipe to the interface, polls it, sends what it produced,
-/// and sleeps until the next event or smoltcp timer.
+/// The driver: feeds each packet from the pipe to its lane, polls the lanes that have work,
+/// sends what they produced, and sleeps until the next event or smoltcp timer.
 async fn drive(shared: Arc<Shared>, pipe: PipeEnd) {
     let PipeEnd { tx, mut rx } = pipe;
     let mut outbox: VecDeque<Bytes> = VecDeque::new();
+    let mut work: Vec<LaneId> = Vec::new();
     loop {
         let delay = {
             let mut guard = shared.lock();
@@ -435,18 +452,39 @@ async fn drive(shared: Arc<Shared>, pipe: PipeEnd) {
                 break;
             }
             let now = SmolInstant::now();
-            inner.iface.poll(now, &mut inner.device, &mut inner.sockets);
-            if let Some(any) = inner.any_ip.as_mut() {
-                any.after_poll(&shared, &mut inner.sockets);
+            inner.iface.poll_maintenance(now);
+            // A handle that was polled may mark its lane again: a few rounds at most.
+            for _ in 0..4 {
+                work.clear();
+                inner.lanes.take_work(now, &mut work);
+                if work.is_empty() {
+                    break;
+                }
+                for &lane in &work {
+                    poll_lane(inner, lane, now);
+                }
+                if let Some(any) = inner.any_ip.as_mut() {
+                    any.after_poll(&shared, &mut inner.lanes);
+                }
+                if !inner.lanes.has_dirty() {
+                    break;
+                }
             }
             if !inner.orphans.is_empty() {
                 inner.reap_orphans();
             }
             outbox.append(&mut inner.device.tx);
-            let delay = inner
-                .iface
-                .poll_delay(now, &inner.sockets)
-                .map(|d| Duration::from_micros(d.total_micros()));
+            let delay = if inner.lanes.has_dirty() {
+                Some(Duration::ZERO)
+            } else {
+                inner.lanes.next_deadline().map(|at| {
+                    if at > now {
+                        Duration::from_micros((at - now).total_micros())
+                    } else {
+                        Duration::ZERO
+                    }
+                })
+            };
             // Dropped sockets and any-IP listeners have deadlines of their own that smoltcp
             // does not know about: look again at least once a second while any are waiting.
             let waiting =
@@ -483,10 +521,11 @@ async fn drive(shared: Arc<Shared>, pipe: PipeEnd) {
                 let Some(first) = received else { break };
                 let mut guard = shared.lock();
                 let inner = &mut *guard;
-                ingest(&shared, inner, first);
+                let now = SmolInstant::now();
+                ingest(&shared, inner, first, now);
                 for _ in 1..INGEST_BATCH {
                     match rx.try_recv() {
-                        Ok(packet) => ingest(&shared, inner, packet),
+                        Ok(packet) => ingest(&shared, inner, packet, now),
                         Err(_) => break,
                     }
                 }
@@ -509,13 +548,46 @@ async fn drive(shared: Arc<Shared>, pipe: PipeEnd) {
     tracing::debug!("userspace stack stopped");
 }
 
-fn ingest(shared: &Arc<Shared>, inner: &mut Inner, packet: Bytes) {
+/// Sends what lane `lane` has to send and asks smoltcp when it wants the lane again.
+fn poll_lane(inner: &mut Inner, lane: LaneId, now: SmolInstant) {
+    let Inner {
+        iface,
+        lanes,
+        device,
+        visits,
+        ..
+    } = inner;
+    let Some(sockets) = lanes.sockets_mut(lane) else {
+        return;
+    };
+    *visits += sockets.iter().count() as u64;
+    while iface.poll_egress(now, device, sockets) == PollResult::SocketStateChanged {}
+    let at = iface.poll_at(now, sockets);
+    lanes.schedule(lane, at);
+}
+
+/// Hands one received packet to the interface with its lane's sockets.
+fn ingest(shared: &Arc<Shared>, inner: &mut Inner, packet: Bytes, now: SmolInstant) {
     if let Some(any) = inner.any_ip.as_mut() {
-        if !any.admit(shared, &packet, &mut inner.sockets, inner.tcp_buffer) {
+        if !any.admit(shared, &packet, &mut inner.lanes, inner.tcp_buffer) {
             return;
         }
     }
-    inner.device.rx.push_back(packet);
+    let lane = inner.lanes.route(&packet);
+    inner.lanes.mark(lane);
+    let Inner {
+        iface,
+        lanes,
+        device,
+        ..
+    } = inner;
+    let Some(sockets) = lanes.sockets_mut(lane) else {
+        return;
+    };
+    device.rx.push_back(packet);
+    iface.poll_ingress_single(now, device, sockets);
+    // The interface takes the packet it is offered; never let one wait for another lane.
+    device.rx.clear();
 }
 
 #[cfg(test)]

@@ -61,7 +61,12 @@ impl TcpStream {
                 "the userspace network stack has stopped",
             )));
         }
-        let socket = inner.sockets.get_mut::<stcp::Socket>(self.handle);
+        let Some(socket) = inner.lanes.tcp(self.lane) else {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "the connection is gone",
+            )));
+        };
         let mut moved = false;
         let result = (|| {
             if *up == Leg::Open {

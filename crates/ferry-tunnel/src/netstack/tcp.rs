@@ -8,16 +8,16 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp as stcp;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use super::lanes::LaneId;
 use super::{NetstackError, Shared};
 
 /// A TCP connection on the userspace stack.
 pub struct TcpStream {
     pub(super) shared: Arc<Shared>,
-    pub(super) handle: SocketHandle,
+    pub(super) lane: LaneId,
     local: SocketAddr,
     peer: SocketAddr,
     armed: bool,
@@ -35,13 +35,13 @@ impl std::fmt::Debug for TcpStream {
 impl TcpStream {
     pub(crate) fn new(
         shared: Arc<Shared>,
-        handle: SocketHandle,
+        lane: LaneId,
         local: SocketAddr,
         peer: SocketAddr,
     ) -> Self {
         Self {
             shared,
-            handle,
+            lane,
             local,
             peer,
             armed: true,
@@ -65,7 +65,9 @@ impl TcpStream {
             if inner.closed {
                 return Poll::Ready(Err(NetstackError::Closed));
             }
-            let socket = inner.sockets.get_mut::<stcp::Socket>(self.handle);
+            let Some(socket) = inner.lanes.tcp(self.lane) else {
+                return Poll::Ready(Err(NetstackError::Refused(self.peer)));
+            };
             match socket.state() {
                 stcp::State::SynSent | stcp::State::SynReceived => {
                     socket.register_send_waker(cx.waker());
@@ -89,7 +91,9 @@ impl AsyncRead for TcpStream {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let mut inner = this.shared.lock();
-        let socket = inner.sockets.get_mut::<stcp::Socket>(this.handle);
+        let Some(socket) = inner.lanes.tcp(this.lane) else {
+            return Poll::Ready(Ok(()));
+        };
         if socket.can_recv() {
             let mut copied = 0;
             while buf.remaining() > 0 {
@@ -129,13 +133,12 @@ impl AsyncWrite for TcpStream {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let mut inner = this.shared.lock();
-        let socket = inner.sockets.get_mut::<stcp::Socket>(this.handle);
-        if !socket.may_send() {
+        let Some(socket) = inner.lanes.tcp(this.lane).filter(|s| s.may_send()) else {
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::BrokenPipe,
                 "connection closed for sending",
             )));
-        }
+        };
         if data.is_empty() {
             return Poll::Ready(Ok(0));
         }
@@ -159,11 +162,9 @@ impl AsyncWrite for TcpStream {
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        this.shared
-            .lock()
-            .sockets
-            .get_mut::<stcp::Socket>(this.handle)
-            .close();
+        if let Some(socket) = this.shared.lock().lanes.tcp(this.lane) {
+            socket.close();
+        }
         this.shared.kick();
         Poll::Ready(Ok(()))
     }
@@ -172,7 +173,7 @@ impl AsyncWrite for TcpStream {
 impl Drop for TcpStream {
     fn drop(&mut self) {
         if self.armed {
-            self.shared.lock().orphan_tcp(self.handle);
+            self.shared.lock().orphan_tcp(self.lane);
             self.shared.kick();
         }
     }
@@ -197,12 +198,12 @@ impl std::fmt::Debug for PendingTcp {
 impl PendingTcp {
     pub(crate) fn new(
         shared: Arc<Shared>,
-        handle: SocketHandle,
+        lane: LaneId,
         local: SocketAddr,
         peer: SocketAddr,
     ) -> Self {
         Self {
-            stream: TcpStream::new(shared, handle, local, peer),
+            stream: TcpStream::new(shared, lane, local, peer),
         }
     }
 
@@ -219,11 +220,9 @@ impl PendingTcp {
     /// Sends the SYN-ACK and returns the connection once established.
     pub async fn accept(self) -> Result<TcpStream, NetstackError> {
         {
-            let mut inner = self.stream.shared.lock();
-            inner
-                .sockets
-                .get_mut::<stcp::Socket>(self.stream.handle)
-                .pause_synack(false);
+            if let Some(socket) = self.stream.shared.lock().lanes.tcp(self.stream.lane) {
+                socket.pause_synack(false);
+            }
         }
         self.stream.shared.kick();
         let timeout = std::time::Duration::from_secs(10);
@@ -237,18 +236,16 @@ impl PendingTcp {
     /// Refuses the connection with a reset.
     pub fn reject(self) {
         {
-            let mut inner = self.stream.shared.lock();
-            inner
-                .sockets
-                .get_mut::<stcp::Socket>(self.stream.handle)
-                .abort();
+            if let Some(socket) = self.stream.shared.lock().lanes.tcp(self.stream.lane) {
+                socket.abort();
+            }
         }
         // Dropping `self.stream` orphans the (now closed) socket for removal.
     }
 
     /// Gives up the socket without touching the stack (the caller holds the lock).
-    pub(crate) fn disarm(mut self) -> SocketHandle {
+    pub(crate) fn disarm(mut self) -> LaneId {
         self.stream.armed = false;
-        self.stream.handle
+        self.stream.lane
     }
 }

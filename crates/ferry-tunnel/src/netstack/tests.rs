@@ -241,3 +241,68 @@ async fn closed_connections_leave_no_socket_behind() {
         "server stack kept closed sockets"
     );
 }
+
+/// Echoes one 2 MB exchange over a new connection through `client`; returns the client stack's
+/// socket visits during it.
+async fn echo_2mb(client: &Netstack, port: u16) -> u64 {
+    let mut stream = client
+        .tcp_connect(SocketAddr::new("198.51.100.8".parse().unwrap(), port))
+        .await
+        .unwrap();
+    let before = client.socket_visits();
+    let payload = vec![7u8; 2_000_000];
+    let (mut r, mut w) = tokio::io::split(&mut stream);
+    let write = async {
+        w.write_all(&payload).await.unwrap();
+    };
+    let mut back = vec![0u8; payload.len()];
+    let read = r.read_exact(&mut back);
+    let ((), got) =
+        tokio::time::timeout(Duration::from_secs(60), async { tokio::join!(write, read) })
+            .await
+            .unwrap();
+    got.unwrap();
+    assert!(back == payload);
+    client.socket_visits() - before
+}
+
+#[tokio::test]
+async fn idle_connections_are_not_polled_while_another_one_works() {
+    let (client, _server, mut incoming) = pair(Arc::new(|_, _| true));
+    // The far end echoes every connection until it closes.
+    tokio::spawn(async move {
+        while let Some(pending) = incoming.tcp.recv().await {
+            tokio::spawn(async move {
+                let Ok(mut stream) = pending.accept().await else {
+                    return;
+                };
+                let mut buf = vec![0u8; 65536];
+                while let Ok(n) = stream.read(&mut buf).await {
+                    if n == 0 || stream.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let alone = echo_2mb(&client, 2000).await;
+    let mut idle = Vec::new();
+    for i in 0..200u16 {
+        let mut stream = client
+            .tcp_connect(SocketAddr::new("198.51.100.8".parse().unwrap(), 3000 + i))
+            .await
+            .unwrap();
+        stream.write_all(b"hi").await.unwrap();
+        let mut hi = [0u8; 2];
+        stream.read_exact(&mut hi).await.unwrap();
+        idle.push(stream);
+    }
+    let crowded = echo_2mb(&client, 2001).await;
+    // In one socket set every poll would visit all 200 idle sockets too (about 200 times the
+    // work); in lanes only the busy connection's is polled.
+    assert!(
+        crowded < alone * 3 + 100,
+        "{crowded} socket visits with 200 idle connections open, {alone} alone"
+    );
+    assert_eq!(idle.len(), 200);
+}

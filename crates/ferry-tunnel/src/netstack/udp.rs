@@ -39,12 +39,10 @@ pub(crate) fn bind(
     inner: &mut Inner,
     local: SocketAddr,
 ) -> Result<UdpSocket, NetstackError> {
-    let Inner {
-        sockets, any_ip, ..
-    } = inner;
+    let Inner { lanes, any_ip, .. } = inner;
     bind_parts(
         shared,
-        sockets,
+        lanes.default_sockets(),
         any_ip.as_mut().map(|a| &mut a.udp_binds),
         local,
     )
@@ -112,7 +110,10 @@ impl UdpSocket {
         if inner.closed {
             return Err(NetstackError::Closed);
         }
-        let socket = inner.sockets.get_mut::<sudp::Socket>(self.handle);
+        let socket = inner
+            .lanes
+            .default_sockets()
+            .get_mut::<sudp::Socket>(self.handle);
         let sent = match socket.send_slice(data, IpEndpoint::from(to)) {
             Ok(()) => true,
             Err(sudp::SendError::BufferFull) => false,
@@ -132,7 +133,10 @@ impl UdpSocket {
             if inner.closed {
                 return Poll::Ready(Err(NetstackError::Closed));
             }
-            let socket = inner.sockets.get_mut::<sudp::Socket>(self.handle);
+            let socket = inner
+                .lanes
+                .default_sockets()
+                .get_mut::<sudp::Socket>(self.handle);
             match socket.recv() {
                 Ok((data, meta)) => {
                     let n = data.len().min(buf.len());
@@ -161,7 +165,7 @@ impl Drop for UdpSocket {
             return;
         }
         let mut inner = self.shared.lock();
-        inner.sockets.remove(self.handle);
+        inner.lanes.default_sockets().remove(self.handle);
         if let Some(any) = inner.any_ip.as_mut() {
             if any.udp_binds.get(&self.local) == Some(&self.handle) {
                 any.udp_binds.remove(&self.local);
