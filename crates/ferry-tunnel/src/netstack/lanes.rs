@@ -9,13 +9,15 @@
 //! single set would.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::net::SocketAddr;
 
 use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::tcp as stcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::IpProtocol;
+
+use foldhash::{HashMap, HashMapExt};
 
 use super::flow;
 
