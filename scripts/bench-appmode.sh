@@ -165,19 +165,32 @@ for r in $(seq "$ROUNDS"); do
   done
 done
 
-# IDLE_N idle connections through SOCKS5, held by a helper whose stdin is fd 9.
-mkfifo "$WORK/hold"
-ip netns exec "$A" python3 "$HELPER" idle 127.0.0.1:11080 10.94.0.2 9000 "$IDLE_N" "$WORK/ready" <"$WORK/hold" >"$WORK/idle.log" 2>&1 & IDLER=$!; PIDS+=($IDLER)
-exec 9>"$WORK/hold"
-for _ in $(seq 1200); do [ -s "$WORK/ready" ] && break; sleep 0.05; done
-read -r OPEN FAILED <"$WORK/ready" || { OPEN=0; FAILED=$IDLE_N; }
-echo "idle connections: $OPEN open, $FAILED failed"
-sleep 1
-RSS_IDLE=$(rss_kib "$APP")
-c0=$(cpu_ns "$APP")
-sleep "$IDLE_S"
-CPU_IDLE=$(awk -v c=$(( $(cpu_ns "$APP") - c0 )) -v t="$IDLE_S" 'BEGIN {printf "%.3f", c / 1e9 / t * 100}')
+# IDLE_N idle connections through SOCKS5, held by a helper whose stdin is fd 9. Each round
+# opens them, measures with them open, closes them, and measures the same transfers without
+# them, so the two are compared side by side in time (the machine's speed drifts).
+idle_open() {
+  rm -f "$WORK/hold" "$WORK/ready"; mkfifo "$WORK/hold"
+  ip netns exec "$A" python3 "$HELPER" idle 127.0.0.1:11080 10.94.0.2 9000 "$IDLE_N" "$WORK/ready" <"$WORK/hold" >"$WORK/idle.log" 2>&1 & IDLER=$!; PIDS+=($IDLER)
+  exec 9>"$WORK/hold"
+  for _ in $(seq 1200); do [ -s "$WORK/ready" ] && break; sleep 0.05; done
+  read -r OPEN FAILED <"$WORK/ready" || { OPEN=0; FAILED=$IDLE_N; }
+}
+idle_close() {
+  exec 9>&-
+  wait "$IDLER" 2>/dev/null || true
+  # Closed connections linger in the stack until their FIN handshake ends; give them 5 s.
+  for _ in $(seq 50); do sleep 0.1; done
+}
 for r in $(seq "$ROUNDS"); do
+  idle_open
+  if [ "$r" = 1 ]; then
+    echo "idle connections: $OPEN open, $FAILED failed"
+    sleep 1
+    RSS_IDLE=$(rss_kib "$APP")
+    c0=$(cpu_ns "$APP")
+    sleep "$IDLE_S"
+    CPU_IDLE=$(awk -v c=$(( $(cpu_ns "$APP") - c0 )) -v t="$IDLE_S" 'BEGIN {printf "%.3f", c / 1e9 / t * 100}')
+  fi
   for d in down up; do
     perf_tag=
     [ "$r" = 1 ] && perf_tag=idle-$d
@@ -186,12 +199,14 @@ for r in $(seq "$ROUNDS"); do
     cat "$WORK/last" >>"$WORK/idle_$d"
     printf 'round %d  socks+%d idle %-4s %6s Mbit/s\n' "$r" "$OPEN" "$d" "$(cat "$WORK/last")"
   done
+  idle_close
+  [ "$r" = 1 ] && RSS_AFTER=$(rss_kib "$APP")
+  for d in down up; do
+    xfer socks "$d" >"$WORK/last"
+    cat "$WORK/last" >>"$WORK/alone_$d"
+    printf 'round %d  socks, none idle %-4s %6s Mbit/s\n' "$r" "$d" "$(cat "$WORK/last")"
+  done
 done
-exec 9>&-
-wait "$IDLER" 2>/dev/null || true
-# Closed connections linger in the stack until their FIN handshake ends; give them 5 s.
-for _ in $(seq 50); do sleep 0.1; done
-RSS_AFTER=$(rss_kib "$APP")
 
 median() { [ -f "$1" ] || { echo 0; return; }; sort -g "$1" | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print 0}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "-"}'; }
@@ -205,13 +220,20 @@ for s in "${SCEN[@]}"; do
 done
 dn=$(median "$WORK/idle_down"); up=$(median "$WORK/idle_up")
 printf '%-10s %9s %9s %9s\n' "socks+idle" "$dn" "$up" "$(ratio "$up" "$dn")"
+# Up / down of the same round (transfers next to each other in time), then their median.
+for s in "${SCEN[@]}"; do
+  paste "$WORK/res_${s}_up" "$WORK/res_${s}_down" 2>/dev/null | awk '$2 > 0 {printf "%.3f\n", $1 / $2}' >"$WORK/pair_$s"
+done
+printf 'up / down per round, median:'
+for s in "${SCEN[@]}"; do printf '  %s %s' "$s" "$(median "$WORK/pair_$s")"; done
+echo
 echo
 sd=$(median "$WORK/res_socks_down")
 for s in "${SCEN[@]}"; do
   [ "$s" = socks ] && continue
   printf 'socks / %-8s down %s  up %s\n' "$s" "$(ratio "$sd" "$(median "$WORK/res_${s}_down")")" "$(ratio "$(median "$WORK/res_socks_up")" "$(median "$WORK/res_${s}_up")")"
 done
-printf 'socks with %d idle / socks alone: down %s  up %s\n' "$OPEN" "$(ratio "$(median "$WORK/idle_down")" "$sd")" "$(ratio "$(median "$WORK/idle_up")" "$(median "$WORK/res_socks_up")")"
+printf 'socks with %d idle / socks alone, same rounds: down %s  up %s\n' "$OPEN" "$(ratio "$(median "$WORK/idle_down")" "$(median "$WORK/alone_down")")" "$(ratio "$(median "$WORK/idle_up")" "$(median "$WORK/alone_up")")"
 echo
 echo "== ferry app-mode process (A)"
 echo "RSS at start:                        $(mib "$RSS0") MiB"
