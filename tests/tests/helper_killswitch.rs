@@ -513,3 +513,157 @@ fn an_ordinary_user_connects_through_the_helper_and_its_probes_do_not_leak() {
     );
     let _ = helper.signal_and_wait(libc::SIGTERM, WAIT);
 }
+
+/// The client's and the LAN host's addresses on a second link (RFC 1918 and ULA).
+const L_C4: &str = "192.168.77.1";
+const L_H4: &str = "192.168.77.2";
+const L_C6: &str = "fd77::1";
+const L_H6: &str = "fd77::2";
+const LAN_PROBES: [&str; 6] = ["tcp4", "udp4", "icmp4", "tcp6", "udp6", "dns4"];
+
+/// A LAN host in namespace `l`, on a second veth from `c`, counting what arrives from `c`.
+fn lan_host(c: &Netns) -> Netns {
+    let l = Netns::new("ksl");
+    veth(c, &l, &format!("{L_C4}/24"), &format!("{L_H4}/24"));
+    for (ns, addr) in [(c, L_C6), (&l, L_H6)] {
+        let dev = ns
+            .ip(&["-o", "-4", "address", "show"])
+            .lines()
+            .find(|line| line.contains("192.168.77."))
+            .and_then(|line| line.split_whitespace().nth(1).map(str::to_string))
+            .unwrap();
+        ns.ip(&[
+            "address",
+            "add",
+            &format!("{addr}/64"),
+            "dev",
+            &dev,
+            "nodad",
+        ]);
+    }
+    let mut script = String::from("table inet probe {\n");
+    for p in LAN_PROBES {
+        script.push_str(&format!("  counter {p} {{}}\n"));
+    }
+    script.push_str(&format!(
+        "  chain pre {{\n    type filter hook prerouting priority -300; policy accept;\n\
+         ip saddr {L_C4} tcp dport 9 counter name tcp4\n\
+         ip saddr {L_C4} udp dport 9 counter name udp4\n\
+         ip saddr {L_C4} udp dport 53 counter name dns4\n\
+         ip saddr {L_C4} icmp type echo-request counter name icmp4\n\
+         ip6 saddr {L_C6} tcp dport 9 counter name tcp6\n\
+         ip6 saddr {L_C6} udp dport 9 counter name udp6\n  }}\n}}\n"
+    ));
+    let mut cmd = l.cmd("nft");
+    cmd.args(["-f", "-"]).stdin(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "LAN counters: {script}");
+    l
+}
+
+/// Probes the LAN host from `c` (TCP, UDP, ICMP, and DNS to it), then what arrived.
+fn lan_counts(c: &Netns, l: &Netns) -> BTreeMap<String, u64> {
+    reset(l);
+    let ping = c
+        .cmd("ping")
+        .args(["-4", "-c", "1", "-W", "1", "-n", "-q", L_H4])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    c.run(|| {
+        for ip in [L_H4, L_H6] {
+            let ip: std::net::IpAddr = ip.parse().unwrap();
+            let _ = TcpStream::connect_timeout(&SocketAddr::new(ip, 9), Duration::from_millis(300));
+            let bind: SocketAddr = if ip.is_ipv4() {
+                "0.0.0.0:0".parse().unwrap()
+            } else {
+                "[::]:0".parse().unwrap()
+            };
+            if let Ok(u) = UdpSocket::bind(bind) {
+                let _ = u.send_to(b"probe", SocketAddr::new(ip, 9));
+                if ip.is_ipv4() {
+                    let _ = u.send_to(b"\x12\x34\x01\x00\x00\x01", SocketAddr::new(ip, 53));
+                }
+            }
+        }
+    })
+    .join()
+    .unwrap();
+    if let Ok(mut p) = ping {
+        let _ = p.wait();
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    counters(l)
+}
+
+#[test]
+fn allow_lan_lets_the_local_network_but_not_its_dns_through_the_block() {
+    if skip_unless_root(
+        "helper kill switch, LAN",
+        &["nft", "wireguard-go", "wg", "ping"],
+    ) {
+        return;
+    }
+    let s = setup();
+    let l = lan_host(&s.c);
+    let mut helper = s.helper();
+    // Positive control: with nothing running the LAN host sees every probe (neighbour
+    // discovery may take a round or two).
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let got = lan_counts(&s.c, &l);
+        if LAN_PROBES.iter().all(|p| got[*p] > 0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "LAN probes never arrived: {got:?}"
+        );
+    }
+
+    // Blocked (connecting to a dead endpoint) without --allow-lan: the LAN gets nothing.
+    let mut client = s.up(&s.dead);
+    client
+        .wait_line("up: system mode through ferry-helper", WAIT)
+        .unwrap();
+    let got = lan_counts(&s.c, &l);
+    assert!(
+        LAN_PROBES.iter().all(|p| got[*p] == 0),
+        "the LAN got through a block without --allow-lan: {got:?}"
+    );
+    assert_eq!(client.signal_and_wait(libc::SIGINT, WAIT), Some(0));
+
+    // With --allow-lan the same block lets the LAN through, but not DNS to it, and still
+    // nothing to the internet.
+    let mut cmd = s.c.cmd(ferry_bin().to_str().unwrap());
+    cmd.args(["up", "--all", "--allow-lan", "--stats-interval", "0"])
+        .arg(&s.dead)
+        .env("FERRY_HELPER_SOCKET", &s.socket);
+    let mut client = Proc::spawn(cmd);
+    client
+        .wait_line("up: system mode through ferry-helper", WAIT)
+        .unwrap();
+    assert_eq!(s.status()["block"], true);
+    let got = lan_counts(&s.c, &l);
+    for p in ["tcp4", "udp4", "icmp4", "tcp6", "udp6"] {
+        assert!(
+            got[p] > 0,
+            "{p} to the LAN was blocked with --allow-lan: {got:?}"
+        );
+    }
+    assert_eq!(
+        got["dns4"], 0,
+        "DNS to a LAN resolver passed the block: {got:?}"
+    );
+    assert_none_leaked(&s.c, &s.i, "blocked with --allow-lan");
+    assert_eq!(client.signal_and_wait(libc::SIGINT, WAIT), Some(0));
+    assert_eq!(s.status()["block"], false);
+    let _ = helper.signal_and_wait(libc::SIGTERM, WAIT);
+}

@@ -682,7 +682,11 @@ base_urls: BaseUrls,
 /**
  * While connected in app mode, point the desktop's proxy settings (GNOME) at Ferry.
  */
-desktop_proxy: boolean, };
+desktop_proxy: boolean, 
+/**
+ * In system mode, let the local network (printers, file shares) through the kill switch.
+ */
+allow_lan: boolean, };
 
 export type Snapshot = { 
 /**

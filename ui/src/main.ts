@@ -567,6 +567,7 @@ function settingsScreen(s: Settings): HTMLElement {
         check("s-login", t.launchAtLogin, () => draft.launch_at_login, (v) => (draft.launch_at_login = v)),
         check("s-tray", t.closeToTray, () => draft.close_to_tray, (v) => (draft.close_to_tray = v)),
         check("s-desktop-proxy", t.desktopProxy, () => draft.desktop_proxy, (v) => (draft.desktop_proxy = v)),
+        check("s-allow-lan", t.allowLan, () => draft.allow_lan, (v) => (draft.allow_lan = v)),
         h("label", { for: "s-mode" }, t.defaultMode,
           h("select", { id: "s-mode", onchange: (e) => (draft.default_mode = (e.target as HTMLSelectElement).value as TunnelMode) },
             h("option", { value: "app", selected: draft.default_mode === "app" }, S.connect.appMode),

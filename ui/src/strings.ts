@@ -219,6 +219,7 @@ export interface Strings {
     launchAtLogin: string;
     closeToTray: string;
     desktopProxy: string;
+    allowLan: string;
     defaultMode: string;
     addresses: string;
     save: string;
@@ -464,6 +465,7 @@ export const en: Strings = {
     launchAtLogin: "Launch at login",
     closeToTray: "Closing the window keeps Ferry in the tray",
     desktopProxy: "Send this desktop's apps through Ferry (GNOME proxy settings, while connected in app mode; yours come back on disconnect)",
+    allowLan: "In All traffic mode, let the local network (printers, file shares) through while the kill switch blocks; DNS still goes only through the tunnel",
     defaultMode: "Default mode",
     addresses: "Service addresses",
     save: "Save",

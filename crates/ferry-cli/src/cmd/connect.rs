@@ -48,6 +48,10 @@ pub struct Args {
     /// System mode: route everything through a TUN device (root or CAP_NET_ADMIN).
     #[arg(long)]
     pub all: bool,
+    /// System mode through the helper: let the local network (printers, file shares; RFC 1918,
+    /// link-local and ULA addresses, never DNS) through the kill switch.
+    #[arg(long, requires = "all")]
+    pub allow_lan: bool,
     /// App mode: where the SOCKS5 proxy listens (an HTTP CONNECT proxy listens on the next port).
     /// A non-loopback address needs --proxy-auth. Default 127.0.0.1:1080, or the next free pair
     /// of ports when taken (an address given here is used as is or fails).
@@ -147,6 +151,8 @@ pub async fn run(args: Args) -> anyhow::Result<u8> {
             bail!("NeoSC has no tunnel to connect; use `ferry workspaces` and `ferry sessions`")
         }
     };
+    let helper = ferry_core::session::wg_tunnels::HelperLink::default();
+    helper.set_allow_lan(args.allow_lan);
     let spec = LaunchSpec {
         service,
         target: target.clone(),
@@ -155,7 +161,7 @@ pub async fn run(args: Args) -> anyhow::Result<u8> {
             proxy,
             any_port_if_taken: args.proxy.is_none(),
             access: access.clone(),
-            helper: Default::default(),
+            helper,
         },
         heartbeat: args.heartbeat_secs.map(Duration::from_secs),
         status_poll: args.poll_secs.map(|s| Duration::from_secs(s.max(1))),

@@ -20,6 +20,10 @@ pub struct Args {
     /// or CAP_NET_ADMIN). Without it, app mode: a local SOCKS5/HTTP proxy, no privileges.
     #[arg(long)]
     pub all: bool,
+    /// System mode through the helper: let the local network (printers, file shares; RFC 1918,
+    /// link-local and ULA addresses, never DNS) through the kill switch.
+    #[arg(long, requires = "all")]
+    pub allow_lan: bool,
     /// App mode: where the SOCKS5 proxy listens (HTTP CONNECT on the next port). A non-loopback
     /// address needs --proxy-auth.
     #[arg(long, default_value = "127.0.0.1:1080")]
@@ -196,6 +200,7 @@ async fn run_via_helper(
     };
     let info = ferry_core::helper::SessionInfo {
         label,
+        allow_lan: args.allow_lan,
         ..Default::default()
     };
     let tunnel = ferry_core::helper::tunnel_via_helper(&helper, config, &args.interface, info)

@@ -499,6 +499,9 @@ pub struct Settings {
     /// While connected in app mode, point the desktop's proxy settings (GNOME) at Ferry.
     #[serde(default)]
     pub desktop_proxy: bool,
+    /// In system mode, let the local network (printers, file shares) through the kill switch.
+    #[serde(default)]
+    pub allow_lan: bool,
 }
 
 impl Default for Settings {
@@ -519,6 +522,7 @@ impl Default for Settings {
             default_mode: TunnelMode::App,
             base_urls: BaseUrls::production(),
             desktop_proxy: false,
+            allow_lan: false,
         }
     }
 }

@@ -810,7 +810,15 @@ impl App {
             ));
         }
         let o = &self.inner.opts;
-        let warn_minutes = self.lock().settings.notify.credit_warn_minutes.clone();
+        let (warn_minutes, allow_lan) = {
+            let state = self.lock();
+            (
+                state.settings.notify.credit_warn_minutes.clone(),
+                state.settings.allow_lan,
+            )
+        };
+        let helper = crate::session::wg_tunnels::HelperLink::default();
+        helper.set_allow_lan(allow_lan);
         let spec = LaunchSpec {
             service: request.region.service,
             target: Some(request.region.id.clone()),
@@ -819,7 +827,7 @@ impl App {
                 proxy: o.proxy,
                 any_port_if_taken: true,
                 access: Default::default(),
-                helper: Default::default(),
+                helper,
             },
             heartbeat: o.heartbeat,
             status_poll: Some(o.status_poll),

@@ -49,6 +49,7 @@ pub struct HelperLink {
     conn: Arc<tokio::sync::Mutex<Option<Arc<Helper>>>>,
     label: Arc<Mutex<Label>>,
     api: Arc<Mutex<Vec<SocketAddr>>>,
+    allow_lan: Arc<std::sync::atomic::AtomicBool>,
     held: Arc<std::sync::atomic::AtomicBool>,
     requested: Arc<tokio::sync::Notify>,
 }
@@ -70,6 +71,13 @@ impl HelperLink {
         }
     }
 
+    /// Lets the local network (RFC 1918, link-local, ULA; never DNS) through the kill switch
+    /// for the sessions opened from now on.
+    pub fn set_allow_lan(&self, allow: bool) {
+        self.allow_lan
+            .store(allow, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Sets the services' API servers, let through the block while reconnecting.
     pub fn set_api(&self, api: Vec<SocketAddr>) {
         if let Ok(mut a) = self.api.lock() {
@@ -80,7 +88,7 @@ impl HelperLink {
     fn info(&self) -> crate::helper::SessionInfo {
         crate::helper::SessionInfo {
             label: self.label(),
-            allow_lan: false,
+            allow_lan: self.allow_lan.load(std::sync::atomic::Ordering::Relaxed),
             api: self.api.lock().map(|a| a.clone()).unwrap_or_default(),
         }
     }
@@ -450,6 +458,25 @@ impl WgTunnel {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn allow_lan_reaches_what_the_helper_is_asked_for() {
+        let link = HelperLink::default();
+        assert!(!link.info().allow_lan, "the LAN is blocked unless the user allows it");
+        let clone = link.clone();
+        clone.set_allow_lan(true);
+        assert!(link.info().allow_lan, "clones share the setting");
+        link.set_allow_lan(false);
+        assert!(!clone.info().allow_lan);
+    }
+
+    #[test]
+    fn settings_saved_before_allow_lan_existed_still_load() {
+        let mut json = serde_json::to_value(crate::app::contract::Settings::default()).unwrap();
+        json.as_object_mut().unwrap().remove("allow_lan");
+        let back: crate::app::contract::Settings = serde_json::from_value(json).unwrap();
+        assert!(!back.allow_lan);
+    }
 
     fn config() -> WgConfig {
         WgConfig::parse(
