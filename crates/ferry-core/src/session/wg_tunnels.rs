@@ -462,7 +462,10 @@ mod tests {
     #[test]
     fn allow_lan_reaches_what_the_helper_is_asked_for() {
         let link = HelperLink::default();
-        assert!(!link.info().allow_lan, "the LAN is blocked unless the user allows it");
+        assert!(
+            !link.info().allow_lan,
+            "the LAN is blocked unless the user allows it"
+        );
         let clone = link.clone();
         clone.set_allow_lan(true);
         assert!(link.info().allow_lan, "clones share the setting");
