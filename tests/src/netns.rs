@@ -101,6 +101,21 @@ impl Netns {
         sh("ip", &a).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// Loads an nftables script inside the namespace (`nft -f -`), panicking on failure.
+    pub fn nft(&self, script: &str) {
+        use std::io::Write as _;
+        let mut c = self.cmd("nft");
+        c.args(["-f", "-"]).stdin(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap_or_else(|e| panic!("nft: {e}"));
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(script.as_bytes())
+                .unwrap_or_else(|e| panic!("nft: {e}"));
+        }
+        let ok = child.wait().is_ok_and(|s| s.success());
+        assert!(ok, "nft refused:\n{script}");
+    }
+
     /// A command run inside the namespace (`ip netns exec`).
     pub fn cmd(&self, program: &str) -> Command {
         let mut c = Command::new("ip");

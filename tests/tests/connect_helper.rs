@@ -79,16 +79,7 @@ fn event_line(p: &mut Proc, event: &str, timeout: Duration) -> Value {
 /// Counts, in A, TCP/UDP probes from B's own address to the lab's address (port 9 and DNS).
 fn install_counter(a: &Netns) {
     let script = "table inet probe {\n counter seen {}\n chain pre {\n  type filter hook prerouting priority -300; policy accept;\n  ip saddr 10.201.0.2 tcp dport { 9, 53 } counter name seen\n  ip saddr 10.201.0.2 udp dport { 9, 53 } counter name seen\n }\n}\n";
-    let mut c = a.cmd("nft");
-    c.args(["-f", "-"]).stdin(std::process::Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    a.nft(script);
 }
 
 fn reset_counter(a: &Netns) {
@@ -330,16 +321,7 @@ fn connect_all_through_the_helper_meters_blocks_while_reconnecting_and_ends_on_t
     // A third attempt whose endpoint never answers (A drops B's UDP): it fails after the
     // handshake timeout, and the block stays until the user disconnects.
     let drop_udp = "table inet blackhole {\n chain pre {\n  type filter hook prerouting priority -400; policy accept;\n  ip saddr 10.201.0.2 meta l4proto udp drop\n }\n}\n";
-    let mut c = a.cmd("nft");
-    c.args(["-f", "-"]).stdin(std::process::Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(drop_udp.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    a.nft(drop_udp);
     let mut third = b.cmd(bin.to_str().unwrap());
     third
         .args([

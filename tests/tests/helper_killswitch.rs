@@ -37,35 +37,35 @@ const PROBES: [&str; 8] = [
     "tcp4", "udp4", "dns4", "icmp4", "tcp6", "udp6", "dns6", "icmp6",
 ];
 
-/// The counters in namespace `i`.
-fn install_counters(i: &Netns) {
+/// An nftables table counting each kind of probe (see [`PROBES`]) that arrives from `src4` and
+/// `src6`, plus the rules in `extra`.
+fn counter_script(src4: &str, src6: &str, extra: &str) -> String {
     let mut script = String::from("table inet probe {\n");
     for p in PROBES.iter().chain(["tunnel"].iter()) {
         script.push_str(&format!("  counter {p} {{}}\n"));
     }
     script.push_str(&format!(
         "  chain pre {{\n    type filter hook prerouting priority -300; policy accept;\n\
-         ip saddr {C4} tcp dport 9 counter name tcp4\n\
-         ip saddr {C4} udp dport 9 counter name udp4\n\
-         ip saddr {C4} udp dport 53 counter name dns4\n\
-         ip saddr {C4} icmp type echo-request counter name icmp4\n\
-         ip6 saddr {C6} tcp dport 9 counter name tcp6\n\
-         ip6 saddr {C6} udp dport 9 counter name udp6\n\
-         ip6 saddr {C6} udp dport 53 counter name dns6\n\
-         ip6 saddr {C6} icmpv6 type echo-request counter name icmp6\n\
-         ip saddr 10.99.0.2 counter name tunnel\n  }}\n}}\n"
+         ip saddr {src4} tcp dport 9 counter name tcp4\n\
+         ip saddr {src4} udp dport 9 counter name udp4\n\
+         ip saddr {src4} udp dport 53 counter name dns4\n\
+         ip saddr {src4} icmp type echo-request counter name icmp4\n\
+         ip6 saddr {src6} tcp dport 9 counter name tcp6\n\
+         ip6 saddr {src6} udp dport 9 counter name udp6\n\
+         ip6 saddr {src6} udp dport 53 counter name dns6\n\
+         ip6 saddr {src6} icmpv6 type echo-request counter name icmp6\n\
+         {extra}  }}\n}}\n"
     ));
-    let mut c = i.cmd("nft");
-    c.args(["-f", "-"]).stdin(std::process::Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success(), "counters: {script}");
+    script
+}
+
+/// The counters in namespace `i`.
+fn install_counters(i: &Netns) {
+    i.nft(&counter_script(
+        C4,
+        C6,
+        "ip saddr 10.99.0.2 counter name tunnel\n",
+    ));
 }
 
 fn counters(i: &Netns) -> BTreeMap<String, u64> {
@@ -95,9 +95,14 @@ fn reset(i: &Netns) {
     assert!(out.status.success());
 }
 
-/// Fires one probe of each kind from namespace `c` (as root).
+/// Fires one probe of each kind from namespace `c` (as root) at the "internet".
 fn probe(c: &Netns) {
-    let pings: Vec<_> = [("-4", T4), ("-6", T6)]
+    probe_hosts(c, T4, T6);
+}
+
+/// Fires one probe of each kind from namespace `c` (as root) at `to4` and `to6`.
+fn probe_hosts(c: &Netns, to4: &'static str, to6: &'static str) {
+    let pings: Vec<_> = [("-4", to4), ("-6", to6)]
         .iter()
         .map(|(fam, to)| {
             c.cmd("ping")
@@ -108,8 +113,8 @@ fn probe(c: &Netns) {
                 .unwrap()
         })
         .collect();
-    c.run(|| {
-        for ip in [T4, T6] {
+    c.run(move || {
+        for ip in [to4, to6] {
             let ip: std::net::IpAddr = ip.parse().unwrap();
             let _ = TcpStream::connect_timeout(&SocketAddr::new(ip, 9), Duration::from_millis(300));
             let bind: SocketAddr = if ip.is_ipv4() {
@@ -220,8 +225,14 @@ impl Client {
     }
 
     fn up(&self, conf: &Path) -> Proc {
+        self.up_with(conf, &[])
+    }
+
+    /// `ferry up --all` with `extra` arguments.
+    fn up_with(&self, conf: &Path, extra: &[&str]) -> Proc {
         let mut cmd = self.c.cmd(ferry_bin().to_str().unwrap());
         cmd.args(["up", "--all", "--stats-interval", "0"])
+            .args(extra)
             .arg(conf)
             .env("FERRY_HELPER_SOCKET", &self.socket);
         Proc::spawn(cmd)
@@ -519,7 +530,6 @@ const L_C4: &str = "192.168.77.1";
 const L_H4: &str = "192.168.77.2";
 const L_C6: &str = "fd77::1";
 const L_H6: &str = "fd77::2";
-const LAN_PROBES: [&str; 6] = ["tcp4", "udp4", "icmp4", "tcp6", "udp6", "dns4"];
 
 /// A LAN host in namespace `l`, on a second veth from `c`, counting what arrives from `c`.
 fn lan_host(c: &Netns) -> Netns {
@@ -541,64 +551,14 @@ fn lan_host(c: &Netns) -> Netns {
             "nodad",
         ]);
     }
-    let mut script = String::from("table inet probe {\n");
-    for p in LAN_PROBES {
-        script.push_str(&format!("  counter {p} {{}}\n"));
-    }
-    script.push_str(&format!(
-        "  chain pre {{\n    type filter hook prerouting priority -300; policy accept;\n\
-         ip saddr {L_C4} tcp dport 9 counter name tcp4\n\
-         ip saddr {L_C4} udp dport 9 counter name udp4\n\
-         ip saddr {L_C4} udp dport 53 counter name dns4\n\
-         ip saddr {L_C4} icmp type echo-request counter name icmp4\n\
-         ip6 saddr {L_C6} tcp dport 9 counter name tcp6\n\
-         ip6 saddr {L_C6} udp dport 9 counter name udp6\n  }}\n}}\n"
-    ));
-    let mut cmd = l.cmd("nft");
-    cmd.args(["-f", "-"]).stdin(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success(), "LAN counters: {script}");
+    l.nft(&counter_script(L_C4, L_C6, ""));
     l
 }
 
-/// Probes the LAN host from `c` (TCP, UDP, ICMP, and DNS to it), then what arrived.
+/// Probes the LAN host from `c`, then what arrived.
 fn lan_counts(c: &Netns, l: &Netns) -> BTreeMap<String, u64> {
     reset(l);
-    let ping = c
-        .cmd("ping")
-        .args(["-4", "-c", "1", "-W", "1", "-n", "-q", L_H4])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn();
-    c.run(|| {
-        for ip in [L_H4, L_H6] {
-            let ip: std::net::IpAddr = ip.parse().unwrap();
-            let _ = TcpStream::connect_timeout(&SocketAddr::new(ip, 9), Duration::from_millis(300));
-            let bind: SocketAddr = if ip.is_ipv4() {
-                "0.0.0.0:0".parse().unwrap()
-            } else {
-                "[::]:0".parse().unwrap()
-            };
-            if let Ok(u) = UdpSocket::bind(bind) {
-                let _ = u.send_to(b"probe", SocketAddr::new(ip, 9));
-                if ip.is_ipv4() {
-                    let _ = u.send_to(b"\x12\x34\x01\x00\x00\x01", SocketAddr::new(ip, 53));
-                }
-            }
-        }
-    })
-    .join()
-    .unwrap();
-    if let Ok(mut p) = ping {
-        let _ = p.wait();
-    }
+    probe_hosts(c, L_H4, L_H6);
     std::thread::sleep(Duration::from_millis(200));
     counters(l)
 }
@@ -619,7 +579,7 @@ fn allow_lan_lets_the_local_network_but_not_its_dns_through_the_block() {
     let deadline = Instant::now() + WAIT;
     loop {
         let got = lan_counts(&s.c, &l);
-        if LAN_PROBES.iter().all(|p| got[*p] > 0) {
+        if PROBES.iter().all(|p| got[*p] > 0) {
             break;
         }
         assert!(
@@ -635,31 +595,28 @@ fn allow_lan_lets_the_local_network_but_not_its_dns_through_the_block() {
         .unwrap();
     let got = lan_counts(&s.c, &l);
     assert!(
-        LAN_PROBES.iter().all(|p| got[*p] == 0),
+        PROBES.iter().all(|p| got[*p] == 0),
         "the LAN got through a block without --allow-lan: {got:?}"
     );
     assert_eq!(client.signal_and_wait(libc::SIGINT, WAIT), Some(0));
 
     // With --allow-lan the same block lets the LAN through, but not DNS to it, and still
     // nothing to the internet.
-    let mut cmd = s.c.cmd(ferry_bin().to_str().unwrap());
-    cmd.args(["up", "--all", "--allow-lan", "--stats-interval", "0"])
-        .arg(&s.dead)
-        .env("FERRY_HELPER_SOCKET", &s.socket);
-    let mut client = Proc::spawn(cmd);
+    let mut client = s.up_with(&s.dead, &["--allow-lan"]);
     client
         .wait_line("up: system mode through ferry-helper", WAIT)
         .unwrap();
     assert_eq!(s.status()["block"], true);
     let got = lan_counts(&s.c, &l);
-    for p in ["tcp4", "udp4", "icmp4", "tcp6", "udp6"] {
+    for p in ["tcp4", "udp4", "icmp4", "tcp6", "udp6", "icmp6"] {
         assert!(
             got[p] > 0,
             "{p} to the LAN was blocked with --allow-lan: {got:?}"
         );
     }
     assert_eq!(
-        got["dns4"], 0,
+        (got["dns4"], got["dns6"]),
+        (0, 0),
         "DNS to a LAN resolver passed the block: {got:?}"
     );
     assert_none_leaked(&s.c, &s.i, "blocked with --allow-lan");

@@ -453,22 +453,13 @@ async fn drive(shared: Arc<Shared>, pipe: PipeEnd) {
             }
             let now = SmolInstant::now();
             inner.iface.poll_maintenance(now);
-            // A handle that was polled may mark its lane again: a few rounds at most.
-            for _ in 0..4 {
-                work.clear();
-                inner.lanes.take_work(now, &mut work);
-                if work.is_empty() {
-                    break;
-                }
-                for &lane in &work {
-                    poll_lane(inner, lane, now);
-                }
-                if let Some(any) = inner.any_ip.as_mut() {
-                    any.after_poll(&shared, &mut inner.lanes);
-                }
-                if !inner.lanes.has_dirty() {
-                    break;
-                }
+            work.clear();
+            inner.lanes.take_work(now, &mut work);
+            for &lane in &work {
+                poll_lane(inner, lane, now);
+            }
+            if let Some(any) = inner.any_ip.as_mut() {
+                any.after_poll(&shared, &mut inner.lanes);
             }
             if !inner.orphans.is_empty() {
                 inner.reap_orphans();
