@@ -87,14 +87,69 @@ impl Shell {
     }
 }
 
-/// Shows, unminimizes and focuses the main window.
+/// Shows, unminimizes and focuses the main window, creating it again when it was closed to the
+/// tray (closing to the tray destroys the window and its webview, so WebKit's page process
+/// exits and Ferry in the tray holds no page).
 pub fn show_main_window<R: Runtime>(app: &AppHandle<R>) {
-    if let Some(window) = app.get_webview_window(MAIN_WINDOW) {
-        if let Err(err) = window.show().and_then(|()| window.unminimize()) {
-            tracing::warn!(%err, "could not show the main window");
-        }
-        let _ = window.set_focus();
+    let window = match app.get_webview_window(MAIN_WINDOW) {
+        Some(window) => window,
+        None => match open_main_window(app) {
+            Ok(window) => window,
+            Err(err) => {
+                tracing::warn!(%err, "could not open the main window");
+                return;
+            }
+        },
+    };
+    if let Err(err) = window.show().and_then(|()| window.unminimize()) {
+        tracing::warn!(%err, "could not show the main window");
     }
+    let _ = window.set_focus();
+}
+
+/// Builds the main window from its declaration in tauri.conf.json (`"create": false`: it is
+/// built here, at start unless started in the tray, and again each time it is opened from it).
+fn open_main_window<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<tauri::WebviewWindow<R>> {
+    let config = app
+        .config()
+        .app
+        .windows
+        .iter()
+        .find(|w| w.label == MAIN_WINDOW)
+        .cloned()
+        .unwrap_or_default();
+    let window = tauri::WebviewWindowBuilder::from_config(app, &config)?.build()?;
+    lighten_webview(&window);
+    Ok(window)
+}
+
+/// Closes the main window to the tray: its place is saved, then the window and its webview are
+/// destroyed (the tray item and the core keep running; [`show_main_window`] builds it again).
+fn close_to_tray<R: Runtime>(window: &tauri::Window<R>) {
+    use tauri_plugin_window_state::AppHandleExt as _;
+    let app = window.app_handle();
+    if let Err(err) = app.save_window_state(WINDOW_STATE_FLAGS) {
+        tracing::warn!(%err, "could not save the window's place");
+    }
+    if let Err(err) = window.destroy() {
+        tracing::warn!(%err, "could not close the window to the tray; hiding it");
+        let _ = window.hide();
+    }
+}
+
+/// What of the window's place is remembered across closes and starts.
+const WINDOW_STATE_FLAGS: tauri_plugin_window_state::StateFlags =
+    tauri_plugin_window_state::StateFlags::SIZE
+        .union(tauri_plugin_window_state::StateFlags::POSITION)
+        .union(tauri_plugin_window_state::StateFlags::MAXIMIZED);
+
+/// Whether the app keeps running when its last window is gone: only while the tray item runs
+/// and nothing asked to quit (an `exit` call carries a code and is never held back).
+fn keeps_running_without_windows<R: Runtime>(app: &AppHandle<R>) -> bool {
+    app.try_state::<Arc<Shell>>().is_some_and(|s| {
+        !s.quitting.load(Ordering::SeqCst)
+            && s.tray.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+    })
 }
 
 fn tray_model(st: &ShellState) -> Option<tray_model::TrayModel> {
@@ -273,7 +328,7 @@ pub struct ShellOptions {
     pub tray: bool,
     /// Send real desktop notifications (else only record them).
     pub notify: bool,
-    /// Hide the main window at start.
+    /// Start in the tray: no window (and no WebKit page) until it is opened.
     pub minimized: bool,
     /// Quit cleanly on SIGTERM, SIGINT and SIGHUP (the real app; not in-process tests).
     pub quit_on_signals: bool,
@@ -307,13 +362,9 @@ pub fn setup_app<R: Runtime>(
     let state: BackendState = backend;
     crate::commands::register(builder.manage(state.clone()).manage(shell.clone()))
         .setup(move |app| {
-            if let Some(window) = app.get_webview_window(MAIN_WINDOW) {
-                lighten_webview(&window);
-            }
-            if options.minimized {
-                if let Some(window) = app.get_webview_window(MAIN_WINDOW) {
-                    window.hide()?;
-                }
+            // Started in the tray, there is no window (and no WebKit page) until it is opened.
+            if !options.minimized {
+                open_main_window(app.handle())?;
             }
             let handle = app.handle().clone();
             if options.quit_on_signals {
@@ -353,6 +404,14 @@ pub fn setup_app<R: Runtime>(
                         }
                     }
                 }
+                // Started in the tray where no tray shows icons: the window is the only way in.
+                if options.minimized {
+                    let tray = shell.tray.lock().unwrap_or_else(|p| p.into_inner()).is_some();
+                    if !(tray && crate::tray_host::host_present().await) {
+                        tracing::info!("no tray icon can be shown here: opening the window");
+                        show_main_window(&handle);
+                    }
+                }
                 loop {
                     match rx.recv().await {
                         Ok(event) => handle_event(&handle, &shell, event),
@@ -386,9 +445,7 @@ pub fn setup_app<R: Runtime>(
                     let action = crate::tray_host::close_action(to_tray, tray_exists, host, metering);
                     tracing::info!(?action, host, metering, "the window was asked to close");
                     match action {
-                        crate::tray_host::CloseAction::Hide => {
-                            let _ = window.hide();
-                        }
+                        crate::tray_host::CloseAction::Hide => close_to_tray(&window),
                         crate::tray_host::CloseAction::Quit => quit(&app),
                         crate::tray_host::CloseAction::Ask => {
                             let _ = window.set_focus();
@@ -488,11 +545,7 @@ pub fn run(options: LaunchOptions) -> anyhow::Result<()> {
         .plugin(
             tauri_plugin_window_state::Builder::new()
                 .with_filename(window_state_file)
-                .with_state_flags(
-                    tauri_plugin_window_state::StateFlags::SIZE
-                        | tauri_plugin_window_state::StateFlags::POSITION
-                        | tauri_plugin_window_state::StateFlags::MAXIMIZED,
-                )
+                .with_state_flags(WINDOW_STATE_FLAGS)
                 .build(),
         );
     tracing::info!(demo = options.demo, "ferry desktop starting");
@@ -506,6 +559,17 @@ pub fn run(options: LaunchOptions) -> anyhow::Result<()> {
             quit_on_signals: true,
         },
     )
-    .run(tauri::generate_context!())?;
+    .build(tauri::generate_context!())?
+    .run(|app, event| {
+        // The window closed to the tray: Ferry goes on there.
+        if let tauri::RunEvent::ExitRequested {
+            code: None, api, ..
+        } = &event
+        {
+            if keeps_running_without_windows(app) {
+                api.prevent_exit();
+            }
+        }
+    });
     Ok(())
 }

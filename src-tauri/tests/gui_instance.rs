@@ -1,13 +1,16 @@
 //! The window's life as a desktop user sees it, in the real app under Xvfb with a tray host
-//! (a StatusNotifierWatcher) on the private session bus: closing the window hides it to the
-//! tray; a second launch brings it back and exits; the size and position the user gave it
+//! (a StatusNotifierWatcher) on the private session bus: closing the window closes it to the
+//! tray (the window and WebKit's page process go, Ferry stays); a second launch brings it back
+//! and exits; the size and position the user gave it
 //! come back at the next start.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// WebKit's page process as `/proc/PID/status` names it (15 characters).
+const PAGE_PROCESS: &str = "WebKitWebProces";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_hides_to_the_tray_a_second_launch_shows_it_and_the_place_is_remembered() {
@@ -45,46 +48,33 @@ async fn close_hides_to_the_tray_a_second_launch_shows_it_and_the_place_is_remem
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    // Closing hides to the tray (an icon shows Ferry still runs); the process stays.
+    // Closing hides to the tray (an icon shows Ferry still runs); the process stays, and the
+    // window goes with its webview: WebKit's page process exits.
+    eprintln!(
+        "measure: app tree idle, window open: {}",
+        app.footprint_line()
+    );
     app.close_until(|| async { !app.window_shown() }).await;
     assert!(
         app.app_pid().is_some(),
         "closing to the tray keeps Ferry running"
     );
+    app.wait_webkit(PAGE_PROCESS, false).await;
+    assert!(
+        app.app_pid().is_some(),
+        "Ferry still runs in the tray once the window is gone"
+    );
+    eprintln!(
+        "measure: app tree idle in the tray: {}",
+        app.footprint_line()
+    );
 
     // A second launch shows the first window and exits itself.
-    let second = Command::new(common::app_binary())
-        .env("FERRY_DATA_DIR", &app.data_dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let second_pid = second.id();
-    let status = tokio::task::spawn_blocking(move || {
-        let mut second = second;
-        second.wait()
-    });
-    let status = tokio::time::timeout(Duration::from_secs(30), status)
-        .await
-        .unwrap_or_else(|_| {
-            let _ = Command::new("kill")
-                .args(["-TERM", &second_pid.to_string()])
-                .status();
-            panic!("the second launch did not exit within 30 s")
-        })
-        .unwrap()
-        .unwrap();
-    assert!(
-        status.success(),
-        "the second launch exits cleanly: {status}"
-    );
+    app.second_launch().await;
+    // (A new window: GTK may map it at its declared size before the remembered one applies.)
     app.wait_window_shown(true).await;
-    assert_eq!(
-        app.window_geometry(),
-        Some((60, 40, 900, 680)),
-        "shown where it was"
-    );
+    app.wait_geometry((60, 40, 900, 680), "shown where it was")
+        .await;
 
     // Quit; the next start opens the window where the user left it.
     app.terminate_app().await;
@@ -97,10 +87,7 @@ async fn close_hides_to_the_tray_a_second_launch_shows_it_and_the_place_is_remem
     let app = common::AppSession::start_in(data_dir, &[], &[]).await;
     app.wait_css("html[data-ready='1']").await;
     app.wait_window_shown(true).await;
-    assert_eq!(
-        app.window_geometry(),
-        Some((60, 40, 900, 680)),
-        "the place and size come back"
-    );
+    app.wait_geometry((60, 40, 900, 680), "the place and size come back")
+        .await;
     app.close().await;
 }

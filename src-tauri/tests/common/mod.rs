@@ -128,6 +128,84 @@ impl AppSession {
         session
     }
 
+    /// Starts the app binary itself with `args` and no WebDriver (for starts without a window,
+    /// as in the tray); the session's helpers that look at processes and X windows still work.
+    pub fn launch(args: &[&str]) -> AppSession {
+        let data_dir =
+            std::env::temp_dir().join(format!("ferry-gui-{}-{}", std::process::id(), free_port()));
+        std::fs::create_dir_all(&data_dir).expect("data dir");
+        let app = Command::new(app_binary())
+            .args(args)
+            .env("FERRY_DATA_DIR", &data_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn the app");
+        AppSession {
+            driver: app,
+            client: None,
+            data_dir,
+            keep_data_dir: false,
+        }
+    }
+
+    /// Launches the app a second time on this session's data dir and waits (30 s at most) for
+    /// it to exit, which it does once it has shown the first instance's window; asserts success.
+    pub async fn second_launch(&self) {
+        let second = Command::new(app_binary())
+            .env("FERRY_DATA_DIR", &self.data_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn a second instance");
+        let second_pid = second.id();
+        let status = tokio::task::spawn_blocking(move || {
+            let mut second = second;
+            second.wait()
+        });
+        let status = tokio::time::timeout(Duration::from_secs(30), status)
+            .await
+            .unwrap_or_else(|_| {
+                let _ = Command::new("kill")
+                    .args(["-TERM", &second_pid.to_string()])
+                    .status();
+                panic!("the second launch did not exit within 30 s")
+            })
+            .expect("join")
+            .expect("wait");
+        assert!(
+            status.success(),
+            "the second launch exits cleanly: {status}"
+        );
+    }
+
+    /// True while one of WebKit's processes (page or network) runs for this session.
+    pub fn webkit_running(&self, which: &str) -> bool {
+        self.app_memory()
+            .iter()
+            .any(|(name, _, _)| name.starts_with(which))
+    }
+
+    /// Waits (20 s at most) until a WebKit process of this kind runs (`true`) or none does.
+    pub async fn wait_webkit(&self, which: &str, running: bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.webkit_running(which) != running {
+            assert!(
+                Instant::now() < deadline,
+                "{which} {}: {:?}",
+                if running {
+                    "never started"
+                } else {
+                    "outlived the window"
+                },
+                self.app_memory()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The WebDriver client.
     pub fn c(&self) -> &Client {
         self.client.as_ref().expect("session open")
@@ -454,6 +532,19 @@ impl AppSession {
             .height(height);
         conn.configure_window(w, &aux).unwrap();
         conn.flush().unwrap();
+    }
+
+    /// Waits (10 s at most) until the app's window has this place and size.
+    pub async fn wait_geometry(&self, want: (i32, i32, u32, u32), what: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while self.window_geometry() != Some(want) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what}: {:?}, not {want:?}",
+                self.window_geometry()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Position and size of the app's shown window on the screen: (x, y, width, height).
