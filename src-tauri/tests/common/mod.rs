@@ -303,7 +303,10 @@ impl AppSession {
     /// The window as the X server shows it (what the user sees), after two animation frames
     /// have painted. Taken with ImageMagick's `import` rather than WebDriver's screenshot,
     /// which stalls for a minute when WebKit composites nothing (as the app ships).
+    /// A tooltip left over from an earlier hover (a chart bar's) is not part of the view: the
+    /// app's tooltip windows are unmapped first.
     pub async fn screenshot(&self, name: &str) -> PathBuf {
+        self.unmap_tooltips();
         let painted = self
             .c()
             .execute_async(
@@ -418,6 +421,41 @@ impl AppSession {
             found.push((w, attrs.is_some_and(|a| a.map_state == MapState::VIEWABLE)));
         }
         (conn, found)
+    }
+
+    /// Unmaps the app's tooltip windows (override-redirect, so not among [`Self::x_windows`];
+    /// GTK gives them the app's WM_CLASS but no _NET_WM_PID).
+    fn unmap_tooltips(&self) {
+        use x11rb::connection::Connection;
+        use x11rb::protocol::xproto::{AtomEnum, ConnectionExt, MapState};
+        let (conn, screen) = x11rb::connect(None).expect("the X display");
+        let root = conn.setup().roots[screen].root;
+        let atom = |name: &[u8]| conn.intern_atom(false, name).unwrap().reply().unwrap().atom;
+        let (type_atom, tooltip) = (
+            atom(b"_NET_WM_WINDOW_TYPE"),
+            atom(b"_NET_WM_WINDOW_TYPE_TOOLTIP"),
+        );
+        for w in conn.query_tree(root).unwrap().reply().unwrap().children {
+            let prop = |p, ty| {
+                conn.get_property(false, w, p, ty, 0, 16)
+                    .ok()
+                    .and_then(|c| c.reply().ok())
+            };
+            let ours = prop(AtomEnum::WM_CLASS.into(), AtomEnum::STRING)
+                .is_some_and(|p| p.value.starts_with(b"ferry-desktop\0"));
+            let is_tooltip = prop(type_atom, AtomEnum::ATOM)
+                .is_some_and(|p| p.value32().is_some_and(|mut v| v.any(|a| a == tooltip)));
+            let viewable = conn
+                .get_window_attributes(w)
+                .ok()
+                .and_then(|c| c.reply().ok())
+                .is_some_and(|a| a.map_state == MapState::VIEWABLE);
+            if ours && is_tooltip && viewable {
+                let _ = conn.unmap_window(w);
+            }
+        }
+        let _ = conn.flush();
+        let _ = conn.get_input_focus().map(|c| c.reply());
     }
 
     /// Sends SIGTERM to the app (it ends any session and quits cleanly) and waits until it
