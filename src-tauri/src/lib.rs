@@ -15,4 +15,4 @@ pub mod tray;
 pub mod tray_host;
 pub mod tray_model;
 
-pub use shell::{run, LaunchOptions};
+pub use shell::{prepare_webkit_env, run, LaunchOptions};

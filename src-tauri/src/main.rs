@@ -16,6 +16,8 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
+    // First, while this is the only thread.
+    ferry_desktop::prepare_webkit_env();
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     use tracing_subscriber::Layer as _;
