@@ -128,7 +128,8 @@ pub struct Tunnel {
     stats: watch::Receiver<PeerStats>,
     ended: watch::Receiver<Option<TunnelEnd>>,
     shutdown: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    /// Ends with the inside pipe in [`Mode::Pipe`] (for [`Tunnel::down_keeping_pipe`]).
+    task: Option<tokio::task::JoinHandle<Option<PipeEnd>>>,
     interface: Option<String>,
     local_addr: SocketAddr,
 }
@@ -342,9 +343,12 @@ impl Tunnel {
             }
         };
         let task = tokio::spawn(async move {
-            let res = match data_plane {
-                DataPlane::Pipe(lp) => lp.run(shutdown_rx).await,
-                DataPlane::System(sl) => sl.run(shutdown_rx).await,
+            let (res, pipe) = match data_plane {
+                DataPlane::Pipe(mut lp) => {
+                    let res = lp.run(shutdown_rx).await;
+                    (res, Some(lp.inside))
+                }
+                DataPlane::System(sl) => (sl.run(shutdown_rx).await, None),
             };
             // The loop (and with it the TUN device) is gone; now revert the system.
             let mut end = match res {
@@ -363,6 +367,7 @@ impl Tunnel {
                 }
             }
             let _ = ended_tx.send(Some(end));
+            pipe
         });
         Ok(Self {
             stats: stats_rx,
@@ -428,15 +433,28 @@ impl Tunnel {
 
     /// Like [`Tunnel::down`], also returning the final stats (the loop publishes them as it
     /// stops, so they include the traffic since the last periodic refresh).
-    pub async fn down_with_stats(mut self) -> Result<(TunnelEnd, TunnelStats), TunnelError> {
+    pub async fn down_with_stats(self) -> Result<(TunnelEnd, TunnelStats), TunnelError> {
+        self.down_keeping_pipe()
+            .await
+            .map(|(end, stats, _)| (end, stats))
+    }
+
+    /// Like [`Tunnel::down_with_stats`], also giving back the inside pipe of a [`Mode::Pipe`]
+    /// tunnel: a new tunnel (a new UDP socket and WireGuard session, e.g. after a network
+    /// change) can take it over, and the userspace stack behind it, its connections and its
+    /// listeners go on as they were.
+    pub async fn down_keeping_pipe(
+        mut self,
+    ) -> Result<(TunnelEnd, TunnelStats, Option<PipeEnd>), TunnelError> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        let mut pipe = None;
         if let Some(task) = self.task.take() {
-            task.await.map_err(|e| TunnelError::Closed(e.to_string()))?;
+            pipe = task.await.map_err(|e| TunnelError::Closed(e.to_string()))?;
         }
         let end = self.ended.borrow().clone().unwrap_or(TunnelEnd::Down);
-        Ok((end, self.stats()))
+        Ok((end, self.stats(), pipe))
     }
 }
 

@@ -556,16 +556,13 @@ impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> Provider for OrbnetProvider<A, T
     /// tunnel to the same server with the same config continues it, and nothing new is billed.
     async fn renew_tunnel(&self, live: Arc<Self::Live>) -> Result<(), String> {
         let old = live.tunnel();
-        old.down().await;
+        let renewed = self.tunnels.renew(&old, live.config.clone()).await;
+        // The old tunnel is down now: its final figures join the session's.
         let (rx, tx) = old.traffic();
         if let Ok(mut t) = live.replaced_traffic.lock() {
             *t = (t.0.saturating_add(rx), t.1.saturating_add(tx));
         }
-        let new = self
-            .tunnels
-            .up(live.config.clone())
-            .await
-            .map_err(|e| e.to_string())?;
+        let new = renewed.map_err(|e| e.to_string())?;
         if let Err(e) = new.first_handshake(self.settings.handshake_timeout).await {
             new.down().await;
             return Err(format!(

@@ -17,6 +17,20 @@ pub trait TunnelFactory: Send + Sync + 'static {
     /// [`ErrorCause::Tunnel`] or, when system mode lacks the rights, [`ErrorCause::NoPrivileges`].
     fn up(&self, config: WgConfig)
         -> impl Future<Output = Result<Self::Tunnel, ErrorCause>> + Send;
+    /// Replaces `old` (after a network change) with a tunnel from `config`; `old` is down
+    /// afterwards, whatever the outcome. The default brings it down and a new one up; a factory
+    /// may keep what the change did not touch (app mode keeps its proxies and their open
+    /// connections).
+    fn renew(
+        &self,
+        old: &Self::Tunnel,
+        config: WgConfig,
+    ) -> impl Future<Output = Result<Self::Tunnel, ErrorCause>> + Send {
+        async move {
+            old.down().await;
+            self.up(config).await
+        }
+    }
 }
 
 /// A running tunnel.

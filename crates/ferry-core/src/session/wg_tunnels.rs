@@ -164,7 +164,13 @@ impl HelperLink {
 pub struct WgTunnel {
     slot: Mutex<Option<Arc<Tunnel>>>,
     going_down: watch::Sender<bool>,
-    proxy: Option<AppProxy>,
+    /// App mode's proxies, shared with the tunnel that renews this one (see `renew`).
+    proxy: Option<Arc<AppProxy>>,
+    /// Whether this tunnel still owns `proxy` (a renewal hands it over: `down` then leaves the
+    /// proxies running for the new tunnel).
+    owns_proxy: std::sync::atomic::AtomicBool,
+    /// The tunnel's inside addresses (a renewal keeps the proxies only for the same ones).
+    addresses: Vec<ipnet::IpNet>,
     last: Mutex<(u64, u64)>,
     helper: Option<Arc<Helper>>,
 }
@@ -250,6 +256,7 @@ impl TunnelFactory for WgTunnels {
         if self.system && crate::helper::use_helper() {
             return self.up_via_helper(config).await;
         }
+        let addresses = config.interface.addresses.clone();
         let (mode, proxy) = if self.system {
             (Mode::System(SystemOptions::default()), None)
         } else {
@@ -268,13 +275,38 @@ impl TunnelFactory for WgTunnels {
                 return Err(classify(&e));
             }
         };
-        Ok(WgTunnel {
-            slot: Mutex::new(Some(Arc::new(tunnel))),
-            going_down: watch::channel(false).0,
-            proxy,
-            last: Mutex::new((0, 0)),
-            helper: None,
-        })
+        Ok(WgTunnel::new(tunnel, proxy.map(Arc::new), addresses, None))
+    }
+
+    /// App mode keeps its proxies, and with them every open connection and the listening
+    /// ports, when the new config has the same inside addresses (OrbNET's renewal reuses the
+    /// config): the old WireGuard loop stops, hands its end of the stack's packet pipe back, and
+    /// a new loop (a new UDP socket, a new handshake) takes it over. Otherwise, down and up.
+    async fn renew(&self, old: &WgTunnel, config: WgConfig) -> Result<WgTunnel, ErrorCause> {
+        let keep = old.proxy.clone().filter(|_| {
+            old.addresses == config.interface.addresses
+                && old.owns_proxy.load(std::sync::atomic::Ordering::SeqCst)
+        });
+        let Some(proxy) = keep else {
+            old.down().await;
+            return self.up(config).await;
+        };
+        let Some(pipe) = old.hand_over().await else {
+            tracing::info!("the old tunnel kept its pipe; the proxies start again");
+            old.shut_proxy();
+            return self.up(config).await;
+        };
+        let addresses = config.interface.addresses.clone();
+        match Tunnel::up(config, Mode::Pipe(pipe)).await {
+            Ok(tunnel) => {
+                tracing::info!("tunnel renewed under the same proxies; open connections go on");
+                Ok(WgTunnel::new(tunnel, Some(proxy), addresses, None))
+            }
+            Err(e) => {
+                proxy.shutdown();
+                Err(classify(&e))
+            }
+        }
     }
 }
 
@@ -294,13 +326,7 @@ impl WgTunnels {
         };
         let info = self.helper.info();
         match crate::helper::tunnel_via_helper(&helper, config, "ferry0", info).await {
-            Ok(tunnel) => Ok(WgTunnel {
-                slot: Mutex::new(Some(Arc::new(tunnel))),
-                going_down: watch::channel(false).0,
-                proxy: None,
-                last: Mutex::new((0, 0)),
-                helper: Some(helper),
-            }),
+            Ok(tunnel) => Ok(WgTunnel::new(tunnel, None, Vec::new(), Some(helper))),
             Err(HelperTunnelError::Helper(ClientError::Refused(m))) if m.contains("group") => {
                 Err(ErrorCause::NoPrivileges(m))
             }
@@ -331,6 +357,46 @@ fn classify(e: &TunnelError) -> ErrorCause {
 }
 
 impl WgTunnel {
+    fn new(
+        tunnel: Tunnel,
+        proxy: Option<Arc<AppProxy>>,
+        addresses: Vec<ipnet::IpNet>,
+        helper: Option<Arc<Helper>>,
+    ) -> Self {
+        WgTunnel {
+            slot: Mutex::new(Some(Arc::new(tunnel))),
+            going_down: watch::channel(false).0,
+            proxy,
+            owns_proxy: std::sync::atomic::AtomicBool::new(true),
+            addresses,
+            last: Mutex::new((0, 0)),
+            helper,
+        }
+    }
+
+    /// Stops the proxies, unless a renewal handed them to another tunnel.
+    fn shut_proxy(&self) {
+        if self
+            .owns_proxy
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            if let Some(p) = &self.proxy {
+                p.shutdown();
+            }
+        }
+    }
+
+    /// Brings this tunnel down for a renewal, leaving the proxies running, and gives back the
+    /// WireGuard loop's end of their packet pipe (`None` if the loop could not be released).
+    async fn hand_over(&self) -> Option<ferry_tunnel::pipe::PipeEnd> {
+        let _ = self.traffic();
+        self.going_down.send_replace(true);
+        self.owns_proxy
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let taken = self.slot.lock().ok().and_then(|mut s| s.take())?;
+        self.release(taken).await
+    }
+
     fn get(&self) -> Option<Arc<Tunnel>> {
         self.slot.lock().ok().and_then(|s| s.clone())
     }
@@ -412,12 +478,10 @@ impl TunnelHandle for WgTunnel {
         // Figures so far, in case the teardown cannot report the final ones.
         let _ = self.traffic();
         self.going_down.send_replace(true);
-        if let Some(p) = &self.proxy {
-            p.shutdown();
-        }
+        self.shut_proxy();
         let taken = self.slot.lock().ok().and_then(|mut s| s.take());
         let Some(t) = taken else { return };
-        self.release(t).await;
+        let _ = self.release(t).await;
         // Through the helper: routes and DNS go, the block returns to the endpoint.
         if let Some(h) = &self.helper {
             if let Err(e) = h.close().await {
@@ -428,21 +492,25 @@ impl TunnelHandle for WgTunnel {
 }
 
 impl WgTunnel {
-    async fn release(&self, mut t: Arc<Tunnel>) {
+    /// Stops the tunnel once no wait holds it; gives back its inside pipe (app mode).
+    async fn release(&self, mut t: Arc<Tunnel>) -> Option<ferry_tunnel::pipe::PipeEnd> {
         // Waits that hold a clone let go at once (they watch `going_down`).
         for _ in 0..500 {
             match Arc::try_unwrap(t) {
                 Ok(tunnel) => {
-                    match tunnel.down_with_stats().await {
+                    return match tunnel.down_keeping_pipe().await {
                         // The final figures, for `traffic` from now on.
-                        Ok((_, s)) => {
+                        Ok((_, s, pipe)) => {
                             if let Ok(mut last) = self.last.lock() {
                                 *last = (s.rx_bytes, s.tx_bytes);
                             }
+                            pipe
                         }
-                        Err(e) => tracing::warn!(error = %e, "tunnel teardown"),
-                    }
-                    return;
+                        Err(e) => {
+                            tracing::warn!(error = %e, "tunnel teardown");
+                            None
+                        }
+                    };
                 }
                 Err(back) => {
                     t = back;
@@ -451,6 +519,7 @@ impl WgTunnel {
             }
         }
         tracing::warn!("tunnel still in use after 5 s; it closes when released");
+        None
     }
 }
 

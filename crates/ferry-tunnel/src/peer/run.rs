@@ -103,8 +103,9 @@ struct State {
 }
 
 impl PeerLoop {
-    /// Runs until `shutdown` fires (or its sender is dropped) or a fatal I/O error.
-    pub async fn run(mut self, mut shutdown: oneshot::Receiver<()>) -> Result<(), PeerError> {
+    /// Runs until `shutdown` fires (or its sender is dropped) or a fatal I/O error. The loop is
+    /// borrowed, so its inside pipe can be taken back afterwards (see `Tunnel::down_keeping_pipe`).
+    pub async fn run(&mut self, mut shutdown: oneshot::Receiver<()>) -> Result<(), PeerError> {
         let offload = super::dataplane::udp_offload_wanted();
         let gso = offload && batch::gso_supported(self.socket.as_fd());
         let gro = offload && batch::enable_gro(self.socket.as_fd());
