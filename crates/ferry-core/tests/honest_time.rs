@@ -798,3 +798,45 @@ async fn a_network_change_on_tunnelbyte_ends_the_session_before_a_new_one_starts
     h.disconnect();
     settle(&h, |s| *s == State::Disconnected).await;
 }
+
+#[tokio::test]
+async fn an_orbnet_session_given_up_just_as_it_came_up_is_ended_once_and_says_so() {
+    use ferry_core::session::supervisor::{Cancel, Provider};
+    let rig = Rig::new().await;
+    let provider = OrbnetProvider::new(
+        rig.client.clone(),
+        rig.tunnels.clone(),
+        rig.ledger.clone(),
+        rig.clock.shared(),
+        OrbnetSettings::default(),
+    );
+    let (events_tx, mut events) = broadcast::channel(64);
+    let (_keep, cancel) = Cancel::pair();
+    let live = provider.establish(events_tx.clone(), cancel).await.unwrap();
+    let id = rig.active_ids().pop().expect("a session on the server");
+    // The user gave up as it came up: 7 awake seconds later it is ended, never metered.
+    rig.clock.advance(Duration::from_secs(7));
+    provider.abandon(Arc::new(live), events_tx.clone()).await;
+    let ended = next_event(&mut events, |e| {
+        matches!(e, SessionEvent::SessionEnded { .. })
+    })
+    .await;
+    let SessionEvent::SessionEnded {
+        reason,
+        billed_secs,
+        connected_secs,
+        ..
+    } = ended
+    else {
+        unreachable!()
+    };
+    assert_eq!(reason, "user_initiated");
+    assert_eq!(billed_secs, Some(7));
+    assert!((connected_secs - 7.0).abs() < 0.5, "{connected_secs}");
+    assert!(rig.active_ids().is_empty(), "nothing left active");
+    assert_eq!(rig.reported(&id), vec![("end".to_string(), 7)]);
+    assert_eq!(rig.tunnels.downs.load(Ordering::SeqCst), 1);
+    let rows = rig.ledger.rows();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].closed.as_deref(), Some("user_initiated"));
+}

@@ -220,13 +220,15 @@ impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> OrbnetProvider<A, T, L> {
 
     /// Ends a started session that was never metered (given up on as it came up): the tunnel
     /// down, `end` with the seconds since the start and `user_initiated`, the row closed.
+    /// Ends a session that was never metered; returns the seconds reported and the credits the
+    /// server says it used.
     async fn end_unmetered(
         &self,
         session_id: &str,
         row: i64,
         started_at: BootInstant,
         tunnel: &T::Tunnel,
-    ) {
+    ) -> (u32, Option<f64>) {
         tunnel.down().await;
         let (rx_bytes, tx_bytes) = tunnel.traffic();
         let secs = self.clock.awake().saturating_since(started_at).as_secs();
@@ -256,6 +258,7 @@ impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> OrbnetProvider<A, T, L> {
                 },
             )
             .await;
+        (secs, summary.and_then(|s| s.total_credits_used))
     }
 
     /// After a 409: ends the active session if it is ours, else explains whose it may be.
@@ -396,9 +399,17 @@ impl<A: OrbnetApi, T: TunnelFactory, L: Ledger> Provider for OrbnetProvider<A, T
         })
     }
 
-    async fn abandon(&self, live: Arc<Self::Live>) {
-        self.end_unmetered(&live.session_id, live.row, live.started_at, &*live.tunnel())
+    async fn abandon(&self, live: Arc<Self::Live>, events: EventSink) {
+        let connected = self.clock.awake().saturating_since(live.started_at);
+        let (secs, credits_used) = self
+            .end_unmetered(&live.session_id, live.row, live.started_at, &*live.tunnel())
             .await;
+        let _ = events.send(SessionEvent::SessionEnded {
+            reason: DisconnectReason::UserInitiated.as_str().into(),
+            billed_secs: Some(u64::from(secs)),
+            connected_secs: connected.as_secs_f64(),
+            credits_used,
+        });
     }
 
     async fn meter(

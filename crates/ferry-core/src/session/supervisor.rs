@@ -88,8 +88,9 @@ pub trait Provider: Send + Sync + 'static {
         cancel: Cancel,
     ) -> impl Future<Output = Result<Self::Live, ErrorCause>> + Send;
     /// Ends a connection that was established but never metered (given up on just as it came
-    /// up): ends the server session, closes the history row and brings the tunnel down.
-    fn abandon(&self, live: Arc<Self::Live>) -> impl Future<Output = ()> + Send;
+    /// up): ends the server session, closes the history row, brings the tunnel down and sends
+    /// [`SessionEvent::SessionEnded`] (a front end sees every server session end).
+    fn abandon(&self, live: Arc<Self::Live>, events: EventSink) -> impl Future<Output = ()> + Send;
     /// Meters the live session until `stop` carries a reason (then ends the server session
     /// with it) or until the server ends it.
     fn meter(
@@ -356,7 +357,7 @@ impl<P: Provider> Supervisor<P> {
         ) {
             match self.inputs.1.recv().await {
                 Some(Msg::Input(i)) => self.handle(i).await,
-                Some(Msg::Up(live)) => self.provider.abandon(live).await,
+                Some(Msg::Up(live)) => self.provider.abandon(live, self.events.clone()).await,
                 Some(Msg::Renewed) => self.renewal = None,
                 None => break,
             }
@@ -420,7 +421,7 @@ impl<P: Provider> Supervisor<P> {
             // A connection that finished after the user gave up on it: end it before the
             // teardown's completion (queued behind this) can settle the state.
             if let Some(live) = self.live.take() {
-                self.provider.abandon(live).await;
+                self.provider.abandon(live, self.events.clone()).await;
             }
         }
         for action in actions {
@@ -559,9 +560,9 @@ impl<P: Provider> Supervisor<P> {
 /// One connection attempt: the message to feed back, or `None` when it was cancelled (then
 /// whatever it established is abandoned here, before the teardown completes).
 async fn try_establish<P: Provider>(p: &P, events: EventSink, cancel: Cancel) -> Option<Msg<P>> {
-    match p.establish(events, cancel.clone()).await {
+    match p.establish(events.clone(), cancel.clone()).await {
         Ok(live) if cancel.is_cancelled() => {
-            p.abandon(Arc::new(live)).await;
+            p.abandon(Arc::new(live), events).await;
             None
         }
         Ok(live) => Some(Msg::Up(Arc::new(live))),
@@ -669,7 +670,7 @@ mod tests {
         async fn tear_down(&self, _: Arc<Live>) {
             self.downs.fetch_add(1, Ordering::SeqCst);
         }
-        async fn abandon(&self, _: Arc<Live>) {
+        async fn abandon(&self, _: Arc<Live>, _: EventSink) {
             self.abandons.fetch_add(1, Ordering::SeqCst);
         }
     }

@@ -208,9 +208,16 @@ impl<A: TunnelbyteApi, T: TunnelFactory, L: Ledger> Provider for TunnelbyteProvi
         })
     }
 
-    async fn abandon(&self, live: Arc<Self::Live>) {
+    async fn abandon(&self, live: Arc<Self::Live>, events: EventSink) {
         self.give_up(&live.id, live.row, Some(&live.tunnel), "user_initiated")
             .await;
+        // Never metered: no connected time is counted.
+        let _ = events.send(SessionEvent::SessionEnded {
+            reason: "user_initiated".into(),
+            billed_secs: None,
+            connected_secs: 0.0,
+            credits_used: None,
+        });
     }
 
     async fn meter(
