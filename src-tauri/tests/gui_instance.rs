@@ -75,6 +75,28 @@ async fn close_hides_to_the_tray_a_second_launch_shows_it_and_the_place_is_remem
     app.wait_window_shown(true).await;
     app.wait_geometry((60, 40, 900, 680), "shown where it was")
         .await;
+    // The new window's page runs (WebDriver follows it as a new browsing context).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let handle = loop {
+        let handles = app.c().windows().await.unwrap();
+        if let Some(h) = handles.into_iter().last() {
+            if app.c().switch_to_window(h.clone()).await.is_ok()
+                && app
+                    .c()
+                    .find(fantoccini::Locator::Css("html[data-ready='1']"))
+                    .await
+                    .is_ok()
+            {
+                break h;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new window's page never got ready"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    eprintln!("the rebuilt window's page is ready ({handle:?})");
 
     // Quit; the next start opens the window where the user left it.
     app.terminate_app().await;
