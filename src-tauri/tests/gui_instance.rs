@@ -9,9 +9,6 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-/// WebKit's page process as `/proc/PID/status` names it (15 characters).
-const PAGE_PROCESS: &str = "WebKitWebProces";
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_hides_to_the_tray_a_second_launch_shows_it_and_the_place_is_remembered() {
     if let Some(reason) = common::skip_reason() {
@@ -59,7 +56,7 @@ async fn close_hides_to_the_tray_a_second_launch_shows_it_and_the_place_is_remem
         app.app_pid().is_some(),
         "closing to the tray keeps Ferry running"
     );
-    app.wait_webkit(PAGE_PROCESS, false).await;
+    app.wait_webkit(common::PAGE_PROCESS, false).await;
     assert!(
         app.app_pid().is_some(),
         "Ferry still runs in the tray once the window is gone"

@@ -8,9 +8,6 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-const PAGE_PROCESS: &str = "WebKitWebProces";
-const NETWORK_PROCESS: &str = "WebKitNetworkPr";
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn started_in_the_tray_it_holds_no_webkit_until_opened_and_opens_where_no_tray_shows() {
     if let Some(reason) = common::skip_reason() {
@@ -20,7 +17,7 @@ async fn started_in_the_tray_it_holds_no_webkit_until_opened_and_opens_where_no_
     // No tray host: the window opens anyway.
     let app = common::AppSession::launch(&["--minimized"]);
     app.wait_window_shown(true).await;
-    app.wait_webkit(PAGE_PROCESS, true).await;
+    app.wait_webkit(common::PAGE_PROCESS, true).await;
     app.terminate_app().await;
     app.close().await;
 
@@ -37,7 +34,8 @@ async fn started_in_the_tray_it_holds_no_webkit_until_opened_and_opens_where_no_
     while Instant::now() < settle {
         assert!(!app.window_shown(), "no window when started in the tray");
         assert!(
-            !app.webkit_running(PAGE_PROCESS) && !app.webkit_running(NETWORK_PROCESS),
+            !app.webkit_running(common::PAGE_PROCESS)
+                && !app.webkit_running(common::NETWORK_PROCESS),
             "no WebKit process when started in the tray: {:?}",
             app.app_memory()
         );
@@ -51,7 +49,7 @@ async fn started_in_the_tray_it_holds_no_webkit_until_opened_and_opens_where_no_
     // Opening it (a second launch, as the tray's Open does) builds the window and its page.
     app.second_launch().await;
     app.wait_window_shown(true).await;
-    app.wait_webkit(PAGE_PROCESS, true).await;
+    app.wait_webkit(common::PAGE_PROCESS, true).await;
     app.terminate_app().await;
     app.close().await;
 }

@@ -7,7 +7,7 @@
 
 mod exit_support;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use boringtun::x25519::{PublicKey, StaticSecret};
@@ -45,26 +45,6 @@ fn app_mode_tunnels() -> WgTunnels {
     }
 }
 
-/// A TCP connection to `to` through the SOCKS5 proxy at `proxy`.
-async fn socks_connect(proxy: &str, to: SocketAddr) -> TcpStream {
-    let mut s = TcpStream::connect(proxy).await.unwrap();
-    s.write_all(&[5, 1, 0]).await.unwrap();
-    let mut hello = [0u8; 2];
-    s.read_exact(&mut hello).await.unwrap();
-    assert_eq!(hello, [5, 0]);
-    let SocketAddr::V4(v4) = to else {
-        panic!("IPv4 only")
-    };
-    let mut req = vec![5, 1, 0, 1];
-    req.extend_from_slice(&v4.ip().octets());
-    req.extend_from_slice(&v4.port().to_be_bytes());
-    s.write_all(&req).await.unwrap();
-    let mut reply = [0u8; 10];
-    s.read_exact(&mut reply).await.unwrap();
-    assert_eq!(reply[1], 0, "SOCKS5 connect succeeded");
-    s
-}
-
 async fn echo(conn: &mut TcpStream, text: &[u8]) {
     conn.write_all(text).await.unwrap();
     let mut back = vec![0u8; text.len()];
@@ -87,7 +67,7 @@ async fn a_renewal_keeps_the_proxies_their_ports_and_an_open_connection() {
     old.first_handshake(WAIT).await.unwrap();
     let (socks, http) = (old.proxy().unwrap(), old.http_proxy());
     assert!(http.is_some(), "the HTTP proxy runs beside SOCKS5");
-    let mut conn = socks_connect(&socks, echo_addr).await;
+    let mut conn = socks_connect(socks.parse().unwrap(), echo_addr).await;
     echo(&mut conn, b"before the network change").await;
 
     let new = tunnels.renew(&old, config.clone()).await.unwrap();
@@ -117,7 +97,7 @@ async fn a_renewal_keeps_the_proxies_their_ports_and_an_open_connection() {
     .expect("the new loop counts the connection's bytes");
     // New connections work too; downing the old tunnel again leaves the proxies alone.
     old.down().await;
-    let mut fresh = socks_connect(&socks, echo_addr).await;
+    let mut fresh = socks_connect(socks.parse().unwrap(), echo_addr).await;
     echo(&mut fresh, b"a new connection").await;
 
     // Down for real: the proxies close with it.
@@ -139,7 +119,7 @@ async fn a_renewal_to_other_inside_addresses_starts_new_proxies() {
         .await
         .unwrap();
     old.first_handshake(WAIT).await.unwrap();
-    let mut conn = socks_connect(&old.proxy().unwrap(), echo_addr).await;
+    let mut conn = socks_connect(old.proxy().unwrap().parse().unwrap(), echo_addr).await;
     echo(&mut conn, b"before").await;
 
     let other = StaticSecret::random_from_rng(rand::rngs::OsRng);
@@ -157,7 +137,7 @@ async fn a_renewal_to_other_inside_addresses_starts_new_proxies() {
         .await
         .expect("the old connection ends within 10 s");
     assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
-    let mut fresh = socks_connect(&new.proxy().unwrap(), echo_addr).await;
+    let mut fresh = socks_connect(new.proxy().unwrap().parse().unwrap(), echo_addr).await;
     echo(&mut fresh, b"through the new proxies").await;
     new.down().await;
 }

@@ -13,31 +13,11 @@
 
 mod exit_support;
 
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use exit_support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-
-async fn socks_connect(proxy: SocketAddr, target: SocketAddr) -> TcpStream {
-    let mut stream = TcpStream::connect(proxy).await.unwrap();
-    stream.write_all(&[5, 1, 0]).await.unwrap();
-    let mut choice = [0u8; 2];
-    stream.read_exact(&mut choice).await.unwrap();
-    let SocketAddr::V4(v4) = target else {
-        panic!("IPv4 target")
-    };
-    let mut request = vec![5, 1, 0, 1];
-    request.extend_from_slice(&v4.ip().octets());
-    request.extend_from_slice(&v4.port().to_be_bytes());
-    stream.write_all(&request).await.unwrap();
-    let mut reply = [0u8; 10];
-    stream.read_exact(&mut reply).await.unwrap();
-    assert_eq!(reply[1], 0, "SOCKS connect failed");
-    stream.set_nodelay(true).unwrap();
-    stream
-}
+use tokio::net::TcpListener;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: run explicitly with --ignored --release"]

@@ -137,12 +137,18 @@ fn probe_hosts(c: &Netns, to4: &'static str, to6: &'static str) {
     }
 }
 
-/// Probes, then the counts of what arrived (after a short grace for packets in flight).
-fn probe_counts(c: &Netns, i: &Netns) -> BTreeMap<String, u64> {
-    reset(i);
-    probe(c);
+/// Runs `probe` against zeroed counters in `at`, then what arrived there (after a short grace
+/// for packets in flight: what must not arrive cannot be awaited).
+fn counts_after(at: &Netns, probe: impl FnOnce()) -> BTreeMap<String, u64> {
+    reset(at);
+    probe();
     std::thread::sleep(Duration::from_millis(200));
-    counters(i)
+    counters(at)
+}
+
+/// Probes from `c`, then the counts of what arrived at the "internet" `i`.
+fn probe_counts(c: &Netns, i: &Netns) -> BTreeMap<String, u64> {
+    counts_after(i, || probe(c))
 }
 
 fn assert_none_leaked(c: &Netns, i: &Netns, when: &str) -> BTreeMap<String, u64> {
@@ -462,10 +468,7 @@ fn probe_as_nobody(c: &Netns) {
 }
 
 fn nobody_counts(c: &Netns, i: &Netns) -> BTreeMap<String, u64> {
-    reset(i);
-    probe_as_nobody(c);
-    std::thread::sleep(Duration::from_millis(200));
-    counters(i)
+    counts_after(i, || probe_as_nobody(c))
 }
 
 #[test]
@@ -557,10 +560,7 @@ fn lan_host(c: &Netns) -> Netns {
 
 /// Probes the LAN host from `c`, then what arrived.
 fn lan_counts(c: &Netns, l: &Netns) -> BTreeMap<String, u64> {
-    reset(l);
-    probe_hosts(c, L_H4, L_H6);
-    std::thread::sleep(Duration::from_millis(200));
-    counters(l)
+    counts_after(l, || probe_hosts(c, L_H4, L_H6))
 }
 
 #[test]

@@ -126,16 +126,20 @@ impl Rig {
         sleep: sleep::SleepSignals,
         network: Option<tokio::sync::mpsc::UnboundedReceiver<NetworkChange>>,
     ) -> (SupervisorHandle, broadcast::Receiver<SessionEvent>) {
-        let provider = OrbnetProvider::new(
+        let (h, _task) = spawn_watching(self.provider(), self.clock.shared(), Some(sleep), network);
+        let events = h.subscribe();
+        (h, events)
+    }
+
+    /// The OrbNET provider the supervisor runs (on the lab, the fake tunnels and the clock).
+    fn provider(&self) -> OrbnetProvider<OrbnetClient, Tunnels, MemoryLedger> {
+        OrbnetProvider::new(
             self.client.clone(),
             self.tunnels.clone(),
             self.ledger.clone(),
             self.clock.shared(),
             OrbnetSettings::default(),
-        );
-        let (h, _task) = spawn_watching(provider, self.clock.shared(), Some(sleep), network);
-        let events = h.subscribe();
-        (h, events)
+        )
     }
 
     fn ended(&self) -> Vec<EndedSession> {
@@ -180,6 +184,21 @@ async fn next_event(
     })
     .await
     .expect("event not seen")
+}
+
+/// The next `SessionEnded`: its reason, billed seconds and connected seconds.
+async fn next_session_ended(
+    events: &mut broadcast::Receiver<SessionEvent>,
+) -> (String, Option<u64>, f64) {
+    match next_event(events, |e| matches!(e, SessionEvent::SessionEnded { .. })).await {
+        SessionEvent::SessionEnded {
+            reason,
+            billed_secs,
+            connected_secs,
+            ..
+        } => (reason, billed_secs, connected_secs),
+        other => unreachable!("{other:?}"),
+    }
 }
 
 /// Lets the reconnect's first back-off (2 s on the injected clock) pass, once its wait has
@@ -275,19 +294,7 @@ async fn a_suspend_found_on_resume_bills_none_of_it_and_starts_a_new_session() {
 
     // Nobody said the machine would sleep: the gap is found on resume.
     rig.clock.suspend(Duration::from_secs(1000));
-    let ended = next_event(&mut events, |e| {
-        matches!(e, SessionEvent::SessionEnded { .. })
-    })
-    .await;
-    let SessionEvent::SessionEnded {
-        reason,
-        billed_secs,
-        connected_secs,
-        ..
-    } = ended
-    else {
-        unreachable!()
-    };
+    let (reason, billed_secs, connected_secs) = next_session_ended(&mut events).await;
     assert_eq!(reason, "sleep");
     assert_eq!(billed_secs, Some(90));
     assert_eq!(connected_secs, 90.0);
@@ -803,13 +810,7 @@ async fn a_network_change_on_tunnelbyte_ends_the_session_before_a_new_one_starts
 async fn an_orbnet_session_given_up_just_as_it_came_up_is_ended_once_and_says_so() {
     use ferry_core::session::supervisor::{Cancel, Provider};
     let rig = Rig::new().await;
-    let provider = OrbnetProvider::new(
-        rig.client.clone(),
-        rig.tunnels.clone(),
-        rig.ledger.clone(),
-        rig.clock.shared(),
-        OrbnetSettings::default(),
-    );
+    let provider = rig.provider();
     let (events_tx, mut events) = broadcast::channel(64);
     let (_keep, cancel) = Cancel::pair();
     let live = provider.establish(events_tx.clone(), cancel).await.unwrap();
@@ -817,19 +818,7 @@ async fn an_orbnet_session_given_up_just_as_it_came_up_is_ended_once_and_says_so
     // The user gave up as it came up: 7 awake seconds later it is ended, never metered.
     rig.clock.advance(Duration::from_secs(7));
     provider.abandon(Arc::new(live), events_tx.clone()).await;
-    let ended = next_event(&mut events, |e| {
-        matches!(e, SessionEvent::SessionEnded { .. })
-    })
-    .await;
-    let SessionEvent::SessionEnded {
-        reason,
-        billed_secs,
-        connected_secs,
-        ..
-    } = ended
-    else {
-        unreachable!()
-    };
+    let (reason, billed_secs, connected_secs) = next_session_ended(&mut events).await;
     assert_eq!(reason, "user_initiated");
     assert_eq!(billed_secs, Some(7));
     assert!((connected_secs - 7.0).abs() < 0.5, "{connected_secs}");

@@ -53,6 +53,11 @@ pub fn artifacts_dir() -> PathBuf {
     dir
 }
 
+/// WebKit's page process as `/proc/PID/status` names it (15 characters).
+pub const PAGE_PROCESS: &str = "WebKitWebProces";
+/// WebKit's network process, likewise.
+pub const NETWORK_PROCESS: &str = "WebKitNetworkPr";
+
 /// A running tauri-driver plus one WebDriver session on the app.
 pub struct AppSession {
     driver: Child,

@@ -132,6 +132,28 @@ pub async fn loopback_exit() -> ExitNode {
         .unwrap()
 }
 
+/// A TCP connection to the IPv4 `target` through the SOCKS5 proxy at `proxy` (no auth,
+/// Nagle off).
+pub async fn socks_connect(proxy: SocketAddr, target: SocketAddr) -> tokio::net::TcpStream {
+    let mut stream = tokio::net::TcpStream::connect(proxy).await.unwrap();
+    stream.write_all(&[5, 1, 0]).await.unwrap();
+    let mut choice = [0u8; 2];
+    stream.read_exact(&mut choice).await.unwrap();
+    assert_eq!(choice, [5, 0], "SOCKS5 without authentication");
+    let SocketAddr::V4(v4) = target else {
+        panic!("IPv4 target")
+    };
+    let mut request = vec![5, 1, 0, 1];
+    request.extend_from_slice(&v4.ip().octets());
+    request.extend_from_slice(&v4.port().to_be_bytes());
+    stream.write_all(&request).await.unwrap();
+    let mut reply = [0u8; 10];
+    stream.read_exact(&mut reply).await.unwrap();
+    assert_eq!(reply[1], 0, "SOCKS connect failed");
+    stream.set_nodelay(true).unwrap();
+    stream
+}
+
 /// A TCP echo server on 127.0.0.1.
 pub async fn tcp_echo_server() -> (SocketAddr, JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
