@@ -1,7 +1,7 @@
 //! Started in the tray (`--minimized`, as at login), in the real app under Xvfb: with a tray
 //! host on the private session bus there is no window and no WebKit process at all until the
-//! window is opened (here by a second launch); with no host the window opens at once, since
-//! nothing else would show that Ferry runs.
+//! window is opened (here by a second launch), and closing that window goes back to the tray;
+//! with no host the window opens at once, since nothing else would show that Ferry runs.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -50,6 +50,23 @@ async fn started_in_the_tray_it_holds_no_webkit_until_opened_and_opens_where_no_
     app.second_launch().await;
     app.wait_window_shown(true).await;
     app.wait_webkit(common::PAGE_PROCESS, true).await;
+    // Figures as a user has them (no WebDriver session in the app): window open, then closed.
+    eprintln!(
+        "measure: app tree idle, window open, no WebDriver: {}",
+        app.settled_footprint_line().await
+    );
+
+    // Closing it goes back to the tray: the window and its page process go, Ferry stays.
+    app.close_until(|| async { !app.window_shown() }).await;
+    app.wait_webkit(common::PAGE_PROCESS, false).await;
+    assert!(
+        app.app_pid().is_some(),
+        "closing the window opened from the tray keeps Ferry in the tray"
+    );
+    eprintln!(
+        "measure: app tree idle, closed to the tray, no WebDriver: {}",
+        app.settled_footprint_line().await
+    );
     app.terminate_app().await;
     app.close().await;
 }

@@ -391,12 +391,15 @@ impl AppSession {
     }
 
     /// The app's top-level X windows (Xvfb runs no window manager, so they are the root's
-    /// children), each with whether it is mapped and viewable.
+    /// children), each with whether it is mapped and viewable; none while the app is not running.
     fn x_windows(&self) -> (x11rb::rust_connection::RustConnection, Vec<(u32, bool)>) {
         use x11rb::connection::Connection;
         use x11rb::protocol::xproto::{AtomEnum, ConnectionExt, MapState};
-        let pid = self.app_pid().expect("the app's process");
         let (conn, screen) = x11rb::connect(None).expect("the X display");
+        // Right after the spawn, the process may not have become the app yet: no windows.
+        let Some(pid) = self.app_pid() else {
+            return (conn, Vec::new());
+        };
         let root = conn.setup().roots[screen].root;
         let pid_atom = conn
             .intern_atom(false, b"_NET_WM_PID")
@@ -647,6 +650,28 @@ impl AppSession {
             out.push((name, kib(&status, "VmRSS:"), kib(&rollup, "Pss:")));
         }
         out
+    }
+
+    /// [`AppSession::footprint_line`] once the tree's PSS has settled: three readings half a
+    /// second apart within 512 KiB of each other (30 s at most; a measure, never asserted).
+    pub async fn settled_footprint_line(&self) -> String {
+        let total = || self.app_memory().iter().map(|m| m.2).sum::<u64>();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut last = vec![total()];
+        while Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            last.push(total());
+            if last.len() >= 3 {
+                let recent = &last[last.len() - 3..];
+                let (lo, hi) = (recent.iter().min(), recent.iter().max());
+                if let (Some(lo), Some(hi)) = (lo, hi) {
+                    if hi - lo < 512 {
+                        break;
+                    }
+                }
+            }
+        }
+        self.footprint_line()
     }
 
     /// One line for the notes: the app tree's PSS and RSS in MiB, and each process's PSS.
